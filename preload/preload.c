@@ -1,0 +1,110 @@
+/* preload.c - the interposer: exported malloc-family symbols, lazy
+ * thread-safe initialization, fork handlers, statistics at exit. It holds no
+ * allocator logic: every call is dispatched to src/alloc.c.
+ *
+ * Initialization happens on the first call (which may come from the dynamic
+ * loader or libstdc++ before any constructor runs). During it nothing
+ * allocates; if something we call does (pthread_atfork may), the recursive
+ * call sees t_in_init and is served by jemalloc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "msg.h"
+#include "pool.h"
+#include "stats.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+
+static mp_pool g_pool;
+static mp_pool *g_active;   /* &g_pool once the region is usable, else NULL */
+static mp_config g_cfg;
+static int g_ready;         /* set (release) once initialization is complete */
+static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int t_in_init __attribute__((tls_model("initial-exec")));
+
+static const char *env(const char *name) { return secure_getenv(name); }
+
+static void fork_prepare(void) {
+  if (g_active) mp_pool_fork_prepare(g_active);
+}
+static void fork_parent(void) {
+  if (g_active) mp_pool_fork_parent(g_active);
+}
+static void fork_child(void) {
+  if (!g_active) return;
+  int rc = mp_pool_fork_child(g_active);
+  if (rc != 0)
+    mp_fatal("fork: cannot give the child a private copy of the pool: %s", mp_strerror(-rc));
+}
+
+static void initialize(void) {
+  char err[320];
+  if (getauxval(AT_SECURE)) return;  /* setuid/setgid: ignore the environment */
+  if (mp_config_load(&g_cfg, env, err, sizeof err) != 0) {
+    mp_msg("%s", err);
+    return;
+  }
+  if (mp_pool_open(&g_pool, &g_cfg, err, sizeof err) != 0) {
+    mp_msg("%s", err);
+    return;
+  }
+  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+    mp_msg("cannot register fork handlers; running on jemalloc only");
+    mp_pool_close(&g_pool);
+    return;
+  }
+  g_active = &g_pool;
+}
+
+static __attribute__((noinline)) mp_pool *pool_slow(void) {
+  if (t_in_init) return NULL;  /* a call from inside initialize(): jemalloc */
+  pthread_mutex_lock(&g_init_lock);
+  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
+    t_in_init = 1;
+    initialize();
+    t_in_init = 0;
+    __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&g_init_lock);
+  return g_active;
+}
+
+static inline mp_pool *pool(void) {
+  if (likely(__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE))) return g_active;
+  return pool_slow();
+}
+
+/* Pointers can only be in the region once it is active: free needs no init. */
+static inline mp_pool *owner_pool(void) { return __atomic_load_n(&g_active, __ATOMIC_ACQUIRE); }
+
+__attribute__((destructor)) static void at_exit(void) {
+  mp_pool *p = pool();
+  mp_stats_report_to(&g_cfg, p);
+}
+
+/* ---- the malloc family ---------------------------------------------------- */
+
+EXPORT void *malloc(size_t n) { return mp_malloc(pool(), n); }
+EXPORT void *calloc(size_t nmemb, size_t size) { return mp_calloc(pool(), nmemb, size); }
+EXPORT void *realloc(void *p, size_t n) { return mp_realloc(pool(), p, n); }
+EXPORT void *reallocarray(void *p, size_t nmemb, size_t size) { return mp_reallocarray(pool(), p, nmemb, size); }
+EXPORT void free(void *p) { mp_free(owner_pool(), p); }
+EXPORT void cfree(void *p) { mp_free(owner_pool(), p); }
+EXPORT int posix_memalign(void **out, size_t align, size_t n) { return mp_posix_memalign(pool(), out, align, n); }
+EXPORT void *aligned_alloc(size_t align, size_t n) { return mp_aligned_alloc(pool(), align, n); }
+EXPORT void *memalign(size_t align, size_t n) { return mp_memalign(pool(), align, n); }
+EXPORT void *valloc(size_t n) { return mp_valloc(pool(), n); }
+EXPORT void *pvalloc(size_t n) { return mp_pvalloc(pool(), n); }
+EXPORT size_t malloc_usable_size(void *p) { return mp_malloc_usable_size(owner_pool(), p); }
+
+/* For the C++ operators (cxx_new.c). */
+mp_pool *mp_preload_pool(void) { return pool(); }
+mp_pool *mp_preload_owner_pool(void) { return owner_pool(); }

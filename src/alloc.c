@@ -1,0 +1,146 @@
+/* alloc.c - malloc-family semantics: pool first, jemalloc next (see alloc.h). */
+#define _GNU_SOURCE
+#include "alloc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fallback.h"
+#include "pool.h"
+
+#define MIN_ALIGN MP_GRANULE
+
+static inline bool too_big(size_t n) { return n > (size_t)PTRDIFF_MAX; }
+
+/* The one allocation path: pool, then jemalloc, then ENOMEM. */
+static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero) {
+  if (too_big(n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (p) {
+    void *r = mp_pool_alloc(p, n, align);
+    if (r) {
+      if (zero) memset(r, 0, n);  /* region memory is recycled or physical */
+      return r;
+    }
+  }
+  void *r = mp_fallback_alloc(n, align, zero);
+  if (!r) errno = ENOMEM;
+  return r;
+}
+
+void *mp_malloc(mp_pool *p, size_t n) { return alloc_aligned(p, n, MIN_ALIGN, false); }
+
+void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(nmemb, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_aligned(p, n, MIN_ALIGN, true);
+}
+
+void mp_free(mp_pool *p, void *ptr) {
+  if (!ptr) return;
+  int saved = errno;
+  if (mp_pool_owns(p, ptr)) mp_pool_free(p, ptr, "free");
+  else mp_fallback_free(ptr);
+  errno = saved;
+}
+
+size_t mp_malloc_usable_size(mp_pool *p, const void *ptr) {
+  if (!ptr) return 0;
+  if (mp_pool_owns(p, ptr)) return mp_pool_usable_size(p, ptr, "malloc_usable_size");
+  return mp_fallback_usable_size(ptr);
+}
+
+void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
+  if (!ptr) return mp_malloc(p, n);
+  if (n == 0) {  /* glibc: frees and returns NULL */
+    mp_free(p, ptr);
+    return NULL;
+  }
+  if (too_big(n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t old;
+  if (mp_pool_owns(p, ptr)) {
+    if (mp_pool_resize(p, ptr, n, "realloc")) return ptr;
+    old = mp_pool_usable_size(p, ptr, "realloc");
+  } else {
+    /* A jemalloc block moves into the pool when the pool can take it. */
+    void *q = p ? mp_pool_alloc(p, n, MIN_ALIGN) : NULL;
+    if (!q) {
+      q = mp_fallback_realloc(ptr, n);
+      if (!q) errno = ENOMEM;
+      return q;
+    }
+    old = mp_fallback_usable_size(ptr);
+    memcpy(q, ptr, old < n ? old : n);
+    mp_fallback_free(ptr);
+    return q;
+  }
+  void *q = alloc_aligned(p, n, MIN_ALIGN, false);
+  if (!q) return NULL;  /* ptr untouched, errno = ENOMEM */
+  memcpy(q, ptr, old < n ? old : n);
+  mp_pool_free(p, ptr, "realloc");
+  return q;
+}
+
+void *mp_reallocarray(mp_pool *p, void *ptr, size_t nmemb, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(nmemb, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return mp_realloc(p, ptr, n);
+}
+
+static inline bool pow2(size_t a) { return a && !(a & (a - 1)); }
+
+int mp_posix_memalign(mp_pool *p, void **out, size_t align, size_t n) {
+  if (!pow2(align) || align % sizeof(void *)) return EINVAL;
+  int saved = errno;
+  void *r = alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+  errno = saved;  /* posix_memalign reports through its return value only */
+  if (!r) return ENOMEM;
+  *out = r;
+  return 0;
+}
+
+void *mp_aligned_alloc(mp_pool *p, size_t align, size_t n) {
+  if (!pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+}
+
+void *mp_memalign(mp_pool *p, size_t align, size_t n) {
+  if (align > SIZE_MAX / 2 + 1) {  /* glibc: EINVAL above SIZE_MAX/2+1 */
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align > MIN_ALIGN && !pow2(align)) align = (size_t)1 << (64 - __builtin_clzl(align));  /* round up (glibc) */
+  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+}
+
+static size_t page(void) {
+  long ps = sysconf(_SC_PAGESIZE);
+  return ps > 0 ? (size_t)ps : 4096;
+}
+
+void *mp_valloc(mp_pool *p, size_t n) { return mp_memalign(p, page(), n); }
+
+void *mp_pvalloc(mp_pool *p, size_t n) {
+  size_t ps = page(), rounded;
+  if (__builtin_add_overflow(n, ps - 1, &rounded)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  rounded &= ~(ps - 1);
+  return mp_memalign(p, ps, rounded ? rounded : ps);
+}

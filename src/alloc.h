@@ -1,0 +1,31 @@
+/* alloc.h - the malloc family's semantics (C and glibc) over a pool and the
+ * jemalloc fallback. pool may be NULL: everything then goes to jemalloc.
+ *
+ *   - the pool serves first; what it cannot serve goes to jemalloc;
+ *   - ownership is decided by address (mp_pool_owns, O(1));
+ *   - sizes above PTRDIFF_MAX, calloc overflow: NULL + ENOMEM;
+ *   - malloc(0) returns a unique pointer; free(NULL) is a no-op; free keeps errno;
+ *   - realloc(p, 0) frees p and returns NULL (glibc); realloc grows in place
+ *     when the next range is free, else moves (pool first) keeping content;
+ *   - posix_memalign: EINVAL unless align is a power of two multiple of
+ *     sizeof(void *); aligned_alloc: EINVAL unless a power of two;
+ *     memalign rounds a non-power-of-two alignment up (glibc).
+ */
+#ifndef MP_ALLOC_H
+#define MP_ALLOC_H
+
+#include "mp_types.h"
+
+void *mp_malloc(mp_pool *p, size_t n);
+void *mp_calloc(mp_pool *p, size_t nmemb, size_t size);
+void *mp_realloc(mp_pool *p, void *ptr, size_t n);
+void *mp_reallocarray(mp_pool *p, void *ptr, size_t nmemb, size_t size);
+void mp_free(mp_pool *p, void *ptr);
+int mp_posix_memalign(mp_pool *p, void **out, size_t align, size_t n);
+void *mp_aligned_alloc(mp_pool *p, size_t align, size_t n);
+void *mp_memalign(mp_pool *p, size_t align, size_t n);
+void *mp_valloc(mp_pool *p, size_t n);
+void *mp_pvalloc(mp_pool *p, size_t n);
+size_t mp_malloc_usable_size(mp_pool *p, const void *ptr);
+
+#endif

@@ -1,0 +1,108 @@
+/* config.c - MEMPOOL_* variables -> mp_config.
+ *
+ * Every bad value is reported by the caller as ONE "mempool:" line; the
+ * program then runs on jemalloc alone. Nothing here allocates.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "msg.h"
+
+#define PAGE_SIZE_MIN 4096u
+
+int mp_parse_u64(const char *s, uint64_t *out) {
+  unsigned base = 10;
+  uint64_t v = 0;
+  if (!s || !*s) return -1;
+  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s += 2;
+    if (!*s) return -1;
+  }
+  for (; *s; s++) {
+    unsigned d;
+    if (*s >= '0' && *s <= '9') d = (unsigned)(*s - '0');
+    else if (base == 16 && *s >= 'a' && *s <= 'f') d = (unsigned)(*s - 'a' + 10);
+    else if (base == 16 && *s >= 'A' && *s <= 'F') d = (unsigned)(*s - 'A' + 10);
+    else return -1;
+    if (v > (UINT64_MAX - d) / base) return -1;
+    v = v * base + d;
+  }
+  *out = v;
+  return 0;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *name, const char *val) {
+  mp_format(err, errlen, fmt, name, val);
+  return -1;
+}
+
+static int parse_bool(const char *v, bool dflt, bool *out) {
+  if (!v || !*v) { *out = dflt; return 0; }
+  if (!strcmp(v, "1")) { *out = true; return 0; }
+  if (!strcmp(v, "0")) { *out = false; return 0; }
+  return -1;
+}
+
+int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
+  const char *v;
+  const char *suffix = "; running on jemalloc only";
+  char why[200];
+
+  memset(cfg, 0, sizeof *cfg);
+  cfg->device = MP_DEFAULT_DEVICE;
+  cfg->base = MP_DEFAULT_BASE;
+  cfg->high = MP_DEFAULT_HIGH;
+  cfg->sync = true;
+  err[0] = '\0';
+
+  /* Statistics first: wanted even when the pool itself cannot be used. */
+  v = get("MEMPOOL_STATS");
+  if (v && *v && strcmp(v, "0")) {
+    if (!strcmp(v, "1")) cfg->stats = MP_STATS_STDERR;
+    else { cfg->stats = MP_STATS_PATH; cfg->stats_path = v; }
+  }
+
+  v = get("MEMPOOL_DEVICE");
+  if (v) {
+    if (!*v) return fail(err, errlen, "%s is empty%s", "MEMPOOL_DEVICE", suffix);
+    cfg->device = v;
+  }
+  static const char *const names[2] = {"MEMPOOL_BASE", "MEMPOOL_HIGH"};
+  uint64_t *dst[2] = {&cfg->base, &cfg->high};
+  for (int i = 0; i < 2; i++) {
+    v = get(names[i]);
+    if (v && mp_parse_u64(v, dst[i]) != 0) {
+      mp_format(why, sizeof why, "%s='%s' is not a hex (0x...) or decimal number%s",
+                names[i], v, suffix);
+      return fail(err, errlen, "%s", why, "");
+    }
+  }
+  v = get("MEMPOOL_SYNC");
+  if (parse_bool(v, true, &cfg->sync) != 0)
+    return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1; running on jemalloc only", v, "");
+
+  if (cfg->high <= cfg->base) {
+    mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s",
+              (unsigned long)cfg->high, (unsigned long)cfg->base, suffix);
+    return -1;
+  }
+  if (cfg->base % PAGE_SIZE_MIN) {
+    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not page-aligned (4096)%s",
+              (unsigned long)cfg->base, suffix);
+    return -1;
+  }
+  uint64_t size = cfg->high - cfg->base + 1;  /* high > base: no overflow unless high = max */
+  if (cfg->high == UINT64_MAX || size < PAGE_SIZE_MIN) {
+    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)%s",
+              (unsigned long)cfg->base, (unsigned long)cfg->high, suffix);
+    return -1;
+  }
+  if (size / MP_GRANULE > MP_MAX_GRANULES) {
+    mp_format(err, errlen, "region %#lx..%#lx is larger than the 64 GiB supported%s",
+              (unsigned long)cfg->base, (unsigned long)cfg->high, suffix);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,19 @@
+/* config.h - the environment, parsed without allocating. */
+#ifndef MP_CONFIG_H
+#define MP_CONFIG_H
+
+#include "mp_types.h"
+
+/* Where variables come from: secure_getenv in the interposer, a table in tests. */
+typedef const char *(*mp_getenv_fn)(const char *name);
+
+/* Fills cfg from the environment. Returns 0 when the pool may be used, -1
+ * otherwise with a one-line reason (without the "mempool: " prefix) in err.
+ * Statistics settings are filled in even when the pool settings are bad. */
+int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen);
+
+/* Parses a hex (0x...) or decimal unsigned number; 0 on success, -1 if s is
+ * empty, has stray characters or overflows 64 bits. */
+int mp_parse_u64(const char *s, uint64_t *out);
+
+#endif

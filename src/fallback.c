@@ -1,0 +1,38 @@
+/* fallback.c - the jemalloc side. */
+#include "fallback.h"
+
+#include <jemalloc/jemalloc.h>
+
+static mp_fallback_stats counters;
+
+static inline void count(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
+
+void *mp_fallback_alloc(size_t size, size_t align, bool zero) {
+  int flags = zero ? MALLOCX_ZERO : 0;
+  if (align > 16) flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
+  void *p = mallocx(size ? size : 1, flags);
+  if (p) {
+    count(&counters.allocs, 1);
+    count(&counters.bytes_total, size);
+  }
+  return p;
+}
+
+void *mp_fallback_realloc(void *ptr, size_t size) {
+  void *p = rallocx(ptr, size ? size : 1, 0);
+  if (p) count(&counters.bytes_total, size);
+  return p;
+}
+
+void mp_fallback_free(void *ptr) {
+  count(&counters.frees, 1);
+  dallocx(ptr, 0);
+}
+
+size_t mp_fallback_usable_size(const void *ptr) { return sallocx(ptr, 0); }
+
+void mp_fallback_get_stats(mp_fallback_stats *out) {
+  out->allocs = __atomic_load_n(&counters.allocs, __ATOMIC_RELAXED);
+  out->frees = __atomic_load_n(&counters.frees, __ATOMIC_RELAXED);
+  out->bytes_total = __atomic_load_n(&counters.bytes_total, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,113 @@
+/* mp_types.h - the whole data model of libmempool, top-down.
+ *
+ *   configuration  (mp_config)  what the environment asked for
+ *   region         (mp_region)  the mapped window of the device: user data only
+ *   ranges         (mp_ranges)  address-ordered ranges of 16-byte granules,
+ *                               free or in use; metadata kept OUT of the region
+ *   pool           (mp_pool)    region + ranges + lock + statistics
+ *   alloc          (mp_alloc.h) malloc-family semantics: pool first, jemalloc next
+ *   interposer     (preload/)   exported symbols, lazy init, fork handlers
+ *
+ * Nothing in this header allocates or includes a higher layer.
+ */
+#ifndef MP_TYPES_H
+#define MP_TYPES_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP_GRANULE_SHIFT 4u                    /* 16 bytes = max_align_t */
+#define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
+#define MP_MAX_GRANULES  0xFFFFFFF0u           /* granule indexes are uint32 */
+#define MP_NONE          UINT32_MAX            /* "no granule" / "no node" */
+
+/* ---- configuration ------------------------------------------------------ */
+
+#define MP_DEFAULT_DEVICE "/dev/mem"
+#define MP_DEFAULT_BASE   0x10000000ull
+#define MP_DEFAULT_HIGH   0x1DFFEFFFull
+
+enum mp_stats_mode { MP_STATS_OFF, MP_STATS_STDERR, MP_STATS_PATH };
+
+typedef struct mp_config {
+  const char *device;       /* path, or "anon"; points into the environment */
+  uint64_t base;            /* first byte of the region (device offset) */
+  uint64_t high;            /* last byte of the region, inclusive */
+  bool sync;                /* O_SYNC on /dev/mem (uncached on x86) */
+  enum mp_stats_mode stats;
+  const char *stats_path;   /* when stats == MP_STATS_PATH */
+} mp_config;
+
+/* ---- region ------------------------------------------------------------- */
+
+typedef struct mp_region {
+  uintptr_t base;           /* virtual address of the first byte */
+  size_t size;              /* usable bytes, a multiple of MP_GRANULE */
+  size_t map_len;           /* bytes mapped (page-rounded) */
+  uint64_t dev_offset;      /* device offset of base (the physical address) */
+  int fd;                   /* device descriptor, -1 for anon */
+  bool shared;              /* MAP_SHARED: fork must give the child a copy */
+  const char *device;
+} mp_region;
+
+/* ---- ranges ------------------------------------------------------------- */
+
+/* Hierarchical bitmap: level 0 has a bit per item, level k+1 a bit per
+ * non-zero 64-bit word of level k. Find-next/prev-set cost O(levels). */
+#define MP_BITMAP_MAX_LEVELS 7
+typedef struct mp_bitmap {
+  uint64_t *level[MP_BITMAP_MAX_LEVELS];
+  uint64_t nbits[MP_BITMAP_MAX_LEVELS];
+  unsigned nlevels;
+} mp_bitmap;
+
+/* A free range. In-use ranges have no node at all: their start bit and
+ * in-use bit say everything, their size is the distance to the next start. */
+typedef struct mp_free_node {
+  uint32_t start, size;     /* in granules */
+  uint32_t prev, next;      /* segregated free list (size class) */
+  uint32_t bucket_next;     /* chain of free nodes starting in the same bucket */
+} mp_free_node;
+
+#define MP_SL_LOG2   4u                         /* 16 sub-classes per power of two */
+#define MP_SL_COUNT  (1u << MP_SL_LOG2)
+#define MP_FL_COUNT  29u                        /* covers sizes up to 2^32 granules */
+#define MP_BUCKET_SHIFT 7u                      /* a bucket = 128 granules = 2 KiB */
+
+typedef struct mp_ranges {
+  uint32_t granules;        /* region size in granules */
+  mp_bitmap starts;         /* bit set where a range begins */
+  uint64_t *inuse;          /* bit set at the start of each in-use range */
+  uint32_t *bucket_head;    /* per bucket: first free node starting in it */
+  mp_free_node *nodes;      /* node arena (index 0 unused = null) */
+  uint32_t node_cap, node_top, node_free;
+  uint32_t fl_bitmap;                       /* non-empty first-level classes */
+  uint32_t sl_bitmap[MP_FL_COUNT];          /* non-empty second-level classes */
+  uint32_t heads[MP_FL_COUNT][MP_SL_COUNT]; /* free list heads */
+  uint32_t free_granules, free_ranges, inuse_ranges;
+  void *meta_base;          /* one private mapping holds all of the above */
+  size_t meta_len;
+} mp_ranges;
+
+/* Visitor for range walks: start and size in granules. */
+typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_use);
+
+/* ---- pool --------------------------------------------------------------- */
+
+typedef struct mp_stats {
+  uint64_t pool_allocs, pool_frees;       /* blocks served from / returned to the region */
+  uint64_t pool_bytes, pool_peak;         /* bytes in use in the region now / at most */
+  uint64_t pool_failed;                   /* requests the region could not serve */
+  uint64_t fallback_allocs, fallback_frees, fallback_bytes_total;
+} mp_stats;
+
+typedef struct mp_pool {
+  mp_region region;
+  mp_ranges ranges;
+  pthread_mutex_t lock;
+  mp_stats stats;           /* pool_* under lock, fallback_* atomic */
+} mp_pool;
+
+#endif

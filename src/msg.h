@@ -1,0 +1,28 @@
+/* msg.h - messages written with write(2) from a stack buffer: usable inside
+ * malloc, before initialization, in a fork child. Never allocates.
+ *
+ * Format directives: a deliberately tiny printf, checked by the compiler:
+ *   %s, %p, %%, and %u %d %x with optional '#' (0x prefix) and 'l'/'z'.
+ */
+#ifndef MP_MSG_H
+#define MP_MSG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Formats into buf (always NUL-terminated), returns the length written. */
+size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+size_t mp_format(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes "mempool: <formatted>\n" to fd in one write(2). */
+void mp_msg_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define mp_msg(...) mp_msg_fd(2, __VA_ARGS__)
+
+/* mp_msg then abort(): the one-line trap for corrupted pointers. */
+_Noreturn void mp_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A short, untranslated description of an errno value (no allocation). */
+const char *mp_strerror(int err);
+
+#endif

@@ -1,0 +1,43 @@
+/* pool.h - a region, its ranges, a lock and statistics. */
+#ifndef MP_POOL_H
+#define MP_POOL_H
+
+#include "mp_types.h"
+#include "region.h"
+
+/* Maps the region and sets up its ranges. 0, or -1 with a reason in err. */
+int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen);
+void mp_pool_close(mp_pool *p);
+
+static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) {
+  return p && mp_region_contains(&p->region, ptr);
+}
+
+/* A block of at least size bytes aligned to align (a power of two >= 16),
+ * or NULL when the region cannot serve it (errno untouched). */
+void *mp_pool_alloc(mp_pool *p, size_t size, size_t align);
+/* The pointer checks below trap (one "mempool:" line naming the pointer and
+ * the caller, then abort) unless ptr is the start of an in-use block. */
+void mp_pool_free(mp_pool *p, void *ptr, const char *caller);
+size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller);
+/* Resizes in place (shrinks, or grows into a free successor); false if not. */
+bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
+
+/* fork: prepare takes the lock, parent releases it, child releases it and
+ * replaces a shared region by a private copy of its in-use ranges. */
+void mp_pool_fork_prepare(mp_pool *p);
+void mp_pool_fork_parent(mp_pool *p);
+int mp_pool_fork_child(mp_pool *p);
+
+typedef struct mp_pool_info {
+  uint64_t region_bytes, used_bytes, free_bytes, largest_free;
+  uint64_t used_ranges, free_ranges, meta_bytes;
+  mp_stats stats;
+} mp_pool_info;
+void mp_pool_get_info(mp_pool *p, mp_pool_info *out);
+/* Calls fn on every range under the lock (O(ranges)). */
+void mp_pool_walk(mp_pool *p, mp_range_fn fn, void *ctx);
+/* Checks the ranges' invariants under the lock: 0 if they hold. */
+int mp_pool_check(mp_pool *p, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,399 @@
+/* ranges.c - TLSF-style range allocator with out-of-band metadata.
+ * Invariants and time bounds: see ranges.h.
+ *
+ * Data: a start bitmap (hierarchical) and an in-use bitmap over granules,
+ * and a node per FREE range only. A free node is found from its start
+ * through a bucket chain (one bucket per 128 granules: at most 64 free
+ * ranges can start in one, since free ranges are never adjacent), and from
+ * its size through two-level segregated lists (TLSF: 29 x 16 classes).
+ * Fixed metadata: 1 + 1 bit + 4/128 bytes per 16-byte granule = 1.76%;
+ * nodes (20 bytes per free range) are touched only as free ranges appear.
+ */
+#include "ranges.h"
+
+#include <string.h>
+
+#include "bitmap.h"
+#include "msg.h"
+#include "region.h"
+
+#define NIL 0u  /* node index 0 is never used */
+
+static inline unsigned fls32(uint32_t x) { return 31u - (unsigned)__builtin_clz(x); }
+
+/* ---- size classes --------------------------------------------------------- */
+
+static inline void class_of(uint32_t n, unsigned *fl, unsigned *sl) {
+  if (n < MP_SL_COUNT) {
+    *fl = 0;
+    *sl = n;
+  } else {
+    unsigned f = fls32(n);
+    *fl = f - MP_SL_LOG2 + 1;
+    *sl = (n >> (f - MP_SL_LOG2)) - MP_SL_COUNT;
+  }
+}
+
+/* Class whose every member is >= n (n rounded up to the next class). */
+static inline bool class_at_least(uint64_t n, unsigned *fl, unsigned *sl) {
+  if (n >= MP_SL_COUNT) n += (1ull << (63 - __builtin_clzll(n) - MP_SL_LOG2)) - 1;
+  if (n > UINT32_MAX) return false;
+  class_of((uint32_t)n, fl, sl);
+  return *fl < MP_FL_COUNT;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static inline mp_free_node *N(const mp_ranges *r, uint32_t i) { return &r->nodes[i]; }
+
+static uint32_t node_new(mp_ranges *r) {
+  uint32_t i = r->node_free;
+  if (i != NIL) {
+    r->node_free = N(r, i)->next;
+    return i;
+  }
+  /* node_cap covers the worst case (granules/2 + 1 free ranges): cannot run out. */
+  return r->node_top++;
+}
+
+static void node_release(mp_ranges *r, uint32_t i) {
+  N(r, i)->start = MP_NONE;
+  N(r, i)->next = r->node_free;
+  r->node_free = i;
+}
+
+static void list_insert(mp_ranges *r, uint32_t i) {
+  unsigned fl, sl;
+  class_of(N(r, i)->size, &fl, &sl);
+  uint32_t head = r->heads[fl][sl];
+  N(r, i)->prev = NIL;
+  N(r, i)->next = head;
+  if (head != NIL) N(r, head)->prev = i;
+  r->heads[fl][sl] = i;
+  r->fl_bitmap |= 1u << fl;
+  r->sl_bitmap[fl] |= 1u << sl;
+}
+
+static void list_remove(mp_ranges *r, uint32_t i) {
+  unsigned fl, sl;
+  mp_free_node *n = N(r, i);
+  class_of(n->size, &fl, &sl);
+  if (n->prev != NIL) N(r, n->prev)->next = n->next;
+  else r->heads[fl][sl] = n->next;
+  if (n->next != NIL) N(r, n->next)->prev = n->prev;
+  if (r->heads[fl][sl] == NIL) {
+    r->sl_bitmap[fl] &= ~(1u << sl);
+    if (!r->sl_bitmap[fl]) r->fl_bitmap &= ~(1u << fl);
+  }
+}
+
+static void bucket_insert(mp_ranges *r, uint32_t i) {
+  uint32_t b = N(r, i)->start >> MP_BUCKET_SHIFT;
+  N(r, i)->bucket_next = r->bucket_head[b];
+  r->bucket_head[b] = i;
+}
+
+/* Walks one bucket: at most 64 nodes (free ranges are never adjacent). */
+static uint32_t bucket_find(const mp_ranges *r, uint32_t start) {
+  for (uint32_t i = r->bucket_head[start >> MP_BUCKET_SHIFT]; i != NIL; i = N(r, i)->bucket_next)
+    if (N(r, i)->start == start) return i;
+  return NIL;
+}
+
+static void bucket_remove(mp_ranges *r, uint32_t i) {
+  uint32_t *link = &r->bucket_head[N(r, i)->start >> MP_BUCKET_SHIFT];
+  while (*link != i) link = &N(r, *link)->bucket_next;
+  *link = N(r, i)->bucket_next;
+}
+
+/* A free range [start, start+size) comes into being: node, bucket, list. */
+static uint32_t free_range_add(mp_ranges *r, uint32_t start, uint32_t size) {
+  uint32_t i = node_new(r);
+  N(r, i)->start = start;
+  N(r, i)->size = size;
+  bucket_insert(r, i);
+  list_insert(r, i);
+  r->free_ranges++;
+  return i;
+}
+
+static void free_range_drop(mp_ranges *r, uint32_t i) {
+  list_remove(r, i);
+  bucket_remove(r, i);
+  node_release(r, i);
+  r->free_ranges--;
+}
+
+/* ---- bits ---------------------------------------------------------------- */
+
+static inline bool inuse_test(const mp_ranges *r, uint32_t g) { return (r->inuse[g >> 6] >> (g & 63)) & 1; }
+static inline void inuse_set(mp_ranges *r, uint32_t g) { r->inuse[g >> 6] |= 1ull << (g & 63); }
+static inline void inuse_clear(mp_ranges *r, uint32_t g) { r->inuse[g >> 6] &= ~(1ull << (g & 63)); }
+static inline bool is_start(const mp_ranges *r, uint32_t g) { return mp_bitmap_test(&r->starts, g); }
+
+static inline uint32_t range_end(const mp_ranges *r, uint32_t g) {
+  uint64_t e = mp_bitmap_next_set(&r->starts, (uint64_t)g + 1);
+  return e == UINT64_MAX ? r->granules : (uint32_t)e;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+int mp_ranges_init(mp_ranges *r, uint32_t granules) {
+  memset(r, 0, sizeof *r);
+  size_t starts_bytes = mp_bitmap_bytes(granules);
+  size_t inuse_bytes = ((size_t)granules + 63) / 64 * 8;
+  size_t buckets = ((size_t)granules >> MP_BUCKET_SHIFT) + 1;
+  size_t bucket_bytes = (buckets * 4 + 7) & ~(size_t)7;
+  uint64_t cap = (uint64_t)granules / 2 + 3;
+  size_t len = starts_bytes + inuse_bytes + bucket_bytes + cap * sizeof(mp_free_node);
+  char *m = mp_meta_map(len);
+  if (!m) return -1;
+  r->meta_base = m;
+  r->meta_len = len;
+  mp_bitmap_init(&r->starts, granules, m);
+  r->inuse = (uint64_t *)(m + starts_bytes);
+  r->bucket_head = (uint32_t *)(m + starts_bytes + inuse_bytes);
+  r->nodes = (mp_free_node *)(m + starts_bytes + inuse_bytes + bucket_bytes);
+  r->node_cap = (uint32_t)cap;
+  r->node_top = 1;
+  r->node_free = NIL;
+  r->granules = granules;
+  mp_bitmap_set(&r->starts, 0);
+  free_range_add(r, 0, granules);
+  r->free_granules = granules;
+  return 0;
+}
+
+void mp_ranges_destroy(mp_ranges *r) {
+  mp_meta_unmap(r->meta_base, r->meta_len);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* Start of an aligned n-granule block inside free node i, or MP_NONE. */
+static inline uint32_t fit_in(const mp_ranges *r, uint32_t i, uint32_t n, uint32_t align, uint32_t phase) {
+  uint64_t s = N(r, i)->start;
+  uint64_t a = ((s + phase + align - 1) & ~(uint64_t)(align - 1)) - phase;
+  return a + n <= s + N(r, i)->size ? (uint32_t)a : MP_NONE;
+}
+
+static uint32_t find_free(const mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase, uint32_t *at) {
+  unsigned fl, sl;
+  uint64_t need = (uint64_t)n + align - 1;
+  /* Good fit: any member of a class >= need serves. Two bitmap scans. */
+  if (class_at_least(need, &fl, &sl)) {
+    uint32_t slm = r->sl_bitmap[fl] & (~0u << sl);
+    if (!slm) {
+      uint32_t flm = fl + 1 < 32 ? r->fl_bitmap & (~0u << (fl + 1)) : 0;
+      if (flm) {
+        fl = (unsigned)__builtin_ctz(flm);
+        slm = r->sl_bitmap[fl];
+      }
+    }
+    if (slm) {
+      uint32_t i = r->heads[fl][(unsigned)__builtin_ctz(slm)];
+      *at = fit_in(r, i, n, align, phase);
+      return i;
+    }
+  }
+  /* Otherwise try a few nodes of need's own class (bounded: 8): lets a
+   * request equal to the largest free range succeed. */
+  if (need > UINT32_MAX) return NIL;
+  class_of((uint32_t)need, &fl, &sl);
+  uint32_t i = r->heads[fl][sl];
+  for (int k = 0; k < 8 && i != NIL; k++, i = N(r, i)->next)
+    if ((*at = fit_in(r, i, n, align, phase)) != MP_NONE) return i;
+  return NIL;
+}
+
+uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase) {
+  uint32_t at = MP_NONE;
+  if (n == 0 || n > r->free_granules) return MP_NONE;
+  uint32_t i = find_free(r, n, align, phase, &at);
+  if (i == NIL || at == MP_NONE) return MP_NONE;
+
+  uint32_t start = N(r, i)->start, size = N(r, i)->size;
+  uint32_t lead = at - start, tail = size - lead - n;
+  if (lead) {
+    /* The aligned block begins inside the range: the lead stays free. */
+    list_remove(r, i);
+    N(r, i)->size = lead;
+    list_insert(r, i);
+    mp_bitmap_set(&r->starts, at);
+  } else {
+    free_range_drop(r, i);
+  }
+  if (tail) {
+    mp_bitmap_set(&r->starts, at + n);
+    free_range_add(r, at + n, tail);
+  }
+  inuse_set(r, at);
+  r->free_granules -= n;
+  r->inuse_ranges++;
+  return at;
+}
+
+/* ---- free ---------------------------------------------------------------- */
+
+int mp_ranges_classify(const mp_ranges *r, uint32_t g) {
+  if (g >= r->granules || !is_start(r, g)) return MP_RANGES_NOT_A_START;
+  if (!inuse_test(r, g)) return MP_RANGES_NOT_IN_USE;
+  return MP_RANGES_OK;
+}
+
+int mp_ranges_free(mp_ranges *r, uint32_t g) {
+  int st = mp_ranges_classify(r, g);
+  if (st != MP_RANGES_OK) return st;
+  uint32_t end = range_end(r, g);
+  uint32_t start = g, size = end - g;
+  inuse_clear(r, g);
+  r->inuse_ranges--;
+  r->free_granules += size;
+
+  if (end < r->granules && !inuse_test(r, end)) {  /* merge the next range */
+    uint32_t i = bucket_find(r, end);
+    size += N(r, i)->size;
+    free_range_drop(r, i);
+    mp_bitmap_clear(&r->starts, end);
+  }
+  if (g > 0) {
+    uint32_t p = (uint32_t)mp_bitmap_prev_set(&r->starts, g - 1);
+    if (!inuse_test(r, p)) {  /* merge into the previous range: its node stays */
+      uint32_t i = bucket_find(r, p);
+      list_remove(r, i);
+      N(r, i)->size += size;
+      list_insert(r, i);
+      mp_bitmap_clear(&r->starts, g);
+      return MP_RANGES_OK;
+    }
+  }
+  free_range_add(r, start, size);
+  return MP_RANGES_OK;
+}
+
+/* ---- size and resize ----------------------------------------------------- */
+
+uint32_t mp_ranges_size(const mp_ranges *r, uint32_t g) { return range_end(r, g) - g; }
+
+bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
+  uint32_t end = range_end(r, g), size = end - g;
+  if (n == 0) return false;
+  if (n < size) {
+    /* Shrink: the cut-off tail becomes an in-use range, then is freed (and
+     * so coalesces with a free successor). */
+    mp_bitmap_set(&r->starts, g + n);
+    inuse_set(r, g + n);
+    r->inuse_ranges++;
+    mp_ranges_free(r, g + n);
+    return true;
+  }
+  if (n == size) return true;
+  if (end >= r->granules || inuse_test(r, end)) return false;
+  uint32_t i = bucket_find(r, end);
+  uint32_t next_size = N(r, i)->size;
+  if ((uint64_t)size + next_size < n) return false;
+  uint32_t rest = size + next_size - n;
+  free_range_drop(r, i);
+  mp_bitmap_clear(&r->starts, end);
+  if (rest) {
+    mp_bitmap_set(&r->starts, g + n);
+    free_range_add(r, g + n, rest);
+  }
+  r->free_granules -= n - size;
+  return true;
+}
+
+/* ---- inspection ---------------------------------------------------------- */
+
+uint32_t mp_ranges_largest_free(const mp_ranges *r) {
+  if (!r->fl_bitmap) return 0;
+  unsigned fl = fls32(r->fl_bitmap);
+  unsigned sl = fls32(r->sl_bitmap[fl]);
+  uint32_t best = 0;
+  for (uint32_t i = r->heads[fl][sl]; i != NIL; i = N(r, i)->next)
+    if (N(r, i)->size > best) best = N(r, i)->size;
+  return best;
+}
+
+void mp_ranges_walk(const mp_ranges *r, mp_range_fn fn, void *ctx) {
+  uint32_t g = 0;
+  while (g < r->granules) {
+    uint32_t end = range_end(r, g);
+    fn(ctx, g, end - g, inuse_test(r, g));
+    g = end;
+  }
+}
+
+size_t mp_ranges_meta_bytes(const mp_ranges *r) {
+  return (size_t)((char *)r->nodes - (char *)r->meta_base) + (size_t)r->node_top * sizeof(mp_free_node);
+}
+
+#define VIOLATION(k, ...)                                   \
+  do {                                                      \
+    if (why) mp_format(why, whylen, __VA_ARGS__);           \
+    return k;                                               \
+  } while (0)
+
+int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
+  if (mp_bitmap_check(&r->starts)) VIOLATION(5, "start bitmap summary levels disagree with level 0");
+  if (r->granules && !is_start(r, 0)) VIOLATION(1, "granule 0 is not a range start");
+  uint64_t sum = 0, nfree = 0, ninuse = 0, freeg = 0;
+  bool prev_free = false;
+  for (uint32_t g = 0; g < r->granules;) {
+    uint32_t end = range_end(r, g);
+    uint32_t size = end - g;
+    bool used = inuse_test(r, g);
+    if (!used) {
+      if (prev_free) VIOLATION(2, "free range at %lu follows a free range", (unsigned long)g);
+      uint32_t i = bucket_find(r, g);
+      if (i == NIL) VIOLATION(3, "free range at %lu has no node in its bucket", (unsigned long)g);
+      if (N(r, i)->size != size)
+        VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g,
+                  (unsigned long)N(r, i)->size, (unsigned long)size);
+      unsigned fl, sl;
+      class_of(size, &fl, &sl);
+      uint32_t j = r->heads[fl][sl];
+      uint32_t steps = 0;
+      while (j != NIL && j != i && steps++ <= r->node_top) j = N(r, j)->next;
+      if (j != i) VIOLATION(3, "free range at %lu is not in the list of its class", (unsigned long)g);
+      nfree++;
+      freeg += size;
+    } else {
+      ninuse++;
+    }
+    prev_free = !used;
+    sum += size;
+    g = end;
+  }
+  for (uint32_t w = 0; w < (r->granules + 63) / 64; w++)
+    for (uint64_t bits = r->inuse[w]; bits; bits &= bits - 1) {
+      uint32_t k = w * 64 + (uint32_t)__builtin_ctzll(bits);
+      if (k >= r->granules || !is_start(r, k)) VIOLATION(4, "in-use bit at granule %lu, not a range start", (unsigned long)k);
+    }
+  if (sum != r->granules) VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
+  /* Every listed node is a live free range; list links are consistent. */
+  uint64_t listed = 0;
+  for (unsigned fl = 0; fl < MP_FL_COUNT; fl++) {
+    for (unsigned sl = 0; sl < MP_SL_COUNT; sl++) {
+      uint32_t h = r->heads[fl][sl];
+      bool marked = ((r->fl_bitmap >> fl) & 1) && ((r->sl_bitmap[fl] >> sl) & 1);
+      if ((h != NIL) != marked) VIOLATION(3, "class bitmap wrong for list %lu/%lu", (unsigned long)fl, (unsigned long)sl);
+      uint32_t prev = NIL;
+      for (uint32_t j = h; j != NIL; prev = j, j = N(r, j)->next) {
+        if (N(r, j)->prev != prev) VIOLATION(3, "list %lu/%lu: broken prev link", (unsigned long)fl, (unsigned long)sl);
+        if (++listed > nfree) VIOLATION(3, "more listed nodes than free ranges");
+        uint32_t s = N(r, j)->start;
+        if (s >= r->granules || !is_start(r, s) || inuse_test(r, s))
+          VIOLATION(3, "listed node at %lu is not a free range", (unsigned long)s);
+      }
+      if (r->sl_bitmap[fl] >> MP_SL_COUNT) VIOLATION(3, "stray sl bits");
+    }
+  }
+  if (listed != nfree) VIOLATION(3, "%lu listed nodes for %lu free ranges", (unsigned long)listed, (unsigned long)nfree);
+  if (nfree != r->free_ranges || ninuse != r->inuse_ranges || freeg != r->free_granules)
+    VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu",
+              (unsigned long)r->free_ranges, (unsigned long)nfree, (unsigned long)r->inuse_ranges,
+              (unsigned long)ninuse, (unsigned long)r->free_granules, (unsigned long)freeg);
+  return 0;
+}

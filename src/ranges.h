@@ -1,0 +1,63 @@
+/* ranges.h - address-ordered ranges of 16-byte granules, free or in use.
+ *
+ * INVARIANTS (checked by mp_ranges_check, which the tests call):
+ *   I1  ranges tile [0, granules): the first starts at 0, each ends where the
+ *       next starts (a start bit), sizes sum to granules;
+ *   I2  no two adjacent ranges are both free (free coalesces both ways);
+ *   I3  every free range has exactly one node, found in the bucket of its
+ *       start and in the segregated list of its size class; no other node is
+ *       live; fl/sl bitmaps mark exactly the non-empty lists;
+ *   I4  in-use bits are set only at the start of in-use ranges;
+ *   I5  the start bitmap's summary levels match level 0;
+ *   I6  the counters (free granules, free/in-use ranges) match.
+ *
+ * TIME BOUNDS (independent of how many ranges exist):
+ *   alloc      O(1): two bitmap scans (TLSF good-fit), O(levels) bitmap update
+ *   free       O(levels) to find the size and the previous range, plus a walk
+ *              of at most 64 nodes in one bucket per free neighbour
+ *   size/grow  O(levels)
+ * where levels <= 5 (64 GiB region). No metadata lives in the region.
+ */
+#ifndef MP_RANGES_H
+#define MP_RANGES_H
+
+#include "mp_types.h"
+
+/* Sets up ranges for a region of `granules` granules, all free; metadata in
+ * one private mapping. Returns 0 or -1 (errno from mmap). */
+int mp_ranges_init(mp_ranges *r, uint32_t granules);
+void mp_ranges_destroy(mp_ranges *r);
+
+/* Allocates n >= 1 granules whose start g satisfies (phase + g) % align == 0
+ * (align a power of two, in granules). Returns g or MP_NONE. */
+uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase);
+
+enum mp_ranges_status {
+  MP_RANGES_OK = 0,
+  MP_RANGES_NOT_A_START = -1,  /* interior or never-allocated address */
+  MP_RANGES_NOT_IN_USE = -2,   /* double free */
+};
+/* Frees the in-use range starting at g; coalesces with free neighbours. */
+int mp_ranges_free(mp_ranges *r, uint32_t g);
+/* Status of g as a block start (MP_RANGES_OK if an in-use range starts there). */
+int mp_ranges_classify(const mp_ranges *r, uint32_t g);
+
+/* Size in granules of the range starting at g (in use or free). */
+uint32_t mp_ranges_size(const mp_ranges *r, uint32_t g);
+/* Resizes the in-use range at g to n granules in place: shrinks always,
+ * grows into a free successor when it is large enough. Returns true on success. */
+bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n);
+
+/* Largest free range, in granules (O(1) via the class bitmaps: the largest
+ * non-empty class is scanned, at most its list length; used for statistics). */
+uint32_t mp_ranges_largest_free(const mp_ranges *r);
+/* Calls fn for every range in address order (O(ranges): statistics, fork, tests). */
+void mp_ranges_walk(const mp_ranges *r, mp_range_fn fn, void *ctx);
+/* Bytes of metadata touched so far (bitmaps + live node arena). */
+size_t mp_ranges_meta_bytes(const mp_ranges *r);
+
+/* Verifies I1..I6 (O(ranges + nodes)); 0 when all hold, else the number of
+ * the first violated invariant, with a description in why (may be NULL). */
+int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen);
+
+#endif

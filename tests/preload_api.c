@@ -1,0 +1,129 @@
+/* The malloc family through the exported symbols, as C and glibc define it. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+
+#include "preload_util.h"
+
+#include <dlfcn.h>
+
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+
+static void *volatile sink;  /* defeats allocation elision */
+
+int main(void) {
+  /* malloc(0): a unique, freeable pointer. */
+  void *z1 = malloc(0), *z2 = malloc(0);
+  CHECK(z1 && z2 && z1 != z2, "malloc(0) unique: %p %p", z1, z2);
+  CHECK(in_region(z1), "malloc(0) from the pool");
+  free(z1);
+  free(z2);
+
+  /* free(NULL) is a no-op; free keeps errno. */
+  errno = 1234;
+  free(NULL);
+  void *e = malloc(100);
+  errno = 4321;
+  free(e);
+  CHECK(errno == 4321, "free changed errno to %d", errno);
+
+  /* Huge sizes: NULL + ENOMEM. */
+  errno = 0;
+  sink = malloc(SIZE_MAX);
+  CHECK(sink == NULL && errno == ENOMEM, "malloc(SIZE_MAX)");
+  errno = 0;
+  sink = malloc((size_t)PTRDIFF_MAX + 1);
+  CHECK(sink == NULL && errno == ENOMEM, "malloc(PTRDIFF_MAX+1)");
+  errno = 0;
+  sink = calloc(SIZE_MAX / 2, 3);
+  CHECK(sink == NULL && errno == ENOMEM, "calloc overflow");
+  errno = 0;
+  sink = calloc((size_t)1 << 33, (size_t)1 << 33);
+  CHECK(sink == NULL && errno == ENOMEM, "calloc overflow 2");
+
+  /* calloc zeroes recycled region memory. */
+  enum { K = 64 };
+  void *junk[K];
+  for (int i = 0; i < K; i++) { junk[i] = malloc(512); memset(junk[i], 0xAB, 512); }
+  for (int i = 0; i < K; i++) free(junk[i]);
+  for (int i = 0; i < K; i++) {
+    unsigned char *c = calloc(8, 64);
+    CHECK(c && in_region(c), "calloc from pool");
+    int zero = 1;
+    for (int j = 0; j < 512; j++) zero &= c[j] == 0;
+    CHECK(zero, "calloc block %d not zeroed", i);
+    junk[i] = c;
+  }
+  for (int i = 0; i < K; i++) free(junk[i]);
+
+  /* posix_memalign: EINVAL for bad alignments, untouched out pointer. */
+  void *out = (void *)0x1;
+  CHECK(posix_memalign(&out, 0, 10) == EINVAL, "posix_memalign 0");
+  CHECK(posix_memalign(&out, 3, 10) == EINVAL, "posix_memalign 3");
+  CHECK(posix_memalign(&out, 4, 10) == EINVAL, "posix_memalign 4 (< sizeof(void*))");
+  CHECK(posix_memalign(&out, 24, 10) == EINVAL, "posix_memalign 24");
+  CHECK(out == (void *)0x1, "out pointer changed on error");
+  CHECK(posix_memalign(&out, (size_t)1 << 62, 10) == ENOMEM, "posix_memalign huge alignment");
+  for (size_t a = 8; a <= (1u << 20); a <<= 1) {
+    CHECK(posix_memalign(&out, a, 100) == 0 && ((uintptr_t)out % a) == 0, "posix_memalign %zu", a);
+    CHECK(in_region(out), "aligned block %zu in region", a);
+    free(out);
+  }
+  errno = 0;
+  sink = aligned_alloc(3, 10);
+  CHECK(sink == NULL && errno == EINVAL, "aligned_alloc(3)");
+  void *al = aligned_alloc(64, 10);  /* C17: size need not be a multiple */
+  CHECK(al && (uintptr_t)al % 64 == 0, "aligned_alloc(64, 10)");
+  free(al);
+  void *m = memalign(48, 100);  /* glibc rounds 48 up to 64 */
+  CHECK(m && (uintptr_t)m % 64 == 0, "memalign(48)");
+  free(m);
+  long ps = sysconf(_SC_PAGESIZE);
+  void *v = valloc(1);
+  CHECK(v && (uintptr_t)v % (uintptr_t)ps == 0, "valloc alignment");
+  free(v);
+  void *pv = pvalloc(1);
+  CHECK(pv && (uintptr_t)pv % (uintptr_t)ps == 0 && malloc_usable_size(pv) >= (size_t)ps, "pvalloc");
+  free(pv);
+
+  /* realloc. */
+  char *r = realloc(NULL, 100);
+  CHECK(r != NULL, "realloc(NULL)");
+  fill(r, 100, 5);
+  char *blocker = malloc(64);  /* keeps r's successor in use */
+  char *r2 = realloc(r, 5000);
+  CHECK(r2 && verify(r2, 100, 5), "realloc move keeps content");
+  CHECK(r2 != r, "realloc moved past an in-use successor");
+  free(blocker);
+  char *a = malloc(256), *b = malloc(256), *c = malloc(64);
+  fill(a, 256, 9);
+  free(b);
+  char *a2 = realloc(a, 400);  /* the next range is free: grows in place */
+  CHECK(a2 == a, "realloc did not grow in place (%p -> %p)", (void *)a, (void *)a2);
+  CHECK(verify(a2, 256, 9), "in-place growth keeps content");
+  char *a3 = realloc(a2, 32);  /* shrink: in place */
+  CHECK(a3 == a2 && verify(a3, 32, 9), "realloc shrink in place");
+  errno = 0;
+  CHECK(realloc(a3, SIZE_MAX) == NULL && errno == ENOMEM, "realloc huge");
+  CHECK(verify(a3, 32, 9), "failed realloc keeps the block");
+  errno = 0;
+  CHECK(reallocarray(a3, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM, "reallocarray overflow");
+  char *a4 = reallocarray(a3, 10, 10);
+  CHECK(a4 && verify(a4, 32, 9), "reallocarray");
+  CHECK(realloc(a4, 0) == NULL, "realloc(p, 0) frees and returns NULL");
+  free(c);
+  free(r2);
+
+  /* malloc_usable_size; cfree (exported by the interposer, gone from glibc's headers). */
+  void (*cfree_fn)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "cfree");
+  CHECK(cfree_fn != NULL, "cfree not exported");
+  if (!cfree_fn) cfree_fn = free;
+  CHECK(malloc_usable_size(NULL) == 0, "usable size of NULL");
+  for (size_t n = 1; n < 5000; n += 333) {
+    void *q = malloc(n);
+    CHECK(malloc_usable_size(q) >= n, "usable size %zu", n);
+    memset(q, 1, malloc_usable_size(q));
+    cfree_fn(q);
+  }
+  return finish("preload_api");
+}

@@ -1,0 +1,92 @@
+/* fork gives the child ordinary heap semantics: a private copy of every pool
+ * block; nothing the child writes or allocates reaches the parent. fork while
+ * other threads allocate does not deadlock; system(), popen() and
+ * posix_spawn() work. */
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "preload_util.h"
+
+extern char **environ;
+static volatile int stop;
+
+static void *churn(void *arg) {
+  (void)arg;
+  unsigned x = 12345;
+  void *slots[128] = {0};
+  while (!stop) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    unsigned i = x % 128;
+    free(slots[i]);
+    slots[i] = malloc(16 + x % 3000);
+  }
+  for (int i = 0; i < 128; i++) free(slots[i]);
+  return NULL;
+}
+
+int main(void) {
+  alarm(120);  /* a deadlock fails the test instead of hanging it */
+  enum { NB = 64 };
+  char *b[NB];
+  for (int i = 0; i < NB; i++) {
+    b[i] = malloc(1000 + (size_t)i * 37);
+    fill(b[i], 1000 + (size_t)i * 37, (unsigned)i);
+    CHECK(in_region(b[i]), "block %d not in region", i);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    int ok = 1;
+    for (int i = 0; i < NB; i++) ok &= verify(b[i], 1000 + (size_t)i * 37, (unsigned)i);
+    for (int i = 0; i < NB; i++) fill(b[i], 1000 + (size_t)i * 37, 1000u + (unsigned)i);
+    for (int i = 0; i < NB; i++) free(b[i]);          /* child frees: parent keeps them */
+    for (int i = 0; i < 200; i++) fill(malloc(5000), 5000, 7);  /* and reuses the space */
+    _exit(ok ? 0 : 3);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "child saw wrong content or crashed (status %#x)", st);
+  for (int i = 0; i < NB; i++)
+    CHECK(verify(b[i], 1000 + (size_t)i * 37, (unsigned)i), "parent block %d changed by the child", i);
+  void *fresh = malloc(5000);
+  CHECK(in_region(fresh), "parent allocation after fork");
+  free(fresh);
+
+  /* fork while three threads allocate. */
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn, NULL);
+  for (int k = 0; k < 30; k++) {
+    pid_t c = fork();
+    if (c == 0) {
+      void *q[50];
+      for (int i = 0; i < 50; i++) q[i] = malloc(100 + (size_t)i * 50);
+      for (int i = 0; i < 50; i++) free(q[i]);
+      _exit(0);
+    }
+    CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %d child status %#x", k, st);
+  }
+  stop = 1;
+  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+
+  /* Programs started from here must not share the region: without the
+   * preload they run normally (with it they would print "region busy"). */
+  unsetenv("LD_PRELOAD");
+  CHECK(system("exit 7") != -1, "system");
+  CHECK(WEXITSTATUS(system("exit 7")) == 7, "system exit status");
+  FILE *f = popen("echo popen-ok", "r");
+  char line[64] = "";
+  CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "popen-ok\n"), "popen read '%s'", line);
+  CHECK(f && pclose(f) == 0, "pclose");
+  pid_t sp;
+  char *argv[] = {"/bin/sh", "-c", "exit 5", NULL};
+  CHECK(posix_spawn(&sp, "/bin/sh", NULL, NULL, argv, environ) == 0, "posix_spawn");
+  CHECK(waitpid(sp, &st, 0) == sp && WEXITSTATUS(st) == 5, "posix_spawn status");
+
+  for (int i = 0; i < NB; i++) {
+    CHECK(verify(b[i], 1000 + (size_t)i * 37, (unsigned)i), "parent block %d at the end", i);
+    free(b[i]);
+  }
+  return finish("preload_fork");
+}

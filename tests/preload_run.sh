@@ -1,0 +1,26 @@
+#!/bin/bash
+# preload_run.sh LIB EXE NAME - runs one preload test program under
+# LD_PRELOAD=LIB with a fresh regular file standing in for /dev/mem, with the
+# region geometry the test needs, and checks that the library printed no
+# "mempool:" line (no configuration problem, no trap).
+set -u
+lib=$1 exe=$2 name=$3
+tmp=${MEMPOOL_TEST_TMP:-$(mktemp -d)}
+dev="$tmp/$name.dev"
+rm -f "$dev"
+base=0x10000000
+case "$name" in
+  preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
+  preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
+  *)               high=0x13FFFFFF ;;   # 64 MiB
+esac
+err="$tmp/$name.stderr"
+MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high LD_PRELOAD="$lib" "$exe" 2>"$err"
+rc=$?
+cat "$err" >&2
+if grep -q '^mempool:' "$err"; then
+  echo "$name: unexpected mempool: line(s) on stderr" >&2
+  rc=1
+fi
+rm -f "$dev"
+exit $rc

@@ -1,0 +1,274 @@
+/* The malloc-family semantics of src/alloc.c over a pool on a regular file,
+ * and the traps for bad pointers (death tests that check SIGABRT and the
+ * message naming the pointer and the call). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "pool.h"
+
+static mp_pool pool;
+static char devpath[512];
+
+static void setup(void) {
+  const char *t = getenv("MEMPOOL_TEST_TMP");
+  snprintf(devpath, sizeof devpath, "%s/api_%d.dev", t ? t : "/tmp", getpid());
+  unlink(devpath);
+  mp_config c = {.device = devpath, .base = 0x100000, .high = 0x100000 + (1 << 20) - 1};
+  char err[320];
+  if (mp_pool_open(&pool, &c, err, sizeof err) != 0) {
+    fprintf(stderr, "setup: %s\n", err);
+    abort();
+  }
+}
+
+static void teardown(void) {
+  mp_pool_close(&pool);
+  unlink(devpath);
+}
+
+static int owned(const void *p) { return mp_pool_owns(&pool, p); }
+
+START_TEST(malloc_zero_and_free_null) {
+  void *a = mp_malloc(&pool, 0), *b = mp_malloc(&pool, 0);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_ne(a, b);
+  ck_assert(owned(a) && owned(b));
+  mp_free(&pool, a);
+  mp_free(&pool, b);
+  errno = 77;
+  mp_free(&pool, NULL);
+  void *c = mp_malloc(&pool, 10);
+  errno = 78;
+  mp_free(&pool, c);
+  ck_assert_int_eq(errno, 78);
+  ck_assert_int_eq(mp_pool_check(&pool, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(huge_and_overflow) {
+  errno = 0;
+  ck_assert_ptr_null(mp_malloc(&pool, SIZE_MAX));
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(mp_calloc(&pool, SIZE_MAX / 4, 8));
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(mp_reallocarray(&pool, NULL, SIZE_MAX / 4, 8));
+  ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(spill_and_ownership) {
+  /* 1 MiB region: a 2 MiB block goes to jemalloc; free finds the owner. */
+  void *big = mp_malloc(&pool, 2 << 20);
+  ck_assert_ptr_nonnull(big);
+  ck_assert(!owned(big));
+  memset(big, 1, 2 << 20);
+  ck_assert_uint_ge(mp_malloc_usable_size(&pool, big), 2 << 20);
+  void *small = mp_malloc(&pool, 100);
+  ck_assert(owned(small));
+  ck_assert_uint_eq(mp_malloc_usable_size(&pool, small), 112);
+  mp_free(&pool, big);
+  mp_free(&pool, small);
+  /* Without a pool everything is jemalloc's. */
+  void *j = mp_malloc(NULL, 10);
+  ck_assert(!owned(j));
+  mp_free(NULL, j);
+}
+END_TEST
+
+START_TEST(calloc_zeroes_recycled) {
+  unsigned char *a = mp_malloc(&pool, 4000);
+  memset(a, 0xEE, 4000);
+  mp_free(&pool, a);
+  unsigned char *b = mp_calloc(&pool, 40, 100);
+  ck_assert_ptr_eq(a, b);  /* same range comes back first */
+  for (int i = 0; i < 4000; i++) ck_assert_int_eq(b[i], 0);
+  mp_free(&pool, b);
+}
+END_TEST
+
+START_TEST(alignment) {
+  void *p = (void *)0x1;
+  ck_assert_int_eq(mp_posix_memalign(&pool, &p, 0, 1), EINVAL);
+  ck_assert_int_eq(mp_posix_memalign(&pool, &p, 12, 1), EINVAL);
+  ck_assert_int_eq(mp_posix_memalign(&pool, &p, 2, 1), EINVAL);
+  ck_assert_ptr_eq(p, (void *)0x1);
+  for (size_t a = 8; a <= (256 << 10); a <<= 1) {
+    ck_assert_int_eq(mp_posix_memalign(&pool, &p, a, 33), 0);
+    ck_assert_uint_eq((uintptr_t)p % a, 0);
+    ck_assert(owned(p));
+    mp_free(&pool, p);
+  }
+  /* An alignment the region cannot satisfy falls back to jemalloc. */
+  ck_assert_int_eq(mp_posix_memalign(&pool, &p, 4 << 20, 33), 0);
+  ck_assert_uint_eq((uintptr_t)p % (4 << 20), 0);
+  ck_assert(!owned(p));
+  mp_free(&pool, p);
+  errno = 0;
+  ck_assert_ptr_null(mp_aligned_alloc(&pool, 48, 10));
+  ck_assert_int_eq(errno, EINVAL);
+  p = mp_memalign(&pool, 48, 10);
+  ck_assert_uint_eq((uintptr_t)p % 64, 0);
+  mp_free(&pool, p);
+  p = mp_memalign(&pool, 0, 10);  /* glibc: an alignment below 16 is plain malloc */
+  ck_assert_ptr_nonnull(p);
+  mp_free(&pool, p);
+  errno = 0;
+  ck_assert_ptr_null(mp_memalign(&pool, SIZE_MAX, 10));
+  ck_assert_int_eq(errno, EINVAL);
+  ck_assert_int_eq(mp_pool_check(&pool, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(realloc_paths) {
+  char *a = mp_realloc(&pool, NULL, 100);
+  memset(a, 'a', 100);
+  char *b = mp_malloc(&pool, 100);
+  char *c = mp_malloc(&pool, 100);
+  mp_free(&pool, b);
+  char *a2 = mp_realloc(&pool, a, 200);  /* grows into b's range */
+  ck_assert_ptr_eq(a2, a);
+  char *a3 = mp_realloc(&pool, a2, 1000);  /* c is in the way: moves */
+  ck_assert_ptr_ne(a3, a);
+  ck_assert(owned(a3));
+  for (int i = 0; i < 100; i++) ck_assert_int_eq(a3[i], 'a');
+  char *a4 = mp_realloc(&pool, a3, 3 << 20);  /* bigger than the region: to jemalloc */
+  ck_assert(!owned(a4));
+  for (int i = 0; i < 100; i++) ck_assert_int_eq(a4[i], 'a');
+  char *a5 = mp_realloc(&pool, a4, 50);  /* back into the pool */
+  ck_assert(owned(a5));
+  for (int i = 0; i < 50; i++) ck_assert_int_eq(a5[i], 'a');
+  ck_assert_ptr_null(mp_realloc(&pool, a5, 0));  /* frees */
+  mp_free(&pool, c);
+  mp_pool_info in;
+  mp_pool_get_info(&pool, &in);
+  ck_assert_uint_eq(in.used_ranges, 0);
+  ck_assert_uint_eq(in.free_ranges, 1);
+  ck_assert_uint_eq(in.stats.pool_bytes, 0);
+}
+END_TEST
+
+START_TEST(exhaustion_then_coalesce) {
+  void *blocks[5000];
+  int n = 0, in = 0;
+  while (n < 5000) {
+    blocks[n] = mp_malloc(&pool, 300 + (size_t)(n % 5) * 100);
+    ck_assert_ptr_nonnull(blocks[n]);
+    in += owned(blocks[n]);
+    n++;
+  }
+  ck_assert_int_gt(in, 1000);
+  ck_assert_int_lt(in, 5000);
+  for (int i = 0; i < n; i += 2) mp_free(&pool, blocks[i]);
+  for (int i = 1; i < n; i += 2) mp_free(&pool, blocks[i]);
+  void *whole = mp_malloc(&pool, 1 << 20);
+  ck_assert(owned(whole));
+  mp_free(&pool, whole);
+  ck_assert_int_eq(mp_pool_check(&pool, NULL, 0), 0);
+}
+END_TEST
+
+/* ---- death tests: run fn in a child, check SIGABRT and the message -------- */
+
+static void expect_trap(void (*fn)(void), const char *says) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    signal(SIGABRT, SIG_DFL);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[1024] = "";
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+  buf[n] = '\0';
+  close(fds[0]);
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child did not abort (status %#x)", st);
+  ck_assert_msg(strncmp(buf, "mempool: ", 9) == 0, "message '%s' lacks the prefix", buf);
+  ck_assert_msg(strstr(buf, says) != NULL, "message '%s' lacks '%s'", buf, says);
+  ck_assert_msg(strchr(buf, '\n') == buf + strlen(buf) - 1, "not exactly one line: '%s'", buf);
+}
+
+static char *victim;
+static char hexbuf[64];
+static const char *hex(const void *p) {
+  snprintf(hexbuf, sizeof hexbuf, "%p", p);
+  return hexbuf;
+}
+
+static void do_double_free(void) { mp_free(&pool, victim); mp_free(&pool, victim); }
+static void do_interior_free(void) { mp_free(&pool, victim + 16); }
+static void do_unaligned_free(void) { mp_free(&pool, victim + 3); }
+static void do_never_allocated(void) { mp_free(&pool, (char *)pool.region.base + pool.region.size - 64); }
+static void do_realloc_freed(void) { mp_free(&pool, victim); mp_realloc(&pool, victim, 500); }
+static void do_usable_freed(void) { mp_free(&pool, victim); mp_malloc_usable_size(&pool, victim); }
+
+START_TEST(trap_double_free) {
+  victim = mp_malloc(&pool, 100);
+  char want[128];
+  snprintf(want, sizeof want, "free(%s): double free", hex(victim));
+  expect_trap(do_double_free, want);
+}
+END_TEST
+
+START_TEST(trap_interior) {
+  victim = mp_malloc(&pool, 100);
+  char want[128];
+  snprintf(want, sizeof want, "free(%s): invalid pointer", hex(victim + 16));
+  expect_trap(do_interior_free, want);
+  snprintf(want, sizeof want, "free(%s): invalid pointer", hex(victim + 3));
+  expect_trap(do_unaligned_free, want);
+  expect_trap(do_never_allocated, "not the start of an allocated block");
+}
+END_TEST
+
+START_TEST(trap_realloc_freed) {
+  victim = mp_malloc(&pool, 100);
+  char want[128];
+  snprintf(want, sizeof want, "realloc(%s): double free or use of a freed block", hex(victim));
+  expect_trap(do_realloc_freed, want);
+  snprintf(want, sizeof want, "malloc_usable_size(%s)", hex(victim));
+  expect_trap(do_usable_freed, want);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("api");
+  TCase *tc = tcase_create("semantics");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, malloc_zero_and_free_null);
+  tcase_add_test(tc, huge_and_overflow);
+  tcase_add_test(tc, spill_and_ownership);
+  tcase_add_test(tc, calloc_zeroes_recycled);
+  tcase_add_test(tc, alignment);
+  tcase_add_test(tc, realloc_paths);
+  tcase_add_test(tc, exhaustion_then_coalesce);
+  suite_add_tcase(s, tc);
+  TCase *td = tcase_create("traps");
+  tcase_add_checked_fixture(td, setup, teardown);
+  tcase_add_test(td, trap_double_free);
+  tcase_add_test(td, trap_interior);
+  tcase_add_test(td, trap_realloc_freed);
+  suite_add_tcase(s, td);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

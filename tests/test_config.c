@@ -1,0 +1,228 @@
+/* Configuration parsing and region opening: every bad value gives a clear
+ * reason (and the caller runs on jemalloc); good values map lazily. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "pool.h"
+#include "region.h"
+
+/* A fake environment: pairs of name, value. */
+static const char *const *fake_env;
+static const char *fake_get(const char *name) {
+  for (const char *const *e = fake_env; e && *e; e += 2)
+    if (!strcmp(e[0], name)) return e[1];
+  return NULL;
+}
+
+static int load(const char *const *env, mp_config *c, char *err) {
+  fake_env = env;
+  return mp_config_load(c, fake_get, err, 320);
+}
+
+static const char *tmpdir(void) {
+  const char *t = getenv("MEMPOOL_TEST_TMP");
+  return t ? t : "/tmp";
+}
+
+START_TEST(defaults) {
+  mp_config c;
+  char err[320];
+  const char *env[] = {NULL};
+  ck_assert_int_eq(load(env, &c, err), 0);
+  ck_assert_str_eq(c.device, "/dev/mem");
+  ck_assert_uint_eq(c.base, 0x10000000);
+  ck_assert_uint_eq(c.high, 0x1DFFEFFF);
+  ck_assert(c.sync);
+  ck_assert_int_eq(c.stats, MP_STATS_OFF);
+}
+END_TEST
+
+START_TEST(numbers) {
+  uint64_t v;
+  ck_assert_int_eq(mp_parse_u64("0x10", &v), 0);
+  ck_assert_uint_eq(v, 16);
+  ck_assert_int_eq(mp_parse_u64("0XfF", &v), 0);
+  ck_assert_uint_eq(v, 255);
+  ck_assert_int_eq(mp_parse_u64("4096", &v), 0);
+  ck_assert_uint_eq(v, 4096);
+  ck_assert_int_eq(mp_parse_u64("18446744073709551615", &v), 0);
+  ck_assert_uint_eq(v, UINT64_MAX);
+  const char *bad[] = {"", "0x", "12a", "0x1g", " 1", "1 ", "-1", "+1", "18446744073709551616",
+                       "0x10000000000000000", "1e6", "0b101"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    ck_assert_msg(mp_parse_u64(bad[i], &v) == -1, "'%s' accepted", bad[i]);
+}
+END_TEST
+
+START_TEST(good_values) {
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_DEVICE", "/tmp/x", "MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "1048575",
+                       "MEMPOOL_SYNC", "0", "MEMPOOL_STATS", "/tmp/stats.txt", NULL};
+  ck_assert_int_eq(load(env, &c, err), 0);
+  ck_assert_str_eq(c.device, "/tmp/x");
+  ck_assert_uint_eq(c.base, 0);
+  ck_assert_uint_eq(c.high, 1048575);
+  ck_assert(!c.sync);
+  ck_assert_int_eq(c.stats, MP_STATS_PATH);
+  ck_assert_str_eq(c.stats_path, "/tmp/stats.txt");
+  const char *env2[] = {"MEMPOOL_STATS", "1", NULL};
+  ck_assert_int_eq(load(env2, &c, err), 0);
+  ck_assert_int_eq(c.stats, MP_STATS_STDERR);
+}
+END_TEST
+
+/* Each bad environment and a fragment its message must contain. */
+static const struct {
+  const char *env[9];
+  const char *says;
+} bad_cases[] = {
+    {{"MEMPOOL_BASE", "zz", NULL}, "MEMPOOL_BASE='zz' is not a hex"},
+    {{"MEMPOOL_HIGH", "0x1FFFFFFFq", NULL}, "MEMPOOL_HIGH='0x1FFFFFFFq' is not a hex"},
+    {{"MEMPOOL_BASE", "", NULL}, "MEMPOOL_BASE='' is not"},
+    {{"MEMPOOL_BASE", "0x20000000", "MEMPOOL_HIGH", "0x10000000", NULL}, "must be above MEMPOOL_BASE"},
+    {{"MEMPOOL_BASE", "0x10000000", "MEMPOOL_HIGH", "0x10000000", NULL}, "must be above MEMPOOL_BASE"},
+    {{"MEMPOOL_BASE", "0x10000100", NULL}, "not page-aligned"},
+    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "100", NULL}, "smaller than one page"},
+    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0x1000000000", NULL}, "larger than the 64 GiB"},
+    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL}, "smaller than one page"},
+    {{"MEMPOOL_SYNC", "yes", NULL}, "MEMPOOL_SYNC='yes' must be 0 or 1"},
+    {{"MEMPOOL_DEVICE", "", NULL}, "MEMPOOL_DEVICE is empty"},
+};
+
+START_TEST(bad_values) {
+  mp_config c;
+  char err[320];
+  ck_assert_int_eq(load(bad_cases[_i].env, &c, err), -1);
+  ck_assert_msg(strstr(err, bad_cases[_i].says) != NULL, "message '%s' lacks '%s'", err, bad_cases[_i].says);
+  ck_assert_msg(strstr(err, "running on jemalloc only") != NULL, "message '%s' does not say what is used", err);
+  ck_assert_msg(strchr(err, '\n') == NULL, "message is not one line");
+}
+END_TEST
+
+static int open_region(const char *dev, uint64_t base, uint64_t high, mp_region *r, char *err) {
+  mp_config c = {.device = dev, .base = base, .high = high, .sync = true};
+  return mp_region_open(&c, r, err, 320);
+}
+
+START_TEST(file_region_sparse_and_lazy) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_region_%d.dev", tmpdir(), getpid());
+  unlink(path);
+  mp_region r;
+  ck_assert_msg(open_region(path, 0x10000000, 0x2FFFFFFF, &r, err) == 0, "%s", err);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_size, 0x30000000);                 /* extended to HIGH+1 */
+  ck_assert_int_lt(st.st_blocks, 64);                        /* sparse: nothing written */
+  ck_assert_uint_eq(r.size, 0x20000000);
+  ck_assert(r.shared);
+  ((char *)r.base)[0] = 'A';
+  ((char *)r.base)[r.size - 1] = 'Z';
+  mp_region_close(&r);
+  int fd = open(path, O_RDONLY);
+  char c;
+  ck_assert_int_eq(pread(fd, &c, 1, 0x10000000), 1);
+  ck_assert_int_eq(c, 'A');                                  /* offset BASE holds the first byte */
+  ck_assert_int_eq(pread(fd, &c, 1, 0x2FFFFFFF), 1);
+  ck_assert_int_eq(c, 'Z');
+  close(fd);
+  unlink(path);
+}
+END_TEST
+
+START_TEST(anon_region) {
+  char err[320];
+  mp_region r;
+  ck_assert_msg(open_region("anon", 0, (1ull << 34) - 1, &r, err) == 0, "%s", err);  /* 16 GiB, lazily */
+  ck_assert(!r.shared);
+  ((char *)r.base)[12345] = 1;
+  mp_region_close(&r);
+}
+END_TEST
+
+START_TEST(region_errors) {
+  char err[320], path[512];
+  mp_region r;
+  ck_assert_int_eq(open_region("/dev/does-not-exist", 0x10000000, 0x1FFFFFFF, &r, err), -1);
+  ck_assert_msg(strstr(err, "cannot open /dev/does-not-exist: No such file") != NULL, "%s", err);
+  ck_assert_int_eq(access("/dev/does-not-exist", F_OK), -1);  /* never created under /dev */
+  ck_assert_int_eq(open_region("/dev/null", 0, 0xFFFFF, &r, err), -1);  /* mmap refused */
+  ck_assert_msg(strstr(err, "mmap of /dev/null") != NULL, "%s", err);
+  ck_assert_int_eq(open_region(tmpdir(), 0, 0xFFFFF, &r, err), -1);    /* a directory */
+  ck_assert_msg(strstr(err, "cannot open") != NULL || strstr(err, "not a character device") != NULL, "%s", err);
+  snprintf(path, sizeof path, "%s/no-such-dir-%d/dev", tmpdir(), getpid());
+  ck_assert_int_eq(open_region(path, 0, 0xFFFFF, &r, err), -1);
+  ck_assert_msg(strstr(err, "No such file") != NULL, "%s", err);
+}
+END_TEST
+
+/* Permission denied: a 0600 file of root's opened by another user (the test
+ * drops to nobody in a child when it runs as root, as CI does). */
+START_TEST(region_permission_denied) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_perm_%d.dev", tmpdir(), getpid());
+  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  chmod(tmpdir(), 0755);
+  if (geteuid() != 0) ck_assert_int_eq(chmod(path, 0400), 0);
+  if (geteuid() == 0 && setuid(65534) != 0) ck_abort_msg("setuid(nobody) failed");
+  mp_region r;
+  int rc = open_region(path, 0, 0xFFFFF, &r, err);
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(err, "Permission denied") != NULL, "%s", err);
+  unlink(path);
+}
+END_TEST
+
+START_TEST(region_busy) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_busy_%d.dev", tmpdir(), getpid());
+  unlink(path);
+  mp_region a, b;
+  ck_assert_msg(open_region(path, 0x100000, 0x1FFFFF, &a, err) == 0, "%s", err);
+  /* An overlapping range, opened separately (as another process would): refused. */
+  ck_assert_int_eq(open_region(path, 0x180000, 0x2FFFFF, &b, err), -1);
+  ck_assert_msg(strstr(err, "in use by another process") != NULL, "%s", err);
+  /* A disjoint range of the same device is fine. */
+  ck_assert_msg(open_region(path, 0x200000, 0x2FFFFF, &b, err) == 0, "%s", err);
+  mp_region_close(&b);
+  mp_region_close(&a);
+  /* Released with the descriptor. */
+  ck_assert_msg(open_region(path, 0x180000, 0x2FFFFF, &b, err) == 0, "%s", err);
+  mp_region_close(&b);
+  unlink(path);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("config");
+  TCase *tc = tcase_create("parse");
+  tcase_add_test(tc, defaults);
+  tcase_add_test(tc, numbers);
+  tcase_add_test(tc, good_values);
+  tcase_add_loop_test(tc, bad_values, 0, (int)(sizeof bad_cases / sizeof *bad_cases));
+  suite_add_tcase(s, tc);
+  TCase *tr = tcase_create("region");
+  tcase_add_test(tr, file_region_sparse_and_lazy);
+  tcase_add_test(tr, anon_region);
+  tcase_add_test(tr, region_errors);
+  tcase_add_test(tr, region_busy);
+  tcase_add_test(tr, region_permission_denied);
+  suite_add_tcase(s, tr);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

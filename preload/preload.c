@@ -61,6 +61,7 @@ static void initialize(void) {
     mp_pool_close(&g_pool);
     return;
   }
+  mp_pool_enable_small(&g_pool);  /* small regions stay on the range path */
   g_active = &g_pool;
 }
 

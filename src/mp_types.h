@@ -94,20 +94,81 @@ typedef struct mp_ranges {
 /* Visitor for range walks: start and size in granules. */
 typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_use);
 
+/* ---- small objects: spans and thread caches ----------------------------- */
+
+/* A span is a 64 KiB in-use range, aligned to 64 KiB of region offset, cut
+ * into objects of one size class. Its state lives out of band, in the span
+ * table indexed by offset >> MP_SPAN_SHIFT:
+ *   avail bit set  = the object is free in the span (changed under the class lock)
+ *   alloc bit set  = the object is held by the user (atomic: any thread frees)
+ *   neither        = the object sits in some thread's cache.
+ * The alloc bit makes double frees and interior pointers detectable in O(1). */
+#define MP_SPAN_SHIFT   16u
+#define MP_SPAN_SIZE    (1u << MP_SPAN_SHIFT)
+#define MP_SPAN_WORDS   (MP_SPAN_SIZE / MP_GRANULE / 64)   /* 64 words: 4096 objects of 16 B */
+#define MP_SMALL_CLASSES 32u
+#define MP_SMALL_MAX    8192u
+#define MP_TCACHE_MAX   64u
+
+typedef struct mp_span {
+  uint16_t nobj, navail;    /* objects in the span, of which free in it */
+  uint32_t prev, next;      /* partial list of the class (span index + 1; 0 = none) */
+  uint64_t avail[MP_SPAN_WORDS];
+  uint64_t alloc[MP_SPAN_WORDS];
+} mp_span;
+
+typedef struct mp_class {
+  pthread_mutex_t lock;
+  uint32_t partial;         /* spans with avail objects (span index + 1) */
+  uint32_t spans;           /* spans of this class */
+} mp_class;
+
+typedef struct mp_tcache_bin {
+  uint32_t n, cap;
+  void *items[MP_TCACHE_MAX];
+} mp_tcache_bin;
+
+struct mp_pool;
+typedef struct mp_tcache {
+  struct mp_pool *pool;
+  struct mp_tcache *next_all;           /* every cache ever made (for statistics) */
+  struct mp_tcache *next_free;          /* recycled caches of exited threads */
+  uint64_t allocs, frees, bytes_alloc, bytes_freed;  /* this thread's small objects */
+  mp_tcache_bin bins[MP_SMALL_CLASSES];
+} mp_tcache;
+
+typedef struct mp_small {
+  bool enabled;
+  uint8_t *span_class;      /* per 64 KiB of region: 0, or class + 1 for a small span */
+  mp_span *spans;           /* per 64 KiB of region (lazily touched) */
+  size_t nspans;
+  mp_class classes[MP_SMALL_CLASSES];
+  pthread_mutex_t tcache_lock;          /* guards the cache lists below */
+  mp_tcache *all_tcaches, *free_tcaches;
+  char *tcache_chunk;                   /* metadata chunk caches are carved from */
+  size_t tcache_chunk_left;
+  pthread_key_t key;                    /* thread exit flushes the cache */
+  uint64_t retired_allocs, retired_frees, retired_bytes_alloc, retired_bytes_freed;
+  void *meta_base;
+  size_t meta_len;
+} mp_small;
+
 /* ---- pool --------------------------------------------------------------- */
 
 typedef struct mp_stats {
-  uint64_t pool_allocs, pool_frees;       /* blocks served from / returned to the region */
-  uint64_t pool_bytes, pool_peak;         /* bytes in use in the region now / at most */
+  uint64_t pool_allocs, pool_frees;       /* range-level user blocks */
+  uint64_t pool_bytes;                    /* bytes of range-level user blocks */
+  uint64_t region_used, region_peak;      /* bytes of in-use ranges (spans included) */
   uint64_t pool_failed;                   /* requests the region could not serve */
-  uint64_t fallback_allocs, fallback_frees, fallback_bytes_total;
 } mp_stats;
 
 typedef struct mp_pool {
   mp_region region;
   mp_ranges ranges;
-  pthread_mutex_t lock;
-  mp_stats stats;           /* pool_* under lock, fallback_* atomic */
+  pthread_mutex_t lock;     /* guards ranges and stats; taken after a class lock */
+  mp_stats stats;           /* range-level user blocks, under lock */
+  mp_small small;           /* size-class spans and thread caches (optional) */
+  int fork_pipe[2];         /* the parent waits until the child has its copy */
 } mp_pool;
 
 #endif

@@ -3,10 +3,16 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "msg.h"
 #include "ranges.h"
+#include "span.h"
+#include "tcache.h"
+
+#define SMALL_MIN_REGION (8u << 20)  /* below this, spans would crowd the region */
 
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
@@ -23,7 +29,18 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   return 0;
 }
 
+int mp_pool_enable_small(mp_pool *p) {
+  if (p->region.size < SMALL_MIN_REGION) return -1;
+  if (mp_small_init(p) != 0) return -1;
+  if (mp_tcache_init(p) != 0) {
+    mp_small_destroy(p);
+    return -1;
+  }
+  return 0;
+}
+
 void mp_pool_close(mp_pool *p) {
+  mp_small_destroy(p);
   mp_ranges_destroy(&p->ranges);
   mp_region_close(&p->region);
   pthread_mutex_destroy(&p->lock);
@@ -33,17 +50,46 @@ static inline uint32_t granule_of(const mp_pool *p, const void *ptr) {
   return (uint32_t)(((uintptr_t)ptr - p->region.base) >> MP_GRANULE_SHIFT);
 }
 
-/* The one-line trap for a pointer that is not an in-use block start. */
+/* The one-line traps for a pointer that is not a block held by the user. */
+static _Noreturn void trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
+  if (freed)
+    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)",
+             caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
+  mp_fatal("%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block",
+           caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
+}
+
+/* Range-level check, pool lock held (released before trapping). */
 static void check_block(mp_pool *p, const void *ptr, const char *caller) {
   int st = ((uintptr_t)ptr & (MP_GRANULE - 1)) ? MP_RANGES_NOT_A_START
                                                 : mp_ranges_classify(&p->ranges, granule_of(p, ptr));
   if (st == MP_RANGES_OK) return;
   pthread_mutex_unlock(&p->lock);
-  if (st == MP_RANGES_NOT_IN_USE)
-    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)",
-             caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
-  mp_fatal("%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block",
-           caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
+  trap(p, ptr, caller, st == MP_RANGES_NOT_IN_USE);
+}
+
+/* Small class serving size bytes at alignment align, or MP_SMALL_CLASSES. */
+static inline unsigned small_class(size_t size, size_t align) {
+  size_t n = size < align ? align : size;
+  if (n > MP_SMALL_MAX || align > 4096) return MP_SMALL_CLASSES;
+  unsigned cls = mp_class_of(n);
+  /* Objects sit at multiples of the class size in 64 KiB-aligned spans. */
+  if (align > MP_GRANULE)
+    while (cls < MP_SMALL_CLASSES && mp_class_size[cls] % align) cls++;
+  return cls;
+}
+
+static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a) {
+  uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
+  uint32_t g = mp_ranges_alloc(&p->ranges, n, a, phase);
+  if (g != MP_NONE) {
+    uint64_t bytes = (uint64_t)n << MP_GRANULE_SHIFT;
+    p->stats.pool_allocs++;
+    p->stats.pool_bytes += bytes;
+    p->stats.region_used += bytes;
+    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
+  }
+  return g;
 }
 
 void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
@@ -51,24 +97,40 @@ void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
     __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
     return NULL;
   }
+  if (p->small.enabled) {
+    unsigned cls = small_class(size, align);
+    if (cls < MP_SMALL_CLASSES) {
+      void *obj = mp_tcache_alloc(p, cls);
+      if (obj) return obj;
+    }
+  }
   uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
   uint32_t a = align > MP_GRANULE ? (uint32_t)(align >> MP_GRANULE_SHIFT) : 1;
-  uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
   pthread_mutex_lock(&p->lock);
-  uint32_t g = mp_ranges_alloc(&p->ranges, n, a, phase);
-  if (g == MP_NONE) {
-    p->stats.pool_failed++;
+  uint32_t g = range_alloc_locked(p, n, a);
+  if (g == MP_NONE && p->small.enabled) {
+    /* Exhausted: give cached small objects and empty spans back, retry once. */
     pthread_mutex_unlock(&p->lock);
-    return NULL;
+    mp_tcache_flush_current(p);
+    mp_small_release_empty(p);
+    pthread_mutex_lock(&p->lock);
+    g = range_alloc_locked(p, n, a);
   }
-  p->stats.pool_allocs++;
-  p->stats.pool_bytes += (uint64_t)n << MP_GRANULE_SHIFT;
-  if (p->stats.pool_bytes > p->stats.pool_peak) p->stats.pool_peak = p->stats.pool_bytes;
+  if (g == MP_NONE) p->stats.pool_failed++;
   pthread_mutex_unlock(&p->lock);
+  if (g == MP_NONE) return NULL;
   return (void *)(p->region.base + ((uintptr_t)g << MP_GRANULE_SHIFT));
 }
 
 void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
+  uintptr_t off = (uintptr_t)ptr - p->region.base;
+  unsigned c = mp_small_class_at(p, off);
+  if (c) {
+    int st = mp_span_mark_free(p, off, c - 1);
+    if (st != MP_SMALL_OK) trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
+    mp_tcache_free(p, ptr, c - 1);
+    return;
+  }
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
   uint32_t g = granule_of(p, ptr);
@@ -76,10 +138,24 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   mp_ranges_free(&p->ranges, g);
   p->stats.pool_frees++;
   p->stats.pool_bytes -= bytes;
+  p->stats.region_used -= bytes;
   pthread_mutex_unlock(&p->lock);
 }
 
+/* Class + 1 of a held small object at ptr (trapping on a bad one), or 0. */
+static unsigned small_held(mp_pool *p, const void *ptr, const char *caller) {
+  uintptr_t off = (uintptr_t)ptr - p->region.base;
+  unsigned c = mp_small_class_at(p, off);
+  if (c) {
+    int st = mp_span_check_held(p, off, c - 1);
+    if (st != MP_SMALL_OK) trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
+  }
+  return c;
+}
+
 size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
+  unsigned c = small_held(p, ptr, caller);
+  if (c) return mp_class_size[c - 1];
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
   size_t n = (size_t)mp_ranges_size(&p->ranges, granule_of(p, ptr)) << MP_GRANULE_SHIFT;
@@ -88,6 +164,11 @@ size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
 }
 
 bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
+  unsigned c = small_held(p, ptr, caller);
+  if (c) {  /* stays while the size still belongs near its class */
+    size_t cs = mp_class_size[c - 1];
+    return size <= cs && (size > cs / 2 || mp_class_of(size ? size : 1) == c - 1);
+  }
   if (size > p->region.size) return false;
   uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
   pthread_mutex_lock(&p->lock);
@@ -96,9 +177,10 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   uint32_t old = mp_ranges_size(&p->ranges, g);
   bool ok = mp_ranges_resize(&p->ranges, g, n);
   if (ok) {
-    p->stats.pool_bytes += ((uint64_t)n << MP_GRANULE_SHIFT);
-    p->stats.pool_bytes -= ((uint64_t)old << MP_GRANULE_SHIFT);
-    if (p->stats.pool_bytes > p->stats.pool_peak) p->stats.pool_peak = p->stats.pool_bytes;
+    int64_t delta = ((int64_t)n - (int64_t)old) * MP_GRANULE;
+    p->stats.pool_bytes += (uint64_t)delta;
+    p->stats.region_used += (uint64_t)delta;
+    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
   }
   pthread_mutex_unlock(&p->lock);
   return ok;
@@ -106,8 +188,28 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
 
 /* ---- fork ---------------------------------------------------------------- */
 
-void mp_pool_fork_prepare(mp_pool *p) { pthread_mutex_lock(&p->lock); }
-void mp_pool_fork_parent(mp_pool *p) { pthread_mutex_unlock(&p->lock); }
+/* Lock order: class locks, cache list lock, pool lock.
+ * A shared region is copied by the child; the parent waits (on a pipe) until
+ * the copy is done, so that nothing the forking thread writes after fork()
+ * returns can reach the child's copy. */
+void mp_pool_fork_prepare(mp_pool *p) {
+  mp_small_fork_prepare(p);
+  pthread_mutex_lock(&p->lock);
+  p->fork_pipe[0] = p->fork_pipe[1] = -1;
+  if (p->region.shared && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
+}
+
+void mp_pool_fork_parent(mp_pool *p) {
+  if (p->fork_pipe[0] >= 0) {
+    char c;
+    close(p->fork_pipe[1]);
+    while (read(p->fork_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    close(p->fork_pipe[0]);
+  }
+  pthread_mutex_unlock(&p->lock);
+  mp_small_fork_parent(p);
+}
 
 struct copy_ctx {
   mp_pool *pool;
@@ -130,8 +232,15 @@ static void copy_in_use(void *vctx, uintptr_t dst) {
 int mp_pool_fork_child(mp_pool *p) {
   /* The child is single-threaded: the lock taken in prepare is re-made. */
   pthread_mutex_init(&p->lock, NULL);
+  mp_small_fork_child(p);
   struct copy_ctx c = {p, 0};
-  return mp_region_privatize(&p->region, copy_in_use, &c);
+  int rc = mp_region_privatize(&p->region, copy_in_use, &c);
+  if (p->fork_pipe[0] >= 0) {
+    close(p->fork_pipe[0]);
+    if (rc == 0 && write(p->fork_pipe[1], "", 1) < 0) rc = -errno;
+    close(p->fork_pipe[1]);
+  }
+  return rc;
 }
 
 /* ---- inspection ---------------------------------------------------------- */
@@ -149,6 +258,12 @@ void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {
   out->meta_bytes = mp_ranges_meta_bytes(r);
   out->stats = p->stats;
   pthread_mutex_unlock(&p->lock);
+  uint64_t sa, sf, sbytes;
+  mp_tcache_totals(p, &sa, &sf, &sbytes);
+  out->small_allocs = sa;
+  out->small_frees = sf;
+  out->small_bytes = sbytes;
+  out->meta_bytes += mp_small_meta_bytes(p);
 }
 
 void mp_pool_walk(mp_pool *p, mp_range_fn fn, void *ctx) {
@@ -161,5 +276,6 @@ int mp_pool_check(mp_pool *p, char *why, size_t whylen) {
   pthread_mutex_lock(&p->lock);
   int rc = mp_ranges_check(&p->ranges, why, whylen);
   pthread_mutex_unlock(&p->lock);
+  if (rc == 0) rc = mp_small_check(p, why, whylen);
   return rc;
 }

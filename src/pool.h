@@ -8,6 +8,9 @@
 /* Maps the region and sets up its ranges. 0, or -1 with a reason in err. */
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen);
 void mp_pool_close(mp_pool *p);
+/* Serves sizes up to MP_SMALL_MAX from spans through per-thread caches (one
+ * pool per process: the caches are thread-local). Needs an 8 MiB region. */
+int mp_pool_enable_small(mp_pool *p);
 
 static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) {
   return p && mp_region_contains(&p->region, ptr);
@@ -32,6 +35,7 @@ int mp_pool_fork_child(mp_pool *p);
 typedef struct mp_pool_info {
   uint64_t region_bytes, used_bytes, free_bytes, largest_free;
   uint64_t used_ranges, free_ranges, meta_bytes;
+  uint64_t small_allocs, small_frees, small_bytes;  /* objects served from spans */
   mp_stats stats;
 } mp_pool_info;
 void mp_pool_get_info(mp_pool *p, mp_pool_info *out);

@@ -69,8 +69,10 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
     int fd = open(dev, flags);
     if (fd < 0 && errno == ENOENT) {
       /* A path that does not exist yet may be created as a regular file,
-       * but never under /dev (a missing device is an error, not a file). */
-      if (strncmp(dev, "/dev/", 5) != 0) fd = open(dev, flags | O_CREAT | O_EXCL, 0600);
+       * but never directly in /dev (a missing device is an error, not a
+       * file); /dev/shm/... is tmpfs and fine. */
+      bool in_dev = !strncmp(dev, "/dev/", 5) && !strchr(dev + 5, '/');
+      if (!in_dev) fd = open(dev, flags | O_CREAT | O_EXCL, 0600);
       else errno = ENOENT;
     }
     if (fd < 0) {

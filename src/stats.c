@@ -21,10 +21,10 @@ void mp_stats_report(int fd, mp_pool *pool) {
     const mp_stats *s = &in.stats;
     mp_msg_fd(fd, "  region            %s offset %#lx, %lu bytes at %p", pool->region.device,
               UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
-    mp_msg_fd(fd, "  pool allocations  %lu (frees %lu, failed requests %lu)", UL(s->pool_allocs),
-              UL(s->pool_frees), UL(s->pool_failed));
-    mp_msg_fd(fd, "  pool in use       %lu bytes in %lu blocks (peak %lu bytes)", UL(in.used_bytes),
-              UL(in.used_ranges), UL(s->pool_peak));
+    mp_msg_fd(fd, "  pool allocations  %lu (frees %lu, failed requests %lu)", UL(s->pool_allocs + in.small_allocs),
+              UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
+    mp_msg_fd(fd, "  pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu",
+              UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
     mp_msg_fd(fd, "  pool free         %lu bytes in %lu ranges, largest %lu bytes", UL(in.free_bytes),
               UL(in.free_ranges), UL(in.largest_free));
     unsigned long frag = in.free_bytes ? UL(1000 - in.largest_free * 1000 / in.free_bytes) : 0;

@@ -95,21 +95,28 @@ int main(void) {
   CHECK(r2 && verify(r2, 100, 5), "realloc move keeps content");
   CHECK(r2 != r, "realloc moved past an in-use successor");
   free(blocker);
-  char *a = malloc(256), *b = malloc(256), *c = malloc(64);
-  fill(a, 256, 9);
+  /* Blocks above the small classes (8 KiB) are ranges: they grow in place
+   * into a free successor and shrink in place. */
+  char *a = malloc(10000), *b = malloc(10000), *c = malloc(10000);
+  fill(a, 10000, 9);
   free(b);
-  char *a2 = realloc(a, 400);  /* the next range is free: grows in place */
+  char *a2 = realloc(a, 18000);  /* the next range is free: grows in place */
   CHECK(a2 == a, "realloc did not grow in place (%p -> %p)", (void *)a, (void *)a2);
-  CHECK(verify(a2, 256, 9), "in-place growth keeps content");
-  char *a3 = realloc(a2, 32);  /* shrink: in place */
-  CHECK(a3 == a2 && verify(a3, 32, 9), "realloc shrink in place");
+  CHECK(verify(a2, 10000, 9), "in-place growth keeps content");
+  char *a3 = realloc(a2, 9000);  /* shrink: in place */
+  CHECK(a3 == a2 && verify(a3, 9000, 9), "realloc shrink in place");
+  /* A small object stays put while the new size fits its class. */
+  char *sm = malloc(100);
+  fill(sm, 100, 3);
+  CHECK(realloc(sm, 110) == sm && verify(sm, 100, 3), "small realloc within its class");
+  free(sm);
   errno = 0;
   CHECK(realloc(a3, SIZE_MAX) == NULL && errno == ENOMEM, "realloc huge");
-  CHECK(verify(a3, 32, 9), "failed realloc keeps the block");
+  CHECK(verify(a3, 9000, 9), "failed realloc keeps the block");
   errno = 0;
   CHECK(reallocarray(a3, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM, "reallocarray overflow");
   char *a4 = reallocarray(a3, 10, 10);
-  CHECK(a4 && verify(a4, 32, 9), "reallocarray");
+  CHECK(a4 && verify(a4, 100, 9), "reallocarray");
   CHECK(realloc(a4, 0) == NULL, "realloc(p, 0) frees and returns NULL");
   free(c);
   free(r2);

@@ -54,6 +54,20 @@ int main(void) {
   CHECK(in_region(fresh), "parent allocation after fork");
   free(fresh);
 
+  /* What the parent writes right after fork() never reaches the child, even
+   * when the child's copy of the pool takes a while (a 24 MiB block first). */
+  char *bulk = malloc(24u << 20);
+  memset(bulk, 'B', 24u << 20);
+  char *msg = malloc(64);
+  strcpy(msg, "before fork");
+  pid = fork();
+  if (pid == 0) _exit(strcmp(msg, "before fork") == 0 && bulk[12345] == 'B' ? 0 : 4);
+  strcpy(msg, "PARENT WROTE AFTER FORK");
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "child saw the parent's write made after fork (status %#x)", st);
+  free(bulk);
+  free(msg);
+
   /* fork while three threads allocate. */
   pthread_t t[3];
   for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn, NULL);

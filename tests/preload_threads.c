@@ -1,7 +1,8 @@
 /* 6 threads allocate blocks of mixed sizes with a per-block pattern and hand
  * half of them to the next thread through a queue; the receiver verifies the
  * pattern and frees them (cross-thread frees). The 4 MiB region spills to
- * jemalloc under load. At the end half the region fits again. */
+ * jemalloc under load; a 64 MiB region serves through the thread caches.
+ * At the end half the region fits again. */
 #include <malloc.h>
 #include <pthread.h>
 
@@ -64,8 +65,15 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static void *idle(void *arg) { return arg; }
+
 int main(void) {
   pthread_t t[THREADS];
+  /* glibc keeps exited threads' stacks, with their malloc'ed TLS vectors, for
+   * reuse: create them first, so that those few blocks sit at the start of
+   * the region and not in the middle of what must coalesce at the end. */
+  for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, idle, NULL);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   for (int i = 0; i < THREADS; i++) pthread_mutex_init(&queues[i].m, NULL);
   for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
@@ -73,7 +81,7 @@ int main(void) {
   for (int i = 0; i < THREADS; i++) while (pop(&queues[i], &m)) check_and_free(m);
   CHECK(bad_content == 0, "%d blocks failed allocation or content verification", bad_content);
   CHECK(in_pool > 0, "no sampled block came from the pool");
-  CHECK(in_fallback > 0, "no sampled block spilled to jemalloc");
+  if (region_size() <= (8u << 20)) CHECK(in_fallback > 0, "no sampled block spilled to jemalloc");
   void *big = malloc(region_size() / 2);
   CHECK(big && in_region(big), "half the region does not fit after all frees");
   free(big);

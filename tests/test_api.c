@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -25,6 +26,19 @@ static void setup(void) {
   char err[320];
   if (mp_pool_open(&pool, &c, err, sizeof err) != 0) {
     fprintf(stderr, "setup: %s\n", err);
+    abort();
+  }
+}
+
+/* A 64 MiB pool with small objects (spans and thread caches) enabled. */
+static void setup_small(void) {
+  const char *t = getenv("MEMPOOL_TEST_TMP");
+  snprintf(devpath, sizeof devpath, "%s/api_small_%d.dev", t ? t : "/tmp", getpid());
+  unlink(devpath);
+  mp_config c = {.device = devpath, .base = 0, .high = (64 << 20) - 1};
+  char err[320];
+  if (mp_pool_open(&pool, &c, err, sizeof err) != 0 || mp_pool_enable_small(&pool) != 0) {
+    fprintf(stderr, "setup_small: %s\n", err);
     abort();
   }
 }
@@ -177,6 +191,103 @@ START_TEST(exhaustion_then_coalesce) {
 }
 END_TEST
 
+/* ---- small objects ------------------------------------------------------- */
+
+/* check reports every ck_assert to its parent through a pipe: hot loops use this. */
+#define REQUIRE(cond, ...) \
+  do {                     \
+    if (!(cond)) ck_abort_msg(__VA_ARGS__); \
+  } while (0)
+
+static void assert_checked(void) {
+  char why[256] = "";
+  ck_assert_msg(mp_pool_check(&pool, why, sizeof why) == 0, "invariants: %s", why);
+}
+
+START_TEST(small_classes_and_reuse) {
+  /* Every size up to 8 KiB is served, aligned, with a usable size within 25%. */
+  for (size_t n = 1; n <= 8192; n += (n < 300 ? 1 : 97)) {
+    char *p = mp_malloc(&pool, n);
+    REQUIRE(owned(p) && (uintptr_t)p % 16 == 0, "size %zu: %p", n, (void *)p);
+    size_t u = mp_malloc_usable_size(&pool, p);
+    REQUIRE(u >= n && u <= (n < 16 ? 16 : n + n / 4 + 16), "size %zu: usable %zu", n, u);
+    memset(p, 0x5A, u);
+    mp_free(&pool, p);
+  }
+  /* Alignment requests up to 4 KiB come from classes whose size they divide. */
+  for (size_t a = 32; a <= 4096; a <<= 1) {
+    void *p = mp_memalign(&pool, a, 40);
+    ck_assert_uint_eq((uintptr_t)p % a, 0);
+    mp_free(&pool, p);
+  }
+  assert_checked();
+}
+END_TEST
+
+#define LIVE 20000
+static void *live[LIVE];
+
+START_TEST(small_random_against_model) {
+  uint32_t x = 2463534242u;
+  size_t sizes[LIVE] = {0};
+  for (int op = 0; op < 400000; op++) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    int i = (int)(x % LIVE);
+    if (live[i]) {
+      unsigned char *c = live[i];
+      for (size_t k = 0; k < sizes[i]; k += 61) REQUIRE(c[k] == (unsigned char)(i + k), "content of block %d", i);
+      mp_free(&pool, live[i]);
+      live[i] = NULL;
+    } else {
+      sizes[i] = 1 + (x >> 8) % ((x & 1) ? 200 : 9000);
+      unsigned char *c = mp_malloc(&pool, sizes[i]);
+      REQUIRE(owned(c), "block %d (%zu bytes) not from the pool", i, sizes[i]);
+      for (size_t k = 0; k < sizes[i]; k += 61) c[k] = (unsigned char)(i + k);
+      live[i] = c;
+    }
+    if (op % 50000 == 0) assert_checked();
+  }
+  for (int i = 0; i < LIVE; i++) mp_free(&pool, live[i]);
+  assert_checked();
+  /* Nothing stranded: the whole region is one block again. */
+  void *whole = mp_malloc(&pool, 64 << 20);
+  ck_assert(owned(whole));
+  mp_free(&pool, whole);
+  assert_checked();
+}
+END_TEST
+
+static void *cross_worker(void *arg) {
+  void **slots = arg;
+  /* Frees what another thread allocated, allocates its own. */
+  for (int i = 0; i < 5000; i++) {
+    mp_free(&pool, slots[i]);
+    slots[i] = mp_malloc(&pool, 16 + (size_t)(i % 500));
+  }
+  return NULL;
+}
+
+START_TEST(small_cross_thread_and_exit) {
+  static void *slots[4][5000];
+  for (int t = 0; t < 4; t++)
+    for (int i = 0; i < 5000; i++) slots[t][i] = mp_malloc(&pool, 16 + (size_t)(i % 700));
+  pthread_t th[4];
+  for (int t = 0; t < 4; t++) pthread_create(&th[t], NULL, cross_worker, slots[t]);
+  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);  /* exiting threads flush their caches */
+  assert_checked();
+  for (int t = 0; t < 4; t++)
+    for (int i = 0; i < 5000; i++) mp_free(&pool, slots[t][i]);
+  void *whole = mp_malloc(&pool, 64 << 20);
+  ck_assert_msg(owned(whole), "memory stranded in spans or caches after all frees");
+  mp_free(&pool, whole);
+  mp_pool_info in;
+  mp_pool_get_info(&pool, &in);
+  ck_assert_uint_eq(in.small_allocs, in.small_frees);
+  ck_assert_uint_eq(in.small_bytes, 0);
+  assert_checked();
+}
+END_TEST
+
 /* ---- death tests: run fn in a child, check SIGABRT and the message -------- */
 
 static void expect_trap(void (*fn)(void), const char *says) {
@@ -218,6 +329,21 @@ static void do_unaligned_free(void) { mp_free(&pool, victim + 3); }
 static void do_never_allocated(void) { mp_free(&pool, (char *)pool.region.base + pool.region.size - 64); }
 static void do_realloc_freed(void) { mp_free(&pool, victim); mp_realloc(&pool, victim, 500); }
 static void do_usable_freed(void) { mp_free(&pool, victim); mp_malloc_usable_size(&pool, victim); }
+
+static void do_small_double_free(void) {
+  char *v = mp_malloc(&pool, 40);
+  victim = v;
+  mp_free(&pool, v);
+  mp_free(&pool, v);
+}
+static void do_small_interior(void) { mp_free(&pool, (char *)mp_malloc(&pool, 40) + 16); }
+
+START_TEST(trap_small) {
+  expect_trap(do_small_double_free, "free(0x");
+  expect_trap(do_small_double_free, "double free or use of a freed block");
+  expect_trap(do_small_interior, "invalid pointer");
+}
+END_TEST
 
 START_TEST(trap_double_free) {
   victim = mp_malloc(&pool, 100);
@@ -266,6 +392,14 @@ int main(void) {
   tcase_add_test(td, trap_interior);
   tcase_add_test(td, trap_realloc_freed);
   suite_add_tcase(s, td);
+  TCase *ts = tcase_create("small");
+  tcase_add_checked_fixture(ts, setup_small, teardown);
+  tcase_set_timeout(ts, 60);
+  tcase_add_test(ts, small_classes_and_reuse);
+  tcase_add_test(ts, small_random_against_model);
+  tcase_add_test(ts, small_cross_thread_and_exit);
+  tcase_add_test(ts, trap_small);
+  suite_add_tcase(s, ts);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

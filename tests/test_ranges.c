@@ -450,6 +450,37 @@ START_TEST(test_ranges_full_bucket) {
 }
 END_TEST
 
+/* A request equal to a free range's size, in a class that also holds smaller
+ * ranges: the good-fit class search cannot serve it, the scan of its own
+ * class must look past a too-small node at the head of the list. */
+START_TEST(test_ranges_exact_fit_scan) {
+  const uint32_t G = 200;
+  mp_ranges r;
+  ranges_open(&r, G);
+  /* 32 and 33 share a class (32..33). Layout: A(32) x(1) C(33) D(rest). */
+  uint32_t a = mp_ranges_alloc(&r, 32, 1, 0), x = mp_ranges_alloc(&r, 1, 1, 0);
+  uint32_t c = mp_ranges_alloc(&r, 33, 1, 0), d = mp_ranges_alloc(&r, G - 66, 1, 0);
+  ck_assert_uint_eq(a, 0);
+  ck_assert_uint_eq(x, 32);
+  ck_assert_uint_eq(c, 33);
+  ck_assert_uint_eq(d, 66);
+  ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK);
+  ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK);  /* list head: the 32 */
+  ck_assert_uint_eq(mp_ranges_largest_free(&r), 33);
+  ck_assert_uint_eq(mp_ranges_alloc(&r, 34, 1, 0), MP_NONE);
+  ck_assert_uint_eq(mp_ranges_alloc(&r, 33, 1, 0), c);
+  ck_assert_uint_eq(mp_ranges_alloc(&r, 32, 1, 0), a);
+  ck_assert_uint_eq(r.free_ranges, 0);
+  require_check(&r, "exact fits", 0);
+  ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK);
+  ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK);
+  ck_assert_int_eq(mp_ranges_free(&r, x), MP_RANGES_OK);
+  ck_assert_int_eq(mp_ranges_free(&r, d), MP_RANGES_OK);
+  require_pristine(&r, "exact fits freed");
+  mp_ranges_destroy(&r);
+}
+END_TEST
+
 START_TEST(test_ranges_alignment) {
   const uint32_t G = 1u << 16;
   mp_ranges r;
@@ -626,8 +657,9 @@ START_TEST(test_ranges_classify_errors) {
   /* Double free of the first range. */
   ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK);
   ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_NOT_IN_USE);
-  /* b merged into a's range: b is no longer a start at all. */
-  ck_assert_int_eq(mp_ranges_free(&r, b), MP_RANGES_NOT_A_START);
+  /* b merged into a's free range: b is no longer a start, so this double
+   * free can only be reported as NOT_A_START (no record of freed blocks). */
+  ck_assert_int_ne(mp_ranges_free(&r, b), MP_RANGES_OK);
   ck_assert_uint_eq(mp_ranges_size(&r, a), 30);
   /* Double free of a range that merged with the free tail. */
   ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK);
@@ -839,7 +871,7 @@ static void random_run(const random_cfg *cfg, uint64_t seed) {
         uint64_t delta = rng_below(&rng, 20) == 0 ? rng_below(&rng, 257) : rng_below(&rng, 9);
         uint64_t n64 = (uint64_t)b->size + delta;
         uint32_t n = n64 > G + 1 ? G + 1 : (uint32_t)n64;
-        bool expect = n <= G;
+        bool expect = (uint64_t)b->start + n <= G;
         for (uint32_t x = end; expect && x < n + b->start; x++)
           if (m.owned[x]) expect = false;
         bool got = mp_ranges_resize(&r, b->start, n);
@@ -906,46 +938,66 @@ END_TEST
 /* Many ranges: still functional                                             */
 /* ======================================================================== */
 
+/* 100k live blocks interleaved with 100k free holes of varied sizes (varied so
+ * that the free lists spread over many classes: mp_ranges_check walks a
+ * class list per free range, see the report), then an alloc, a free, a grow
+ * and mp_ranges_check. Functional only: the timing is informational. */
 START_TEST(test_ranges_many) {
-  const uint32_t G = 1u << 22, NB = 200000;
+  const uint32_t G = 1u << 24, K = 100000;
   mp_ranges r;
   ranges_open(&r, G);
-  uint32_t *starts = xcalloc(NB, sizeof(uint32_t));
-  for (uint32_t k = 0; k < NB; k++) {
-    starts[k] = mp_ranges_alloc(&r, 3, 1, 0);
-    REQUIRE(starts[k] == 3 * k, "sequential alloc %lu at %lu", (unsigned long)k, (unsigned long)starts[k]);
+  uint32_t *hole = xcalloc(K, sizeof(uint32_t)), *hole_size = xcalloc(K, sizeof(uint32_t));
+  uint32_t *keep = xcalloc(K, sizeof(uint32_t)), *keep_size = xcalloc(K, sizeof(uint32_t));
+  uint32_t at = 0;
+  for (uint32_t k = 0; k < K; k++) {
+    hole_size[k] = 1 + (uint32_t)(((uint64_t)k * 7919) % 251);
+    keep_size[k] = 1 + k % 4;
+    hole[k] = mp_ranges_alloc(&r, hole_size[k], 1, 0);
+    REQUIRE(hole[k] == at, "sequential alloc %lu at %lu, want %lu", (unsigned long)k, (unsigned long)hole[k],
+            (unsigned long)at);
+    at += hole_size[k];
+    keep[k] = mp_ranges_alloc(&r, keep_size[k], 1, 0);
+    REQUIRE(keep[k] == at, "sequential alloc %lu at %lu, want %lu", (unsigned long)k, (unsigned long)keep[k],
+            (unsigned long)at);
+    at += keep_size[k];
   }
-  /* Free every other block: 100k live blocks, 100k holes of 3 (+ the tail). */
-  for (uint32_t k = 0; k < NB; k += 2) REQUIRE(mp_ranges_free(&r, starts[k]) == MP_RANGES_OK, "free %lu", (unsigned long)k);
-  ck_assert_uint_eq(r.inuse_ranges, NB / 2);
-  ck_assert_uint_eq(r.free_ranges, NB / 2 + 1);
+  const uint32_t tail = at;
+  for (uint32_t k = 0; k < K; k++)
+    REQUIRE(mp_ranges_free(&r, hole[k]) == MP_RANGES_OK, "free hole %lu", (unsigned long)k);
+  ck_assert_uint_eq(r.inuse_ranges, K);
+  ck_assert_uint_eq(r.free_ranges, K + 1);
+  ck_assert_uint_eq(mp_ranges_largest_free(&r), G - tail);
   require_check(&r, "100k live", 0);
 
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  /* A 3-granule request fits a hole or the tail; a hole-sized one is reused. */
+  /* A small request is served (from a hole of its class). */
   uint32_t g = mp_ranges_alloc(&r, 3, 1, 0);
   ck_assert_uint_ne(g, MP_NONE);
   ck_assert_uint_eq(mp_ranges_size(&r, g), 3);
+  ck_assert_int_eq(mp_ranges_classify(&r, g), MP_RANGES_OK);
   /* Larger than any hole: must come from the tail. */
   uint32_t big = mp_ranges_alloc(&r, 1000, 1, 0);
-  ck_assert_uint_ge(big, 3 * NB);
-  /* Aligned: from the tail too. */
+  ck_assert_uint_ge(big, tail);
+  /* Aligned, 64 KiB: from the tail too. */
   uint32_t al = mp_ranges_alloc(&r, 10, 4096, 0);
-  ck_assert_uint_ne(al, MP_NONE);
+  ck_assert_uint_ge(al, tail);
   ck_assert_uint_eq(al % 4096, 0);
   /* Free a middle block: it merges with the holes on both sides. */
-  uint32_t before = r.free_ranges, mid = starts[NB / 2 + 1];
-  ck_assert_int_eq(mp_ranges_free(&r, mid), MP_RANGES_OK);
+  const uint32_t m = K / 2 + 1;
+  uint32_t before = r.free_ranges;
+  ck_assert_int_eq(mp_ranges_free(&r, keep[m]), MP_RANGES_OK);
   ck_assert_uint_eq(r.free_ranges, before - 1);
-  ck_assert_uint_eq(mp_ranges_size(&r, mid - 3), 9);
-  /* Grow a block into a 3-granule hole (exactly) and fail past it. */
-  uint32_t grower = starts[101];
-  ck_assert(!mp_ranges_resize(&r, grower, 7));
-  ck_assert(mp_ranges_resize(&r, grower, 6));
+  ck_assert_int_eq(mp_ranges_classify(&r, hole[m]), MP_RANGES_NOT_IN_USE);
+  ck_assert_uint_eq(mp_ranges_size(&r, hole[m]), hole_size[m] + keep_size[m] + hole_size[m + 1]);
+  /* Grow a block exactly into the hole after it, and fail one past it. */
+  const uint32_t w = 101;
+  ck_assert(!mp_ranges_resize(&r, keep[w], keep_size[w] + hole_size[w + 1] + 1));
+  ck_assert(mp_ranges_resize(&r, keep[w], keep_size[w] + hole_size[w + 1]));
+  ck_assert_uint_eq(mp_ranges_size(&r, keep[w]), keep_size[w] + hole_size[w + 1]);
   /* 1000 alloc/free pairs. */
   for (int k = 0; k < 1000; k++) {
-    uint32_t h = mp_ranges_alloc(&r, 1 + k % 3, 1, 0);
+    uint32_t h = mp_ranges_alloc(&r, 1 + (uint32_t)k % 300, 1u << (k % 5), 0);
     REQUIRE(h != MP_NONE, "pair %d: alloc", k);
     REQUIRE(mp_ranges_free(&r, h) == MP_RANGES_OK, "pair %d: free", k);
   }
@@ -958,10 +1010,13 @@ START_TEST(test_ranges_many) {
   ck_assert_int_eq(mp_ranges_free(&r, g), MP_RANGES_OK);
   ck_assert_int_eq(mp_ranges_free(&r, big), MP_RANGES_OK);
   ck_assert_int_eq(mp_ranges_free(&r, al), MP_RANGES_OK);
-  for (uint32_t k = 1; k < NB; k += 2)
-    if (starts[k] != mid) REQUIRE(mp_ranges_free(&r, starts[k]) == MP_RANGES_OK, "drain %lu", (unsigned long)k);
+  for (uint32_t k = 0; k < K; k++)
+    if (k != m) REQUIRE(mp_ranges_free(&r, keep[k]) == MP_RANGES_OK, "drain %lu", (unsigned long)k);
   require_pristine(&r, "many drained");
-  free(starts);
+  free(hole);
+  free(hole_size);
+  free(keep);
+  free(keep_size);
   mp_ranges_destroy(&r);
 }
 END_TEST
@@ -983,6 +1038,7 @@ static Suite *ranges_suite(void) {
   tcase_add_loop_test(tc, test_ranges_fresh_and_whole, 0, (int)(sizeof fresh_sizes / sizeof fresh_sizes[0]));
   tcase_add_test(tc, test_ranges_coalesce);
   tcase_add_test(tc, test_ranges_full_bucket);
+  tcase_add_test(tc, test_ranges_exact_fit_scan);
   tcase_add_test(tc, test_ranges_alignment);
   tcase_add_test(tc, test_ranges_resize);
   tcase_add_test(tc, test_ranges_classify_errors);

@@ -1,0 +1,293 @@
+/* api.c - the public mempool_* API (mempool.h): pools over a device window
+ * that serve only from their region, built on the mp_pool layer.
+ *
+ * The mempool_t object lives in its own private mapping (mp_meta_map), never
+ * in malloc'ed memory: the API is usable inside the interposer. Live pools
+ * are kept in a list so that fork can give the child a private copy of each,
+ * as the interposer does for its own pool.
+ *
+ * API pools serve everything from ranges: the small-object spans and thread
+ * caches (mp_pool_enable_small) exist once per process, for the interposer.
+ */
+#define _GNU_SOURCE
+#include "mempool.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "msg.h"
+#include "pool.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct mempool {
+  mp_pool pool;
+  struct mempool *prev, *next;  /* g_pools, under g_lock */
+  uint64_t rejected;            /* calloc overflows: refused before the pool saw them */
+  size_t map_len;               /* this object's mapping */
+  char device[];                /* the region keeps a pointer to its device name */
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static mempool_t *g_pools;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static int g_atfork_rc = -1;
+
+/* ---- fork: every pool's lock is held across fork; the child privatizes ---- */
+
+static void fork_prepare(void) {
+  pthread_mutex_lock(&g_lock);
+  for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_prepare(&m->pool);
+}
+
+static void fork_parent(void) {
+  for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(&m->pool);
+  pthread_mutex_unlock(&g_lock);
+}
+
+static void fork_child(void) {
+  for (mempool_t *m = g_pools; m; m = m->next) {
+    int rc = mp_pool_fork_child(&m->pool);
+    if (rc != 0)
+      mp_fatal("fork: cannot give the child a private copy of pool %s %#lx: %s", m->device,
+               (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
+  }
+  pthread_mutex_init(&g_lock, NULL);
+}
+
+static void register_atfork(void) { g_atfork_rc = pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+/* ---- creation ------------------------------------------------------------- */
+
+/* mp_region_open keeps errno (the interposer must not clobber it) and words
+ * its reasons for the interposer; recover the errno named in the reason. */
+static int errno_of_reason(const char *why) {
+  if (strstr(why, "is not a character device or a regular file")) return ENODEV;
+  int best = EIO;
+  size_t best_len = 0;
+  for (int e = 1; e < 256; e++) {
+    const char *d = strerrordesc_np(e);
+    size_t n = d ? strlen(d) : 0;
+    if (n > best_len && strstr(why, d)) best = e, best_len = n;
+  }
+  return best;
+}
+
+static mempool_t *fail(char *err, size_t errlen, int e, const char *why) {
+  if (err && errlen) mp_format(err, errlen, "%s", why);
+  errno = e;
+  return NULL;
+}
+
+EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, size_t errlen) {
+  char why[320];
+  long pg = sysconf(_SC_PAGESIZE);
+  uint64_t page = pg > 0 ? (uint64_t)pg : 4096;
+
+  if (!prm || !prm->device || !*prm->device)
+    return fail(err, errlen, EINVAL, "no device given (a device path, a regular file or \"anon\")");
+  if (prm->high <= prm->base) {
+    mp_format(why, sizeof why, "high (%#lx) must be above base (%#lx)", (unsigned long)prm->high,
+              (unsigned long)prm->base);
+    return fail(err, errlen, EINVAL, why);
+  }
+  if (prm->base % page) {
+    mp_format(why, sizeof why, "base (%#lx) is not aligned to the page size (%lu)",
+              (unsigned long)prm->base, (unsigned long)page);
+    return fail(err, errlen, EINVAL, why);
+  }
+  uint64_t size = prm->high - prm->base + 1;
+  if (prm->high == UINT64_MAX || size < page || size / MP_GRANULE > MP_MAX_GRANULES) {
+    mp_format(why, sizeof why, "region %#lx..%#lx must be between one page (%lu bytes) and 64 GiB",
+              (unsigned long)prm->base, (unsigned long)prm->high, (unsigned long)page);
+    return fail(err, errlen, EINVAL, why);
+  }
+  size_t dlen = strlen(prm->device);
+  size_t len = (sizeof(mempool_t) + dlen + 1 + page - 1) / page * page;
+  mempool_t *m = mp_meta_map(len);
+  if (!m) {
+    int e = errno;
+    mp_format(why, sizeof why, "cannot map %lu bytes for the pool object: %s", (unsigned long)len,
+              mp_strerror(e));
+    return fail(err, errlen, e, why);
+  }
+  m->map_len = len;
+  memcpy(m->device, prm->device, dlen + 1);
+  mp_config cfg = {.device = m->device, .base = prm->base, .high = prm->high,
+                   .sync = !prm->cached, .stats = MP_STATS_OFF};
+  if (mp_pool_open(&m->pool, &cfg, why, sizeof why) != 0) {
+    int e = errno_of_reason(why);
+    if (strstr(why, "in use by another process")) {
+      /* The lock is per open: another pool or the interposer of this
+       * process holds it just as well as another process. */
+      e = EBUSY;
+      mp_format(why, sizeof why, "region %s %#lx..%#lx is in use (by another pool, the interposer or another process)",
+                prm->device, (unsigned long)prm->base, (unsigned long)prm->high);
+    }
+    char *tail = strstr(why, "; running on jemalloc only");  /* not true of a pool */
+    if (tail) *tail = '\0';
+    mp_meta_unmap(m, len);
+    return fail(err, errlen, e, why);
+  }
+  /* After the open: pthread_atfork may allocate, and under the interposer
+   * (libmempool.so linked rather than preloaded) that first malloc would
+   * otherwise let the interposer lock this very range before us. */
+  pthread_once(&g_atfork_once, register_atfork);
+  if (g_atfork_rc != 0) {
+    mp_pool_close(&m->pool);
+    mp_meta_unmap(m, len);
+    return fail(err, errlen, ENOMEM, "cannot register the fork handlers");
+  }
+  pthread_mutex_lock(&g_lock);
+  m->next = g_pools;
+  if (g_pools) g_pools->prev = m;
+  g_pools = m;
+  pthread_mutex_unlock(&g_lock);
+  return m;
+}
+
+EXPORT void mempool_destroy(mempool_t *m) {
+  if (!m) return;
+  pthread_mutex_lock(&g_lock);
+  if (m->prev) m->prev->next = m->next;
+  else g_pools = m->next;
+  if (m->next) m->next->prev = m->prev;
+  pthread_mutex_unlock(&g_lock);
+  mp_pool_close(&m->pool);
+  mp_meta_unmap(m, m->map_len);
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+/* Pointers handed back must be this pool's: mp_pool_* trusts its caller on
+ * that (a foreign pointer's granule index would be meaningless). */
+static void owned_or_trap(mempool_t *m, const void *p, const char *caller) {
+  if (!m) mp_fatal("%s(%p): no pool given", caller, p);
+  if (!mp_pool_owns(&m->pool, p))
+    mp_fatal("%s(%p): invalid pointer: not in this pool's region (%p, %lu bytes)", caller, p,
+             (void *)m->pool.region.base, (unsigned long)m->pool.region.size);
+}
+
+static void *serve(mempool_t *m, size_t size, size_t align) {
+  if (!m) {
+    errno = EINVAL;
+    return NULL;
+  }
+  /* mp_pool_alloc refuses (and counts) sizes above the region, so anything
+   * above PTRDIFF_MAX as well. */
+  void *q = mp_pool_alloc(&m->pool, size, align);
+  if (!q) errno = ENOMEM;
+  return q;
+}
+
+EXPORT void *mempool_alloc(mempool_t *m, size_t size) { return serve(m, size, MP_GRANULE); }
+
+EXPORT void *mempool_aligned_alloc(mempool_t *m, size_t align, size_t size) {
+  if (align == 0 || (align & (align - 1))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return serve(m, size, align < MP_GRANULE ? MP_GRANULE : align);
+}
+
+EXPORT void *mempool_calloc(mempool_t *m, size_t nmemb, size_t size) {
+  size_t n;
+  if (!m) return serve(m, 0, MP_GRANULE);
+  if (__builtin_mul_overflow(nmemb, size, &n)) {
+    __atomic_fetch_add(&m->rejected, 1, __ATOMIC_RELAXED);
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *q = serve(m, n, MP_GRANULE);
+  /* Freed blocks keep their bytes (the region may be a file or a device). */
+  if (q) memset(q, 0, n);
+  return q;
+}
+
+EXPORT void *mempool_realloc(mempool_t *m, void *p, size_t size) {
+  if (!p) return mempool_alloc(m, size);
+  owned_or_trap(m, p, "mempool_realloc");
+  if (size == 0) {
+    mp_pool_free(&m->pool, p, "mempool_realloc");
+    return NULL;
+  }
+  size_t old = mp_pool_usable_size(&m->pool, p, "mempool_realloc");  /* traps if not a live block */
+  if (mp_pool_resize(&m->pool, p, size, "mempool_realloc")) return p;
+  void *q = serve(m, size, MP_GRANULE);
+  if (!q) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  mp_pool_free(&m->pool, p, "mempool_realloc");
+  return q;
+}
+
+EXPORT void mempool_free(mempool_t *m, void *p) {
+  if (!p) return;
+  int saved = errno;
+  owned_or_trap(m, p, "mempool_free");
+  mp_pool_free(&m->pool, p, "mempool_free");
+  errno = saved;
+}
+
+EXPORT size_t mempool_usable_size(mempool_t *m, const void *p) {
+  if (!p) return 0;
+  owned_or_trap(m, p, "mempool_usable_size");
+  return mp_pool_usable_size(&m->pool, p, "mempool_usable_size");
+}
+
+EXPORT bool mempool_owns(const mempool_t *m, const void *p) { return m && mp_pool_owns(&m->pool, p); }
+
+EXPORT void *mempool_base(const mempool_t *m) { return m ? (void *)m->pool.region.base : NULL; }
+
+/* ---- inspection ------------------------------------------------------------- */
+
+EXPORT int mempool_get_stats(mempool_t *m, struct mempool_stats *out) {
+  if (!m || !out) {
+    errno = EINVAL;
+    return -1;
+  }
+  mp_pool_info in;
+  mp_pool_get_info(&m->pool, &in);
+  *out = (struct mempool_stats){
+      .region_bytes = in.region_bytes,
+      .bytes_in_use = in.used_bytes,
+      .peak_bytes = in.stats.region_peak,
+      .bytes_free = in.free_bytes,
+      .largest_free = in.largest_free,
+      .allocations = in.stats.pool_allocs + in.small_allocs,
+      .frees = in.stats.pool_frees + in.small_frees,
+      .failed_requests = in.stats.pool_failed + __atomic_load_n(&m->rejected, __ATOMIC_RELAXED),
+      .ranges_in_use = in.used_ranges,
+      .ranges_free = in.free_ranges,
+      .metadata_bytes = in.meta_bytes,
+  };
+  return 0;
+}
+
+struct walk_ctx {
+  mempool_walk_fn fn;
+  void *ctx;
+};
+
+static void walk_one(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct walk_ctx *w = vctx;
+  w->fn((size_t)start << MP_GRANULE_SHIFT, (size_t)size << MP_GRANULE_SHIFT, in_use, w->ctx);
+}
+
+EXPORT int mempool_walk(mempool_t *m, mempool_walk_fn fn, void *ctx) {
+  if (!m || !fn) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct walk_ctx w = {fn, ctx};
+  mp_pool_walk(&m->pool, walk_one, &w);
+  return 0;
+}
+
+EXPORT int mempool_check(mempool_t *m, char *why, size_t whylen) {
+  if (!m) {
+    if (why && whylen) mp_format(why, whylen, "no pool given");
+    return -1;
+  }
+  return mp_pool_check(&m->pool, why, whylen);
+}

@@ -1,0 +1,130 @@
+/* mempool.h - libmempool's public API: allocators that serve only from a
+ * window of a device (a physical range through /dev/mem, a character device
+ * such as /dev/udmabuf0, a regular file standing in for one, or anonymous
+ * memory), independent of the LD_PRELOAD interposer.
+ *
+ * A pool is the same allocator the interposer uses: address-ordered ranges of
+ * 16-byte granules, split on allocation and coalesced on free, with all
+ * metadata outside the region (the region holds user data only, so it may be
+ * shared with hardware). Unlike the interposer, a pool never falls back to
+ * another allocator: when its region cannot serve a request the call returns
+ * NULL with errno = ENOMEM.
+ *
+ *   - Several pools may live in one process, each over its own region (other
+ *     devices/files, or disjoint ranges of one). Each region holds an open
+ *     file description lock on its byte range of the device, so a range is
+ *     used by one pool at a time, in this process or any other (this includes
+ *     the interposer's own region when the library is preloaded or linked).
+ *   - Every function is thread-safe (one lock per pool) and none allocates
+ *     through malloc: the API works inside programs running under the
+ *     interposer, and from the malloc family's own callers.
+ *   - Sizes are rounded up to 16 bytes; every block is aligned to at least 16.
+ *   - A pointer given to free/realloc/usable_size that is not the start of a
+ *     live block of that pool (double free, interior pointer, a pointer of
+ *     another pool or of malloc) is a bug: one "mempool:" line on stderr
+ *     naming the call and the pointer, then abort().
+ *   - fork: the child gets a private copy of every pool (in-use blocks are
+ *     copied to anonymous memory at the same addresses), as with the
+ *     interposer; the parent's regions are unaffected by the child.
+ *
+ * Link with -lmempool (pkg-config mempool). Note that libmempool.so also
+ * exports the malloc family: a program linked with it runs under the
+ * interposer as well (configured by MEMPOOL_*; see README.md).
+ */
+#ifndef MEMPOOL_H
+#define MEMPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mempool mempool_t;
+
+/* What to map. The region is [base, high] of the device (inclusive), i.e.
+ * device offsets / physical addresses. */
+struct mempool_params {
+  const char *device;  /* "/dev/mem", another character device, a regular file
+                          (created, or extended sparse, to reach high+1; its
+                          offsets stand in for physical addresses), or "anon"
+                          (private anonymous memory of the same size) */
+  uint64_t base;       /* first byte; a multiple of the page size */
+  uint64_t high;       /* last byte; high > base, at least one page, at most 64 GiB */
+  bool cached;         /* /dev/mem only: open without O_SYNC (MEMPOOL_SYNC=0;
+                          needed on arm64, see README.md) */
+};
+
+/* Maps the region (lazily: no page is touched) and returns a pool, or NULL
+ * with errno set and a one-line reason (no "mempool:" prefix, no newline) in
+ * err when err is not NULL:
+ *   EINVAL  no device, high <= base, base not page-aligned, region smaller
+ *           than a page or larger than 64 GiB
+ *   EBUSY   the range (or an overlapping range of the device) is held by
+ *           another pool, the interposer, or another process
+ *   ENODEV  the device is neither a character device nor a regular file
+ *   other   the errno of the failing open/ftruncate/mmap (ENOENT, EACCES,
+ *           EPERM for /dev/mem ranges the kernel refuses, ENOMEM, ...) */
+mempool_t *mempool_create(const struct mempool_params *params, char *err, size_t errlen);
+/* Unmaps the region and releases its lock; every block of the pool is gone.
+ * NULL is a no-op. */
+void mempool_destroy(mempool_t *pool);
+
+/* A block of at least size bytes, aligned to 16. size 0 gives a unique
+ * block. NULL + ENOMEM when the region cannot serve it. */
+void *mempool_alloc(mempool_t *pool, size_t size);
+/* As mempool_alloc, aligned to align (a power of two; below 16 means 16).
+ * NULL + EINVAL for a bad alignment, NULL + ENOMEM when it cannot be served. */
+void *mempool_aligned_alloc(mempool_t *pool, size_t align, size_t size);
+/* nmemb * size zeroed bytes; NULL + ENOMEM on overflow or when full. */
+void *mempool_calloc(mempool_t *pool, size_t nmemb, size_t size);
+/* Resizes in place when it can (shrinking, or growing into a free
+ * successor), else moves within the pool keeping the content. p NULL is
+ * mempool_alloc; size 0 frees p and returns NULL (as glibc's realloc). On
+ * failure: NULL + ENOMEM, p untouched. */
+void *mempool_realloc(mempool_t *pool, void *p, size_t size);
+/* Returns the block to the pool (coalescing with free neighbours). NULL is a
+ * no-op; errno is preserved. */
+void mempool_free(mempool_t *pool, void *p);
+/* The block's usable size (its size rounded up to 16); 0 for NULL. */
+size_t mempool_usable_size(mempool_t *pool, const void *p);
+/* true when p lies in the pool's region (whether or not it is a live block). */
+bool mempool_owns(const mempool_t *pool, const void *p);
+/* Virtual address of the region's first byte: walk offsets are relative to it. */
+void *mempool_base(const mempool_t *pool);
+
+struct mempool_stats {
+  uint64_t region_bytes;     /* usable bytes of the region */
+  uint64_t bytes_in_use;     /* in live blocks, 16-byte rounded */
+  uint64_t peak_bytes;       /* highest bytes_in_use so far */
+  uint64_t bytes_free;       /* region_bytes - bytes_in_use */
+  uint64_t largest_free;     /* largest free range: the biggest block that fits */
+  uint64_t allocations;      /* blocks handed out (a moving realloc counts one) */
+  uint64_t frees;            /* blocks returned (a moving realloc counts one) */
+  uint64_t failed_requests;  /* requests answered NULL + ENOMEM */
+  uint64_t ranges_in_use;    /* live blocks */
+  uint64_t ranges_free;      /* free ranges (1 when nothing is allocated) */
+  uint64_t metadata_bytes;   /* metadata touched so far, outside the region */
+};
+/* Fills *out with a consistent snapshot. 0, or -1 + EINVAL for NULL args. */
+int mempool_get_stats(mempool_t *pool, struct mempool_stats *out);
+
+/* Calls fn for every range of the region in address order, free or in use;
+ * the ranges tile the region (sizes sum to region_bytes). offset is from
+ * mempool_base(). fn runs under the pool's lock: it must not call into the
+ * same pool. 0, or -1 + EINVAL for NULL args. */
+typedef void (*mempool_walk_fn)(size_t offset, size_t size, bool in_use, void *ctx);
+int mempool_walk(mempool_t *pool, mempool_walk_fn fn, void *ctx);
+
+/* Verifies the allocator's invariants (O(ranges)): 0 when they hold, else the
+ * number of the first violated one with a description in why (why may be
+ * NULL); -1 for a NULL pool. Meant for tests and debugging. */
+int mempool_check(mempool_t *pool, char *why, size_t whylen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

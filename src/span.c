@@ -1,0 +1,222 @@
+/* span.c - 64 KiB spans of one size class (see span.h). */
+#include "span.h"
+
+#include <string.h>
+
+#include "msg.h"
+#include "ranges.h"
+#include "region.h"
+
+#define SPAN_GRANULES (MP_SPAN_SIZE >> MP_GRANULE_SHIFT)
+
+int mp_small_init(mp_pool *p) {
+  mp_small *sm = &p->small;
+  size_t nspans = p->region.size >> MP_SPAN_SHIFT;
+  size_t class_bytes = (nspans + 4095) & ~(size_t)4095;
+  size_t len = class_bytes + nspans * sizeof(mp_span);
+  char *m = mp_meta_map(len);
+  if (!m) return -1;
+  sm->meta_base = m;
+  sm->meta_len = len;
+  sm->span_class = (uint8_t *)m;
+  sm->spans = (mp_span *)(m + class_bytes);
+  sm->nspans = nspans;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&sm->classes[c].lock, NULL);
+  pthread_mutex_init(&sm->tcache_lock, NULL);
+  sm->enabled = true;
+  return 0;
+}
+
+void mp_small_destroy(mp_pool *p) {
+  mp_small *sm = &p->small;
+  if (!sm->enabled) return;
+  mp_meta_unmap(sm->meta_base, sm->meta_len);
+  memset(sm, 0, sizeof *sm);
+}
+
+static inline uint32_t span_index(const mp_pool *p, const void *obj) {
+  return (uint32_t)(((uintptr_t)obj - p->region.base) >> MP_SPAN_SHIFT);
+}
+
+static void partial_push(mp_small *sm, mp_class *c, uint32_t si) {
+  mp_span *s = &sm->spans[si];
+  s->prev = 0;
+  s->next = c->partial;
+  if (c->partial) sm->spans[c->partial - 1].prev = si + 1;
+  c->partial = si + 1;
+}
+
+static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
+  mp_span *s = &sm->spans[si];
+  if (s->prev) sm->spans[s->prev - 1].next = s->next;
+  else c->partial = s->next;
+  if (s->next) sm->spans[s->next - 1].prev = s->prev;
+  s->prev = s->next = 0;
+}
+
+/* A fresh span from the ranges (pool lock inside), all objects avail. */
+static bool span_new(mp_pool *p, unsigned cls) {
+  mp_small *sm = &p->small;
+  pthread_mutex_lock(&p->lock);
+  uint32_t g = mp_ranges_alloc(&p->ranges, SPAN_GRANULES, SPAN_GRANULES, 0);
+  if (g != MP_NONE) {
+    p->stats.region_used += MP_SPAN_SIZE;
+    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (g == MP_NONE) return false;
+  uint32_t si = g / SPAN_GRANULES;
+  mp_span *s = &sm->spans[si];
+  uint32_t n = MP_SPAN_SIZE / mp_class_size[cls];
+  s->nobj = (uint16_t)n;
+  s->navail = (uint16_t)n;
+  memset(s->alloc, 0, sizeof s->alloc);
+  memset(s->avail, 0, sizeof s->avail);
+  for (uint32_t w = 0; w < n / 64; w++) s->avail[w] = ~0ull;
+  if (n % 64) s->avail[n / 64] = (1ull << (n % 64)) - 1;
+  __atomic_store_n(&sm->span_class[si], (uint8_t)(cls + 1), __ATOMIC_RELEASE);
+  sm->classes[cls].spans++;
+  partial_push(sm, &sm->classes[cls], si);
+  return true;
+}
+
+/* An empty span goes back to the ranges (class lock held). */
+static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
+  mp_small *sm = &p->small;
+  partial_remove(sm, &sm->classes[cls], si);
+  sm->classes[cls].spans--;
+  __atomic_store_n(&sm->span_class[si], 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&p->lock);
+  mp_ranges_free(&p->ranges, si * SPAN_GRANULES);
+  p->stats.region_used -= MP_SPAN_SIZE;
+  pthread_mutex_unlock(&p->lock);
+}
+
+uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
+  mp_small *sm = &p->small;
+  mp_class *c = &sm->classes[cls];
+  uint32_t got = 0, size = mp_class_size[cls];
+  pthread_mutex_lock(&c->lock);
+  while (got < want) {
+    if (!c->partial && !span_new(p, cls)) break;
+    uint32_t si = c->partial - 1;
+    mp_span *s = &sm->spans[si];
+    uintptr_t base = p->region.base + ((uintptr_t)si << MP_SPAN_SHIFT);
+    for (uint32_t w = 0; w < MP_SPAN_WORDS && got < want; w++) {
+      while (s->avail[w] && got < want) {
+        uint32_t b = (uint32_t)__builtin_ctzll(s->avail[w]);
+        s->avail[w] &= s->avail[w] - 1;
+        out[got++] = (void *)(base + (uintptr_t)(w * 64 + b) * size);
+        s->navail--;
+      }
+    }
+    if (s->navail == 0) partial_remove(sm, c, si);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return got;
+}
+
+void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
+  mp_small *sm = &p->small;
+  mp_class *c = &sm->classes[cls];
+  pthread_mutex_lock(&c->lock);
+  for (uint32_t k = 0; k < n; k++) {
+    uintptr_t off = (uintptr_t)objs[k] - p->region.base;
+    uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT);
+    mp_span *s = &sm->spans[si];
+    uint32_t i = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
+    s->avail[i >> 6] |= 1ull << (i & 63);
+    if (s->navail++ == 0) partial_push(sm, c, si);
+    if (s->navail == s->nobj && c->spans > 1) span_release(p, cls, si);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+void mp_small_release_empty(mp_pool *p) {
+  mp_small *sm = &p->small;
+  if (!sm->enabled) return;
+  for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
+    mp_class *c = &sm->classes[cls];
+    pthread_mutex_lock(&c->lock);
+    /* At most one empty span is kept per class: it heads the partial list
+     * or is the class's only span. */
+    if (c->spans == 1 && c->partial) {
+      uint32_t si = c->partial - 1;
+      if (sm->spans[si].navail == sm->spans[si].nobj) span_release(p, cls, si);
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+}
+
+size_t mp_small_meta_bytes(const mp_pool *p) {
+  const mp_small *sm = &p->small;
+  if (!sm->enabled) return 0;
+  size_t spans = 0, caches = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) spans += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED);
+  for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
+  return sm->nspans + spans * sizeof(mp_span) + caches * sizeof(mp_tcache);
+}
+
+void mp_small_fork_prepare(mp_pool *p) {
+  if (!p->small.enabled) return;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_lock(&p->small.classes[c].lock);
+  pthread_mutex_lock(&p->small.tcache_lock);
+}
+
+void mp_small_fork_parent(mp_pool *p) {
+  if (!p->small.enabled) return;
+  pthread_mutex_unlock(&p->small.tcache_lock);
+  for (unsigned c = MP_SMALL_CLASSES; c-- > 0;) pthread_mutex_unlock(&p->small.classes[c].lock);
+}
+
+void mp_small_fork_child(mp_pool *p) {
+  if (!p->small.enabled) return;
+  pthread_mutex_init(&p->small.tcache_lock, NULL);
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&p->small.classes[c].lock, NULL);
+}
+
+#define VIOLATION(...)                                 \
+  do {                                                 \
+    if (why) mp_format(why, whylen, __VA_ARGS__);      \
+    rc = -1;                                           \
+    goto out;                                          \
+  } while (0)
+
+int mp_small_check(mp_pool *p, char *why, size_t whylen) {
+  mp_small *sm = &p->small;
+  int rc = 0;
+  if (!sm->enabled) return 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_lock(&sm->classes[c].lock);
+  pthread_mutex_lock(&p->lock);
+  for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
+    uint32_t listed = 0, counted = 0;
+    for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
+      if (sm->span_class[si1 - 1] != cls + 1) VIOLATION("S2: span %lu on list of class %u has class %u",
+                                                         (unsigned long)(si1 - 1), cls, sm->span_class[si1 - 1]);
+      if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
+      if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
+    }
+    for (size_t si = 0; si < sm->nspans; si++) {
+      if (sm->span_class[si] != cls + 1) continue;
+      const mp_span *s = &sm->spans[si];
+      uint32_t na = 0;
+      counted++;
+      for (uint32_t w = 0; w < MP_SPAN_WORDS; w++) {
+        if (s->avail[w] & s->alloc[w]) VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
+        na += (uint32_t)__builtin_popcountll(s->avail[w]);
+        uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
+        if ((s->avail[w] | s->alloc[w]) & beyond) VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+      }
+      if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
+      uint32_t g = (uint32_t)(si * SPAN_GRANULES);
+      if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES)
+        VIOLATION("S3: span %lu is not an in-use range of one span", (unsigned long)si);
+    }
+    if (counted != sm->classes[cls].spans) VIOLATION("S2: class %u counts %u spans, table has %u", cls,
+                                                      sm->classes[cls].spans, counted);
+  }
+out:
+  pthread_mutex_unlock(&p->lock);
+  for (unsigned c = MP_SMALL_CLASSES; c-- > 0;) pthread_mutex_unlock(&sm->classes[c].lock);
+  return rc;
+}

@@ -1,0 +1,77 @@
+/* span.h - small objects: 64 KiB spans of one size class, carved from the
+ * ranges, with their state out of band (see mp_span in mp_types.h).
+ *
+ * INVARIANTS (checked by mp_small_check):
+ *   S1  a span's objects are each in exactly one state: avail (free in the
+ *       span), alloc (held by the user), or neither (in a thread cache);
+ *   S2  navail = popcount(avail); a span is on its class's partial list iff
+ *       navail > 0; span_class[] is non-zero exactly for live spans;
+ *   S3  a span is an in-use range of exactly MP_SPAN_SIZE bytes.
+ * TIME BOUNDS: take/give O(objects moved + MP_SPAN_WORDS); mark O(1).
+ * Lock order: class lock, then the pool lock (never the reverse).
+ */
+#ifndef MP_SPAN_H
+#define MP_SPAN_H
+
+#include "mp_types.h"
+#include "sizeclass.h"
+
+int mp_small_init(mp_pool *p);
+void mp_small_destroy(mp_pool *p);
+
+/* Moves up to want free objects of class cls into out; returns how many
+ * (0 when no span could be had: the region is full). */
+uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want);
+/* Returns n objects of class cls to their spans; an emptied span goes back
+ * to the ranges unless it is its class's last one. */
+void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n);
+/* Releases every empty span still kept (exhaustion path): O(classes). */
+void mp_small_release_empty(mp_pool *p);
+
+/* Class + 1 of the span holding region offset off, or 0 (not a small span). */
+static inline unsigned mp_small_class_at(const mp_pool *p, uintptr_t off) {
+  return p->small.span_class ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
+}
+
+enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
+
+/* The object at offset off (of class cls) passes to the user. */
+static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
+  mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
+  uint32_t i = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
+  __atomic_fetch_or(&s->alloc[i >> 6], 1ull << (i & 63), __ATOMIC_RELAXED);
+}
+
+/* The user gives the object at off back: OK, or why it is not a held object. */
+static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
+  mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
+  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1));
+  uint32_t i = mp_class_div(rel, cls);
+  if (i * mp_class_size[cls] != rel || i >= s->nobj) return MP_SMALL_INTERIOR;
+  uint64_t bit = 1ull << (i & 63);
+  uint64_t old = __atomic_fetch_and(&s->alloc[i >> 6], ~bit, __ATOMIC_RELAXED);
+  return (old & bit) ? MP_SMALL_OK : MP_SMALL_NOT_HELD;
+}
+
+/* Is the object at off held by the user (for usable_size/realloc checks)? */
+static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
+  const mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
+  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1));
+  uint32_t i = mp_class_div(rel, cls);
+  if (i * mp_class_size[cls] != rel || i >= s->nobj) return MP_SMALL_INTERIOR;
+  uint64_t w = __atomic_load_n(&s->alloc[i >> 6], __ATOMIC_RELAXED);
+  return (w >> (i & 63)) & 1 ? MP_SMALL_OK : MP_SMALL_NOT_HELD;
+}
+
+/* Metadata bytes in use by spans and caches. */
+size_t mp_small_meta_bytes(const mp_pool *p);
+
+void mp_small_fork_prepare(mp_pool *p);
+void mp_small_fork_parent(mp_pool *p);
+void mp_small_fork_child(mp_pool *p);
+
+/* Verifies S1..S3 with every class locked; objects in thread caches are
+ * counted as "neither". 0 when all hold. */
+int mp_small_check(mp_pool *p, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,147 @@
+/* tcache.c - thread caches: creation, refill, flush, thread exit. */
+#include "tcache.h"
+
+#include <string.h>
+
+#include "region.h"
+
+__thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec")));
+/* Set once the thread's cache was flushed at thread exit: from then on the
+ * thread's small objects go straight to the spans (no new cache to leak). */
+static __thread bool t_cache_dead __attribute__((tls_model("initial-exec")));
+
+#define CHUNK (256u << 10)
+
+static void thread_exit(void *arg);
+
+int mp_tcache_init(mp_pool *p) {
+  return pthread_key_create(&p->small.key, thread_exit) == 0 ? 0 : -1;
+}
+
+static mp_tcache *tcache_new(mp_pool *p) {
+  mp_small *sm = &p->small;
+  mp_tcache *tc = NULL;
+  pthread_mutex_lock(&sm->tcache_lock);
+  if (sm->free_tcaches) {
+    tc = sm->free_tcaches;
+    sm->free_tcaches = tc->next_free;
+  } else {
+    if (sm->tcache_chunk_left < sizeof(mp_tcache)) {
+      sm->tcache_chunk = mp_meta_map(CHUNK);
+      sm->tcache_chunk_left = sm->tcache_chunk ? CHUNK : 0;
+    }
+    if (sm->tcache_chunk_left >= sizeof(mp_tcache)) {
+      tc = (mp_tcache *)sm->tcache_chunk;
+      sm->tcache_chunk += sizeof(mp_tcache);
+      sm->tcache_chunk_left -= sizeof(mp_tcache);
+      tc->next_all = sm->all_tcaches;
+      sm->all_tcaches = tc;
+    }
+  }
+  pthread_mutex_unlock(&sm->tcache_lock);
+  if (!tc) return NULL;
+  mp_tcache *keep_next = tc->next_all;
+  memset(tc, 0, sizeof *tc);
+  tc->next_all = keep_next;
+  tc->pool = p;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) tc->bins[c].cap = mp_class_cache_cap(c);
+  /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
+  pthread_setspecific(sm->key, tc);
+  return tc;
+}
+
+static mp_tcache *tcache_get(mp_pool *p) {
+  mp_tcache *tc = mp_t_tcache;
+  if (tc) return tc->pool == p ? tc : NULL;
+  if (t_cache_dead) return NULL;
+  tc = tcache_new(p);
+  mp_t_tcache = tc;
+  return tc;
+}
+
+static void bin_flush(mp_pool *p, mp_tcache_bin *b, unsigned cls, uint32_t keep) {
+  if (b->n <= keep) return;
+  mp_span_give(p, cls, b->items + keep, b->n - keep);
+  b->n = keep;
+}
+
+void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
+  mp_tcache *tc = tcache_get(p);
+  void *obj;
+  if (!tc) {  /* no cache for this thread: one object straight from the spans */
+    if (mp_span_take(p, cls, &obj, 1) == 0) return NULL;
+    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
+    __atomic_fetch_add(&p->small.retired_allocs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&p->small.retired_bytes_alloc, mp_class_size[cls], __ATOMIC_RELAXED);
+    return obj;
+  }
+  mp_tcache_bin *b = &tc->bins[cls];
+  b->n = mp_span_take(p, cls, b->items, b->cap / 2);
+  if (b->n == 0) return NULL;
+  return mp_tcache_alloc(p, cls);
+}
+
+void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
+  mp_tcache *tc = tcache_get(p);
+  if (!tc) {
+    mp_span_give(p, cls, &obj, 1);
+    __atomic_fetch_add(&p->small.retired_frees, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&p->small.retired_bytes_freed, mp_class_size[cls], __ATOMIC_RELAXED);
+    return;
+  }
+  mp_tcache_bin *b = &tc->bins[cls];
+  bin_flush(p, b, cls, b->cap / 2);
+  mp_tcache_free(p, obj, cls);
+}
+
+static void flush_all(mp_pool *p, mp_tcache *tc) {
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) bin_flush(p, &tc->bins[c], c, 0);
+}
+
+void mp_tcache_flush_current(mp_pool *p) {
+  mp_tcache *tc = mp_t_tcache;
+  if (tc && tc->pool == p) flush_all(p, tc);
+}
+
+static void thread_exit(void *arg) {
+  mp_tcache *tc = arg;
+  mp_pool *p = tc->pool;
+  mp_small *sm = &p->small;
+  flush_all(p, tc);
+  mp_t_tcache = NULL;
+  t_cache_dead = true;
+  pthread_mutex_lock(&sm->tcache_lock);
+  __atomic_fetch_add(&sm->retired_allocs, tc->allocs, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&sm->retired_frees, tc->frees, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&sm->retired_bytes_alloc, tc->bytes_alloc, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&sm->retired_bytes_freed, tc->bytes_freed, __ATOMIC_RELAXED);
+  tc->allocs = tc->frees = tc->bytes_alloc = tc->bytes_freed = 0;
+  tc->next_free = sm->free_tcaches;
+  sm->free_tcaches = tc;
+  pthread_mutex_unlock(&sm->tcache_lock);
+}
+
+void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *bytes_in_use) {
+  mp_small *sm = &p->small;
+  uint64_t a = 0, f = 0, ba = 0, bf = 0;
+  if (!sm->enabled) {
+    *allocs = *frees = *bytes_in_use = 0;
+    return;
+  }
+  pthread_mutex_lock(&sm->tcache_lock);
+  a = __atomic_load_n(&sm->retired_allocs, __ATOMIC_RELAXED);
+  f = __atomic_load_n(&sm->retired_frees, __ATOMIC_RELAXED);
+  ba = __atomic_load_n(&sm->retired_bytes_alloc, __ATOMIC_RELAXED);
+  bf = __atomic_load_n(&sm->retired_bytes_freed, __ATOMIC_RELAXED);
+  /* Live caches' counters are read racily: figures, not invariants. */
+  for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all) {
+    a += tc->allocs;
+    f += tc->frees;
+    ba += tc->bytes_alloc;
+    bf += tc->bytes_freed;
+  }
+  pthread_mutex_unlock(&sm->tcache_lock);
+  *allocs = a;
+  *frees = f;
+  *bytes_in_use = ba >= bf ? ba - bf : 0;
+}

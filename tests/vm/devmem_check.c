@@ -1,0 +1,344 @@
+/*
+ * devmem_check: run under LD_PRELOAD=libmempool.so inside the test VM
+ * (scripts/vm-test).  It allocates blocks of various sizes, fills and
+ * verifies them, and checks through /proc/self/maps where they live:
+ *
+ *   --expect-pool      every block lies in a mapping of MEMPOOL_DEVICE
+ *                      (default /dev/mem) whose physical addresses
+ *                      (file offset + distance from the mapping start)
+ *                      lie in [MEMPOOL_BASE, MEMPOOL_HIGH]
+ *   --expect-fallback  no block lies in a mapping of MEMPOOL_DEVICE
+ *
+ * Exit status 0 when every check passed, 1 otherwise, 2 on bad usage.
+ * Messages go to stdout and start with "devmem_check:", so that the
+ * caller can look for the library's own "mempool:" lines on stderr.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NAME "devmem_check"
+
+static int failures;
+
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		printf(NAME ": FAIL: " __VA_ARGS__);                          \
+		putchar('\n');                                                 \
+		failures++;                                                    \
+	} while (0)
+
+/* /proc/self/maps read into a static buffer, so that reading it does not
+ * allocate (and so does not change what it describes). */
+static char maps[1 << 20];
+
+static int read_maps(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+
+	if (fd < 0) {
+		printf(NAME ": cannot open /proc/self/maps: %s\n", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, maps + len, sizeof(maps) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			printf(NAME ": read /proc/self/maps: %s\n", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(maps) - 1) {
+			printf(NAME ": /proc/self/maps too large\n");
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	maps[len] = '\0';
+	return 0;
+}
+
+struct mapping {
+	uintptr_t start, end;
+	unsigned long long offset;
+	char path[256];
+};
+
+/* Find the mapping that holds address p; returns 0 when found. */
+static int find_mapping(uintptr_t p, struct mapping *m)
+{
+	const char *line = maps;
+
+	while (*line) {
+		const char *eol = strchr(line, '\n');
+		size_t llen = eol ? (size_t)(eol - line) : strlen(line);
+		char buf[512];
+		unsigned long start, end;
+		unsigned long long off;
+		char perms[8], dev[16];
+		unsigned long inode;
+		int consumed = 0;
+
+		if (llen >= sizeof(buf))
+			llen = sizeof(buf) - 1;
+		memcpy(buf, line, llen);
+		buf[llen] = '\0';
+		line = eol ? eol + 1 : line + strlen(line);
+
+		if (sscanf(buf, "%lx-%lx %7s %llx %15s %lu %n", &start, &end, perms,
+			   &off, dev, &inode, &consumed) < 6)
+			continue;
+		if (p < start || p >= end)
+			continue;
+		m->start = start;
+		m->end = end;
+		m->offset = off;
+		m->path[0] = '\0';
+		if (consumed > 0) {
+			const char *path = buf + consumed;
+
+			while (*path == ' ')
+				path++;
+			snprintf(m->path, sizeof(m->path), "%s", path);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_u64(const char *name, unsigned long long *out)
+{
+	const char *s = getenv(name);
+	char *end;
+
+	if (!s || !*s) {
+		printf(NAME ": %s is not set\n", name);
+		return -1;
+	}
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	if (errno || *end) {
+		printf(NAME ": cannot parse %s=%s\n", name, s);
+		return -1;
+	}
+	return 0;
+}
+
+static unsigned char pattern(size_t block, size_t i)
+{
+	return (unsigned char)((i * 131u + block * 29u + (i >> 8)) ^ 0xa5u);
+}
+
+enum kind { KIND_MALLOC, KIND_CALLOC, KIND_REALLOC };
+
+struct block {
+	size_t size;
+	enum kind kind;
+	unsigned char *p;
+};
+
+static struct block blocks[] = {
+	{ 16, KIND_MALLOC, NULL },	  { 24, KIND_MALLOC, NULL },
+	{ 100, KIND_MALLOC, NULL },	  { 256, KIND_MALLOC, NULL },
+	{ 1000, KIND_MALLOC, NULL },	  { 4096, KIND_MALLOC, NULL },
+	{ 10000, KIND_MALLOC, NULL },	  { 65536, KIND_MALLOC, NULL },
+	{ 300000, KIND_MALLOC, NULL },	  { 1 << 20, KIND_MALLOC, NULL },
+	{ 16, KIND_MALLOC, NULL },	  { 5000, KIND_CALLOC, NULL },
+	{ 200000, KIND_CALLOC, NULL },	  { 40000, KIND_REALLOC, NULL },
+};
+
+#define NBLOCKS (sizeof(blocks) / sizeof(blocks[0]))
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: " NAME " --expect-pool | --expect-fallback\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *device = getenv("MEMPOOL_DEVICE");
+	unsigned long long base = 0, high = 0;
+	int expect_pool;
+	size_t i, j, in_pool = 0;
+
+	if (argc != 2) {
+		usage();
+		return 2;
+	}
+	if (strcmp(argv[1], "--expect-pool") == 0)
+		expect_pool = 1;
+	else if (strcmp(argv[1], "--expect-fallback") == 0)
+		expect_pool = 0;
+	else {
+		usage();
+		return 2;
+	}
+	if (!device || !*device)
+		device = "/dev/mem";
+	if (expect_pool && (parse_u64("MEMPOOL_BASE", &base) ||
+			    parse_u64("MEMPOOL_HIGH", &high)))
+		return 2;
+
+	/* Allocate and fill every block. */
+	for (i = 0; i < NBLOCKS; i++) {
+		struct block *b = &blocks[i];
+
+		switch (b->kind) {
+		case KIND_MALLOC:
+			b->p = malloc(b->size);
+			break;
+		case KIND_CALLOC:
+			b->p = calloc(b->size / 8, 8);
+			break;
+		case KIND_REALLOC:
+			/* grow a small block; its contents must survive */
+			b->p = malloc(64);
+			if (b->p) {
+				unsigned char *q;
+
+				for (j = 0; j < 64; j++)
+					b->p[j] = pattern(i, j);
+				q = realloc(b->p, b->size);
+				if (!q) {
+					free(b->p);
+					b->p = NULL;
+					break;
+				}
+				b->p = q;
+				for (j = 0; j < 64; j++)
+					if (b->p[j] != pattern(i, j)) {
+						FAIL("block %zu: realloc lost byte %zu",
+						     i, j);
+						break;
+					}
+			}
+			break;
+		}
+		if (!b->p) {
+			FAIL("block %zu: allocation of %zu bytes failed", i,
+			     b->size);
+			continue;
+		}
+		if (b->kind == KIND_CALLOC) {
+			for (j = 0; j < b->size; j++)
+				if (b->p[j]) {
+					FAIL("block %zu: calloc byte %zu is 0x%02x",
+					     i, j, b->p[j]);
+					break;
+				}
+		}
+		if ((uintptr_t)b->p % 16 != 0)
+			FAIL("block %zu: %p is not 16-byte aligned", i,
+			     (void *)b->p);
+		for (j = 0; j < b->size; j++)
+			b->p[j] = pattern(i, j);
+	}
+
+	/* Blocks must not overlap... */
+	for (i = 0; i < NBLOCKS; i++)
+		for (j = i + 1; j < NBLOCKS; j++) {
+			struct block *a = &blocks[i], *b = &blocks[j];
+
+			if (!a->p || !b->p)
+				continue;
+			if (a->p < b->p + b->size && b->p < a->p + a->size)
+				FAIL("blocks %zu and %zu overlap", i, j);
+		}
+	/* ...and so each must still hold its own pattern. */
+	for (i = 0; i < NBLOCKS; i++) {
+		struct block *b = &blocks[i];
+
+		if (!b->p)
+			continue;
+		for (j = 0; j < b->size; j++)
+			if (b->p[j] != pattern(i, j)) {
+				FAIL("block %zu: byte %zu reads 0x%02x, wrote 0x%02x",
+				     i, j, b->p[j], pattern(i, j));
+				break;
+			}
+	}
+
+	/* Where do they live? */
+	if (read_maps())
+		return 1;
+	for (i = 0; i < NBLOCKS; i++) {
+		struct block *b = &blocks[i];
+		uintptr_t p = (uintptr_t)b->p;
+		struct mapping m;
+		int is_device;
+
+		if (!b->p)
+			continue;
+		if (find_mapping(p, &m)) {
+			FAIL("block %zu: %p is in no mapping", i, (void *)b->p);
+			continue;
+		}
+		is_device = strcmp(m.path, device) == 0;
+		if (is_device) {
+			unsigned long long phys = m.offset + (p - m.start);
+			unsigned long long last = phys + b->size - 1;
+
+			in_pool++;
+			printf(NAME ": block %2zu %7zu B at %p phys 0x%llx (%s)\n",
+			       i, b->size, (void *)b->p, phys, m.path);
+			if (!expect_pool)
+				FAIL("block %zu: %p is in %s, expected a fallback "
+				     "allocation",
+				     i, (void *)b->p, device);
+			else if (phys < base || last > high)
+				FAIL("block %zu: physical 0x%llx-0x%llx is outside "
+				     "[0x%llx, 0x%llx]",
+				     i, phys, last, base, high);
+			if (p + b->size > m.end)
+				FAIL("block %zu: %p + %zu runs past the end of "
+				     "its mapping (0x%" PRIxPTR ")",
+				     i, (void *)b->p, b->size, m.end);
+		} else {
+			printf(NAME ": block %2zu %7zu B at %p (%s)\n", i, b->size,
+			       (void *)b->p, m.path[0] ? m.path : "anonymous");
+			if (expect_pool)
+				FAIL("block %zu: %p is not in a %s mapping "
+				     "(mapping %" PRIxPTR "-%" PRIxPTR " %s)",
+				     i, (void *)b->p, device, m.start, m.end,
+				     m.path[0] ? m.path : "anonymous");
+		}
+	}
+
+	for (i = 0; i < NBLOCKS; i++) {
+		free(blocks[i].p);
+		blocks[i].p = NULL;
+	}
+
+	/* Memory freed to the pool can be had again. */
+	{
+		unsigned char *p = malloc(1 << 20);
+
+		if (!p)
+			FAIL("malloc(1 MiB) after free failed");
+		else {
+			memset(p, 0x5a, 1 << 20);
+			if (p[0] != 0x5a || p[(1 << 20) - 1] != 0x5a)
+				FAIL("1 MiB block after free reads back wrong");
+			free(p);
+		}
+	}
+
+	printf(NAME ": %zu of %zu blocks in %s, %d failure(s) (%s)\n", in_pool,
+	       (size_t)NBLOCKS, device, failures,
+	       expect_pool ? "expected pool" : "expected fallback");
+	fflush(stdout);
+	return failures ? 1 : 0;
+}

@@ -16,6 +16,8 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "guard.h"
+#include "map.h"
 #include "msg.h"
 #include "pool.h"
 #include "stats.h"
@@ -48,11 +50,13 @@ static void fork_child(void) {
 static void initialize(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return;  /* setuid/setgid: ignore the environment */
-  if (mp_config_load(&g_cfg, env, err, sizeof err) != 0) {
-    mp_msg("%s", err);
-    return;
-  }
-  if (mp_pool_open(&g_pool, &g_cfg, err, sizeof err) != 0) {
+  int rc = mp_config_load(&g_cfg, env, err, sizeof err);
+  mp_log_setup(g_cfg.log_level, g_cfg.log_path);
+  if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
+  if (rc == 0) rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
+  if (rc != 0) {
+    if (g_cfg.policy.strict)  /* MEMPOOL_STRICT: no pool, no program */
+      mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
     mp_msg("%s", err);
     return;
   }
@@ -61,7 +65,12 @@ static void initialize(void) {
     mp_pool_close(&g_pool);
     return;
   }
+  if (g_cfg.policy.check) mp_guard_init(&g_pool);
   mp_pool_enable_small(&g_pool);  /* small regions stay on the range path */
+  mp_log(MP_LOG_INFO, "region %s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device,
+         (unsigned long)g_cfg.base, (unsigned long)g_cfg.high, (void *)g_pool.region.base,
+         (unsigned long)g_pool.region.size, g_pool.small.enabled ? ", thread caches on" : "",
+         g_cfg.policy.strict ? ", strict" : "");
   g_active = &g_pool;
 }
 
@@ -89,6 +98,10 @@ static inline mp_pool *owner_pool(void) { return __atomic_load_n(&g_active, __AT
 __attribute__((destructor)) static void at_exit(void) {
   mp_pool *p = pool();
   mp_stats_report_to(&g_cfg, p);
+  if (p && g_cfg.map_path) {
+    int rc = mp_map_write_to(g_cfg.map_path, p);
+    if (rc) mp_msg("cannot write MEMPOOL_MAP %s: %s", g_cfg.map_path, mp_strerror(-rc));
+  }
 }
 
 /* ---- the malloc family ---------------------------------------------------- */
@@ -105,6 +118,24 @@ EXPORT void *memalign(size_t align, size_t n) { return mp_memalign(pool(), align
 EXPORT void *valloc(size_t n) { return mp_valloc(pool(), n); }
 EXPORT void *pvalloc(size_t n) { return mp_pvalloc(pool(), n); }
 EXPORT size_t malloc_usable_size(void *p) { return mp_malloc_usable_size(owner_pool(), p); }
+
+/* glibc's statistics calls report the pool. */
+EXPORT struct mallinfo2 mallinfo2(void) {
+  struct mallinfo2 m;
+  mp_stats_mallinfo2(pool(), &m);
+  return m;
+}
+
+EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2;
+  mp_stats_mallinfo2(pool(), &m2);
+  struct mallinfo m = {
+      .arena = (int)m2.arena, .ordblks = (int)m2.ordblks, .hblkhd = (int)m2.hblkhd, .usmblks = (int)m2.usmblks,
+      .uordblks = (int)m2.uordblks, .fordblks = (int)m2.fordblks, .keepcost = (int)m2.keepcost};
+  return m;
+}
+
+EXPORT void malloc_stats(void) { mp_stats_report(2, pool(), MP_STATS_TEXT); }
 
 /* For the C++ operators (cxx_new.c). */
 mp_pool *mp_preload_pool(void) { return pool(); }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "fallback.h"
 #include "pool.h"
 
@@ -13,17 +14,40 @@
 
 static inline bool too_big(size_t n) { return n > (size_t)PTRDIFF_MAX; }
 
-/* The one allocation path: pool, then jemalloc, then ENOMEM. */
-static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero) {
+/* Does this request go to the region (MEMPOOL_MIN_SIZE/MAX_SIZE)? */
+static inline bool routed(const mp_pool *p, size_t n) {
+  return p && n >= p->policy.min_size && n <= p->policy.max_size;
+}
+
+static inline void *pool_alloc(mp_pool *p, size_t n, size_t align, bool zero, const char *caller) {
+  if (__builtin_expect(p->policy.check, 0)) return mp_guard_alloc(p, n, align, zero, caller);
+  void *r = mp_pool_alloc(p, n, align);
+  if (r && zero) memset(r, 0, n);  /* region memory is recycled or physical */
+  return r;
+}
+
+static inline void pool_free(mp_pool *p, void *ptr, const char *caller) {
+  if (__builtin_expect(p->policy.check, 0)) mp_guard_free(p, ptr, caller);
+  else mp_pool_free(p, ptr, caller);
+}
+
+static inline size_t pool_usable(mp_pool *p, const void *ptr, const char *caller) {
+  if (__builtin_expect(p->policy.check, 0)) return mp_guard_usable_size(p, ptr, caller);
+  return mp_pool_usable_size(p, ptr, caller);
+}
+
+/* The one allocation path: pool, then jemalloc (unless MEMPOOL_STRICT), then ENOMEM. */
+static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero, const char *caller) {
   if (too_big(n)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (p) {
-    void *r = mp_pool_alloc(p, n, align);
-    if (r) {
-      if (zero) memset(r, 0, n);  /* region memory is recycled or physical */
-      return r;
+  if (routed(p, n)) {
+    void *r = pool_alloc(p, n, align, zero, caller);
+    if (r) return r;
+    if (p->policy.strict) {
+      errno = ENOMEM;
+      return NULL;
     }
   }
   void *r = mp_fallback_alloc(n, align, zero);
@@ -31,7 +55,7 @@ static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero) {
   return r;
 }
 
-void *mp_malloc(mp_pool *p, size_t n) { return alloc_aligned(p, n, MIN_ALIGN, false); }
+void *mp_malloc(mp_pool *p, size_t n) { return alloc_aligned(p, n, MIN_ALIGN, false, "malloc"); }
 
 void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
   size_t n;
@@ -39,20 +63,20 @@ void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_aligned(p, n, MIN_ALIGN, true);
+  return alloc_aligned(p, n, MIN_ALIGN, true, "calloc");
 }
 
 void mp_free(mp_pool *p, void *ptr) {
   if (!ptr) return;
   int saved = errno;
-  if (mp_pool_owns(p, ptr)) mp_pool_free(p, ptr, "free");
+  if (mp_pool_owns(p, ptr)) pool_free(p, ptr, "free");
   else mp_fallback_free(ptr);
   errno = saved;
 }
 
 size_t mp_malloc_usable_size(mp_pool *p, const void *ptr) {
   if (!ptr) return 0;
-  if (mp_pool_owns(p, ptr)) return mp_pool_usable_size(p, ptr, "malloc_usable_size");
+  if (mp_pool_owns(p, ptr)) return pool_usable(p, ptr, "malloc_usable_size");
   return mp_fallback_usable_size(ptr);
 }
 
@@ -68,12 +92,16 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   }
   size_t old;
   if (mp_pool_owns(p, ptr)) {
-    if (mp_pool_resize(p, ptr, n, "realloc")) return ptr;
-    old = mp_pool_usable_size(p, ptr, "realloc");
+    if (!p->policy.check && routed(p, n) && mp_pool_resize(p, ptr, n, "realloc")) return ptr;
+    old = pool_usable(p, ptr, "realloc");
   } else {
     /* A jemalloc block moves into the pool when the pool can take it. */
-    void *q = p ? mp_pool_alloc(p, n, MIN_ALIGN) : NULL;
+    void *q = routed(p, n) ? pool_alloc(p, n, MIN_ALIGN, false, "realloc") : NULL;
     if (!q) {
+      if (p && p->policy.strict && routed(p, n)) {
+        errno = ENOMEM;
+        return NULL;
+      }
       q = mp_fallback_realloc(ptr, n);
       if (!q) errno = ENOMEM;
       return q;
@@ -83,10 +111,10 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
     mp_fallback_free(ptr);
     return q;
   }
-  void *q = alloc_aligned(p, n, MIN_ALIGN, false);
+  void *q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
   if (!q) return NULL;  /* ptr untouched, errno = ENOMEM */
   memcpy(q, ptr, old < n ? old : n);
-  mp_pool_free(p, ptr, "realloc");
+  pool_free(p, ptr, "realloc");
   return q;
 }
 
@@ -104,7 +132,7 @@ static inline bool pow2(size_t a) { return a && !(a & (a - 1)); }
 int mp_posix_memalign(mp_pool *p, void **out, size_t align, size_t n) {
   if (!pow2(align) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
-  void *r = alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+  void *r = alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "posix_memalign");
   errno = saved;  /* posix_memalign reports through its return value only */
   if (!r) return ENOMEM;
   *out = r;
@@ -116,7 +144,7 @@ void *mp_aligned_alloc(mp_pool *p, size_t align, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "aligned_alloc");
 }
 
 void *mp_memalign(mp_pool *p, size_t align, size_t n) {
@@ -125,7 +153,7 @@ void *mp_memalign(mp_pool *p, size_t align, size_t n) {
     return NULL;
   }
   if (align > MIN_ALIGN && !pow2(align)) align = (size_t)1 << (64 - __builtin_clzl(align));  /* round up (glibc) */
-  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false);
+  return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "memalign");
 }
 
 static size_t page(void) {

@@ -1,7 +1,10 @@
 /* alloc.h - the malloc family's semantics (C and glibc) over a pool and the
  * jemalloc fallback. pool may be NULL: everything then goes to jemalloc.
  *
- *   - the pool serves first; what it cannot serve goes to jemalloc;
+ *   - the pool serves first; what it cannot serve goes to jemalloc, unless
+ *     the policy is strict (then NULL + ENOMEM); requests outside the
+ *     policy's size window go straight to jemalloc;
+ *   - with the policy's check flag, pool blocks get patterns and canaries (guard.h);
  *   - ownership is decided by address (mp_pool_owns, O(1));
  *   - sizes above PTRDIFF_MAX, calloc overflow: NULL + ENOMEM;
  *   - malloc(0) returns a unique pointer; free(NULL) is a no-op; free keeps errno;

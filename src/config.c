@@ -33,6 +33,25 @@ int mp_parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+int mp_parse_size(const char *s, uint64_t *out) {
+  char num[32];
+  size_t n = s ? strlen(s) : 0;
+  unsigned shift = 0;
+  if (n == 0 || n >= sizeof num) return -1;
+  switch (s[n - 1]) {
+  case 'K': case 'k': shift = 10; break;
+  case 'M': case 'm': shift = 20; break;
+  case 'G': case 'g': shift = 30; break;
+  default: break;
+  }
+  memcpy(num, s, n + 1);
+  if (shift) num[n - 1] = '\0';
+  uint64_t v;
+  if (mp_parse_u64(num, &v) != 0 || (shift && v > (UINT64_MAX >> shift))) return -1;
+  *out = v << shift;
+  return 0;
+}
+
 static int fail(char *err, size_t errlen, const char *fmt, const char *name, const char *val) {
   mp_format(err, errlen, fmt, name, val);
   return -1;
@@ -57,12 +76,33 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   cfg->sync = true;
   err[0] = '\0';
 
-  /* Statistics first: wanted even when the pool itself cannot be used. */
+  cfg->log_level = 1;
+  cfg->policy.max_size = UINT64_MAX;
+
+  /* First what to do about problems: wanted even when the pool settings are bad. */
+  v = get("MEMPOOL_LOG");
+  if (v && *v) {
+    if (v[1] || v[0] < '0' || v[0] > '3')
+      return fail(err, errlen, "MEMPOOL_LOG='%s' must be 0, 1, 2 or 3%s", v, suffix);
+    cfg->log_level = v[0] - '0';
+  }
+  v = get("MEMPOOL_LOG_FILE");
+  if (v && *v) cfg->log_path = v;
+  v = get("MEMPOOL_STRICT");
+  if (parse_bool(v, false, &cfg->policy.strict) != 0)
+    return fail(err, errlen, "MEMPOOL_STRICT='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_STATS");
   if (v && *v && strcmp(v, "0")) {
     if (!strcmp(v, "1")) cfg->stats = MP_STATS_STDERR;
     else { cfg->stats = MP_STATS_PATH; cfg->stats_path = v; }
   }
+  v = get("MEMPOOL_STATS_FORMAT");
+  if (v && *v) {
+    if (!strcmp(v, "json")) cfg->stats_format = MP_STATS_JSON;
+    else if (strcmp(v, "text")) return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%s' must be text or json%s", v, suffix);
+  }
+  v = get("MEMPOOL_MAP");
+  if (v && *v) cfg->map_path = v;
 
   v = get("MEMPOOL_DEVICE");
   if (v) {
@@ -79,6 +119,24 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
       return fail(err, errlen, "%s", why, "");
     }
   }
+  static const char *const size_names[2] = {"MEMPOOL_MIN_SIZE", "MEMPOOL_MAX_SIZE"};
+  uint64_t *size_dst[2] = {&cfg->policy.min_size, &cfg->policy.max_size};
+  for (int i = 0; i < 2; i++) {
+    v = get(size_names[i]);
+    if (v && mp_parse_size(v, size_dst[i]) != 0) {
+      mp_format(why, sizeof why, "%s='%s' is not a size (a number with an optional K, M or G)%s",
+                size_names[i], v, suffix);
+      return fail(err, errlen, "%s", why, "");
+    }
+  }
+  if (cfg->policy.min_size > cfg->policy.max_size) {
+    mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%lu) is above MEMPOOL_MAX_SIZE (%lu)%s",
+              (unsigned long)cfg->policy.min_size, (unsigned long)cfg->policy.max_size, suffix);
+    return -1;
+  }
+  v = get("MEMPOOL_CHECK");
+  if (parse_bool(v, false, &cfg->policy.check) != 0)
+    return fail(err, errlen, "MEMPOOL_CHECK='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYNC");
   if (parse_bool(v, true, &cfg->sync) != 0)
     return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1; running on jemalloc only", v, "");

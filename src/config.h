@@ -9,11 +9,14 @@ typedef const char *(*mp_getenv_fn)(const char *name);
 
 /* Fills cfg from the environment. Returns 0 when the pool may be used, -1
  * otherwise with a one-line reason (without the "mempool: " prefix) in err.
- * Statistics settings are filled in even when the pool settings are bad. */
+ * Statistics, logging and MEMPOOL_STRICT are filled in even when the pool
+ * settings are bad (they say what to do about it). */
 int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen);
 
 /* Parses a hex (0x...) or decimal unsigned number; 0 on success, -1 if s is
  * empty, has stray characters or overflows 64 bits. */
 int mp_parse_u64(const char *s, uint64_t *out);
+/* Like mp_parse_u64, with an optional K, M or G suffix (powers of 1024). */
+int mp_parse_size(const char *s, uint64_t *out);
 
 #endif

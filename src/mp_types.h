@@ -30,6 +30,14 @@
 #define MP_DEFAULT_HIGH   0x1DFFEFFFull
 
 enum mp_stats_mode { MP_STATS_OFF, MP_STATS_STDERR, MP_STATS_PATH };
+enum mp_stats_format { MP_STATS_TEXT, MP_STATS_JSON };
+
+/* What the pool serves and how strictly: copied into each pool. */
+typedef struct mp_policy {
+  uint64_t min_size, max_size;  /* only requests in [min, max] go to the region */
+  bool strict;                  /* no jemalloc fallback for those requests */
+  bool check;                   /* debug: freed-block pattern and canaries */
+} mp_policy;
 
 typedef struct mp_config {
   const char *device;       /* path, or "anon"; points into the environment */
@@ -38,6 +46,11 @@ typedef struct mp_config {
   bool sync;                /* O_SYNC on /dev/mem (uncached on x86) */
   enum mp_stats_mode stats;
   const char *stats_path;   /* when stats == MP_STATS_PATH */
+  enum mp_stats_format stats_format;
+  const char *map_path;     /* MEMPOOL_MAP: region map written at exit */
+  int log_level;            /* 0 silent .. 3 debug; default 1 (problems) */
+  const char *log_path;     /* MEMPOOL_LOG_FILE, else stderr */
+  mp_policy policy;
 } mp_config;
 
 /* ---- region ------------------------------------------------------------- */
@@ -163,6 +176,7 @@ typedef struct mp_stats {
 } mp_stats;
 
 typedef struct mp_pool {
+  mp_policy policy;
   mp_region region;
   mp_ranges ranges;
   pthread_mutex_t lock;     /* guards ranges and stats; taken after a class lock */

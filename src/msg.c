@@ -3,6 +3,7 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,8 +35,11 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
       buf[pos++] = *f;
       continue;
     }
-    bool alt = false, wide = false;
+    bool alt = false, wide = false, zero = false;
+    unsigned width = 0;
     if (f[1] == '#') alt = true, f++;
+    if (f[1] == '0') zero = true, f++;
+    while (f[1] >= '1' && f[1] <= '9') width = width * 10 + (unsigned)(*++f - '0');
     if (f[1] == 'l' || f[1] == 'z') wide = true, f++;
     switch (*++f) {
     case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *)); break;
@@ -43,7 +47,10 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
     case 'x': {
       unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
       if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x");
-      pos = put_uint(buf, pos, len, v, *f == 'x' ? 16 : 10);
+      unsigned base = *f == 'x' ? 16 : 10, digits = 1;
+      for (unsigned long t = v / base; t; t /= base) digits++;
+      while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
+      pos = put_uint(buf, pos, len, v, base);
       break;
     }
     case 'p':
@@ -104,11 +111,37 @@ void mp_msg_fd(int fd, const char *fmt, ...) {
   va_end(ap);
 }
 
+int mp_log_level = MP_LOG_PROBLEM, mp_log_fd = 2;
+
+void mp_log_setup(int level, const char *path) {
+  mp_log_level = level;
+  if (path && level > 0) {
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) mp_log_fd = fd;
+    else mp_msg_fd(2, "cannot open MEMPOOL_LOG_FILE %s: %s; logging to stderr", path, mp_strerror(errno));
+    errno = saved;
+  }
+}
+
+void mp_log(int level, const char *fmt, ...) {
+  if (level > mp_log_level) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(mp_log_fd, fmt, ap);
+  va_end(ap);
+}
+
 void mp_fatal(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vmsg(2, fmt, ap);
   va_end(ap);
+  if (mp_log_fd != 2) {  /* the log file gets the trap too */
+    va_start(ap, fmt);
+    vmsg(mp_log_fd, fmt, ap);
+    va_end(ap);
+  }
   abort();
 }
 

@@ -2,7 +2,8 @@
  * malloc, before initialization, in a fork child. Never allocates.
  *
  * Format directives: a deliberately tiny printf, checked by the compiler:
- *   %s, %p, %%, and %u %d %x with optional '#' (0x prefix) and 'l'/'z'.
+ *   %s, %p, %%, and %u %d %x with optional '#' (0x prefix), a width
+ *   (0 to pad with zeros, for %u and %x) and 'l'/'z'.
  */
 #ifndef MP_MSG_H
 #define MP_MSG_H
@@ -17,7 +18,14 @@ size_t mp_format(char *buf, size_t len, const char *fmt, ...)
 
 /* Writes "mempool: <formatted>\n" to fd in one write(2). */
 void mp_msg_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define mp_msg(...) mp_msg_fd(2, __VA_ARGS__)
+
+/* Logging (MEMPOOL_LOG): 0 silent, 1 problems (default), 2 information,
+ * 3 debugging; to MEMPOOL_LOG_FILE or stderr. Traps are always written. */
+enum { MP_LOG_PROBLEM = 1, MP_LOG_INFO = 2, MP_LOG_DEBUG = 3 };
+extern int mp_log_level, mp_log_fd;
+void mp_log_setup(int level, const char *path);
+void mp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define mp_msg(...) mp_log(MP_LOG_PROBLEM, __VA_ARGS__)
 
 /* mp_msg then abort(): the one-line trap for corrupted pointers. */
 _Noreturn void mp_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,8 @@
 
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
+  p->policy = cfg->policy;
+  if (!p->policy.max_size) p->policy.max_size = UINT64_MAX;  /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
   if (mp_region_open(cfg, &p->region, err, errlen) != 0) return -1;
   int saved = errno;
@@ -55,7 +57,8 @@ static _Noreturn void trap(mp_pool *p, const void *ptr, const char *caller, bool
   if (freed)
     mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)",
              caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
-  mp_fatal("%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block",
+  mp_fatal("%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block"
+           " (interior pointer, never allocated, or already freed)",
            caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
 }
 
@@ -116,7 +119,7 @@ void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
     pthread_mutex_lock(&p->lock);
     g = range_alloc_locked(p, n, a);
   }
-  if (g == MP_NONE) p->stats.pool_failed++;
+  if (g == MP_NONE) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&p->lock);
   if (g == MP_NONE) return NULL;
   return (void *)(p->region.base + ((uintptr_t)g << MP_GRANULE_SHIFT));
@@ -218,7 +221,8 @@ struct copy_ctx {
 
 static void copy_one(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   struct copy_ctx *c = vctx;
-  if (!in_use) return;
+  /* Free ranges hold nothing, except MEMPOOL_CHECK's freed-block pattern. */
+  if (!in_use && !c->pool->policy.check) return;
   size_t off = (size_t)start << MP_GRANULE_SHIFT;
   memcpy((void *)(c->dst + off), (const void *)(c->pool->region.base + off), (size_t)size << MP_GRANULE_SHIFT);
 }

@@ -351,12 +351,6 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
       if (N(r, i)->size != size)
         VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g,
                   (unsigned long)N(r, i)->size, (unsigned long)size);
-      unsigned fl, sl;
-      class_of(size, &fl, &sl);
-      uint32_t j = r->heads[fl][sl];
-      uint32_t steps = 0;
-      while (j != NIL && j != i && steps++ <= r->node_top) j = N(r, j)->next;
-      if (j != i) VIOLATION(3, "free range at %lu is not in the list of its class", (unsigned long)g);
       nfree++;
       freeg += size;
     } else {
@@ -386,6 +380,15 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
         uint32_t s = N(r, j)->start;
         if (s >= r->granules || !is_start(r, s) || inuse_test(r, s))
           VIOLATION(3, "listed node at %lu is not a free range", (unsigned long)s);
+        /* Listed nodes are distinct free ranges' own nodes (the bucket finds
+         * them) in their class: with the counts equal, every free range is
+         * listed exactly once. O(ranges + nodes), no per-range list walk. */
+        if (bucket_find(r, s) != j) VIOLATION(3, "listed node at %lu is not its range's node", (unsigned long)s);
+        unsigned cf, cs;
+        class_of(N(r, j)->size, &cf, &cs);
+        if (cf != fl || cs != sl) VIOLATION(3, "node at %lu is in list %lu/%lu, its class is %lu/%lu",
+                                            (unsigned long)s, (unsigned long)fl, (unsigned long)sl,
+                                            (unsigned long)cf, (unsigned long)cs);
       }
       if (r->sl_bitmap[fl] >> MP_SL_COUNT) VIOLATION(3, "stray sl bits");
     }

@@ -1,47 +1,95 @@
-/* stats.c - human-readable statistics, one "mempool:" line per figure. */
+/* stats.c - the statistics report (MEMPOOL_STATS), as "mempool:" text lines
+ * or as one JSON object per process (MEMPOOL_STATS_FORMAT=json). */
 #include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fallback.h"
 #include "msg.h"
+#include "outbuf.h"
 #include "pool.h"
 
 #define UL(x) ((unsigned long)(x))
 
-void mp_stats_report(int fd, mp_pool *pool) {
-  mp_fallback_stats fb;
-  mp_fallback_get_stats(&fb);
-  mp_msg_fd(fd, "statistics for pid %lu", UL(getpid()));
+/* 1 - largest free / free, in tenths of a percent. */
+static unsigned long frag_permille(const mp_pool_info *in) {
+  return in->free_bytes ? UL(1000 - in->largest_free * 1000 / in->free_bytes) : 0;
+}
+
+static void report_text(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb) {
+  mp_out_printf(o, "mempool: statistics for pid %lu\n", UL(getpid()));
   if (pool) {
     mp_pool_info in;
     mp_pool_get_info(pool, &in);
     const mp_stats *s = &in.stats;
-    mp_msg_fd(fd, "  region            %s offset %#lx, %lu bytes at %p", pool->region.device,
-              UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
-    mp_msg_fd(fd, "  pool allocations  %lu (frees %lu, failed requests %lu)", UL(s->pool_allocs + in.small_allocs),
-              UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
-    mp_msg_fd(fd, "  pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu",
-              UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
-    mp_msg_fd(fd, "  pool free         %lu bytes in %lu ranges, largest %lu bytes", UL(in.free_bytes),
-              UL(in.free_ranges), UL(in.largest_free));
-    unsigned long frag = in.free_bytes ? UL(1000 - in.largest_free * 1000 / in.free_bytes) : 0;
-    mp_msg_fd(fd, "  fragmentation     %lu.%lu%% (1 - largest free / free)", frag / 10, frag % 10);
-    mp_msg_fd(fd, "  metadata          %lu bytes (%lu.%lu%% of the region)", UL(in.meta_bytes),
-              UL(in.meta_bytes * 100 / in.region_bytes), UL(in.meta_bytes * 1000 / in.region_bytes % 10));
+    unsigned long frag = frag_permille(&in);
+    mp_out_printf(o, "mempool:   region            %s offset %#lx, %lu bytes at %p\n", pool->region.device,
+                  UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
+    mp_out_printf(o, "mempool:   pool allocations  %lu (frees %lu, failed requests %lu)\n",
+                  UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
+    mp_out_printf(o, "mempool:   pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu\n",
+                  UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
+    mp_out_printf(o, "mempool:   pool free         %lu bytes in %lu ranges, largest %lu bytes\n", UL(in.free_bytes),
+                  UL(in.free_ranges), UL(in.largest_free));
+    mp_out_printf(o, "mempool:   fragmentation     %lu.%lu%% (1 - largest free / free)\n", frag / 10, frag % 10);
+    mp_out_printf(o, "mempool:   metadata          %lu bytes (%lu.%02lu%% of the region)\n", UL(in.meta_bytes),
+                  UL(in.meta_bytes * 100 / in.region_bytes), UL(in.meta_bytes * 10000 / in.region_bytes % 100));
   } else {
-    mp_msg_fd(fd, "  region            not in use");
+    mp_out_printf(o, "mempool:   region            not in use\n");
   }
-  mp_msg_fd(fd, "  jemalloc          %lu allocations, %lu frees, %lu bytes requested", UL(fb.allocs),
-            UL(fb.frees), UL(fb.bytes_total));
+  mp_out_printf(o, "mempool:   jemalloc          %lu allocations, %lu frees, %lu bytes requested\n", UL(fb->allocs),
+                UL(fb->frees), UL(fb->bytes_total));
+}
+
+static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb) {
+  mp_out_printf(o, "{\"pid\":%lu,\"region\":", UL(getpid()));
+  if (pool) {
+    mp_pool_info in;
+    mp_pool_get_info(pool, &in);
+    const mp_stats *s = &in.stats;
+    unsigned long frag = frag_permille(&in);
+    mp_out_printf(o, "{\"device\":");
+    mp_out_json_string(o, pool->region.device);
+    mp_out_printf(o, ",\"offset\":%lu,\"bytes\":%lu},\"pool\":{", UL(pool->region.dev_offset), UL(in.region_bytes));
+    mp_out_printf(o, "\"allocations\":%lu,\"frees\":%lu,\"failed_requests\":%lu,",
+                  UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
+    mp_out_printf(o, "\"bytes_in_use\":%lu,\"small_bytes_in_use\":%lu,\"region_in_use\":%lu,\"region_peak\":%lu,",
+                  UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
+    mp_out_printf(o, "\"free_bytes\":%lu,\"free_ranges\":%lu,\"used_ranges\":%lu,\"largest_free\":%lu,",
+                  UL(in.free_bytes), UL(in.free_ranges), UL(in.used_ranges), UL(in.largest_free));
+    mp_out_printf(o, "\"fragmentation\":%lu.%03lu,\"metadata_bytes\":%lu}", frag / 1000, frag % 1000, UL(in.meta_bytes));
+  } else {
+    mp_out_printf(o, "null,\"pool\":null");
+  }
+  mp_out_printf(o, ",\"jemalloc\":{\"allocations\":%lu,\"frees\":%lu,\"bytes_requested\":%lu}}\n", UL(fb->allocs),
+                UL(fb->frees), UL(fb->bytes_total));
+}
+
+void mp_stats_report(int fd, mp_pool *pool, enum mp_stats_format format) {
+  mp_fallback_stats fb;
+  mp_fallback_get_stats(&fb);
+  mp_outbuf o = {.fd = fd};
+  if (format == MP_STATS_JSON) report_json(&o, pool, &fb);
+  else report_text(&o, pool, &fb);
+  mp_out_flush(&o);
+}
+
+int mp_stats_fd = -1;
+
+void mp_stats_keep_stderr(void) {
+  int saved = errno;
+  mp_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 512);
+  errno = saved;
 }
 
 void mp_stats_report_to(const mp_config *cfg, mp_pool *pool) {
   if (cfg->stats == MP_STATS_OFF) return;
   if (cfg->stats == MP_STATS_STDERR) {
-    mp_stats_report(2, pool);
+    mp_stats_report(mp_stats_fd >= 0 ? mp_stats_fd : 2, pool, cfg->stats_format);
     return;
   }
   int saved = errno;
@@ -49,10 +97,26 @@ void mp_stats_report_to(const mp_config *cfg, mp_pool *pool) {
   if (fd < 0) {
     mp_msg("cannot open MEMPOOL_STATS file %s: %s; statistics go to stderr", cfg->stats_path,
            mp_strerror(errno));
-    mp_stats_report(2, pool);
+    mp_stats_report(2, pool, cfg->stats_format);
   } else {
-    mp_stats_report(fd, pool);
+    mp_stats_report(fd, pool, cfg->stats_format);
     close(fd);
   }
   errno = saved;
+}
+
+void mp_stats_mallinfo2(mp_pool *pool, struct mallinfo2 *out) {
+  mp_fallback_stats fb;
+  mp_fallback_get_stats(&fb);
+  memset(out, 0, sizeof *out);
+  out->hblkhd = fb.bytes_total;
+  if (!pool) return;
+  mp_pool_info in;
+  mp_pool_get_info(pool, &in);
+  out->arena = in.region_bytes;
+  out->ordblks = in.free_ranges;
+  out->uordblks = in.stats.pool_bytes + in.small_bytes;
+  out->fordblks = in.free_bytes;
+  out->keepcost = in.largest_free;
+  out->usmblks = in.stats.region_peak;
 }

@@ -115,7 +115,7 @@ int main(void) {
   CHECK(verify(a3, 9000, 9), "failed realloc keeps the block");
   errno = 0;
   CHECK(reallocarray(a3, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM, "reallocarray overflow");
-  char *a4 = reallocarray(a3, 10, 10);
+  char *a4 = reallocarray(a3, 10, 10);  /* a3 was not freed: the failed calls left it */
   CHECK(a4 && verify(a4, 100, 9), "reallocarray");
   CHECK(realloc(a4, 0) == NULL, "realloc(p, 0) frees and returns NULL");
   free(c);
@@ -132,5 +132,16 @@ int main(void) {
     memset(q, 1, malloc_usable_size(q));
     cfree_fn(q);
   }
+  /* mallinfo2 and malloc_stats report the pool. */
+  struct mallinfo2 before = mallinfo2();
+  CHECK(before.arena == region_size(), "mallinfo2 arena %zu, region %llu", before.arena,
+        (unsigned long long)region_size());
+  void *mi = malloc(1 << 20);
+  struct mallinfo2 after = mallinfo2();
+  CHECK(in_region(mi) && after.uordblks >= before.uordblks + (1 << 20), "mallinfo2 uordblks %zu -> %zu",
+        before.uordblks, after.uordblks);
+  CHECK(after.fordblks + (1 << 20) <= before.fordblks, "mallinfo2 fordblks %zu -> %zu", before.fordblks,
+        after.fordblks);
+  free(mi);
   return finish("preload_api");
 }

@@ -5,17 +5,23 @@
 # "mempool:" line (no configuration problem, no trap).
 set -u
 lib=$1 exe=$2 name=$3
+shift 3  # the rest goes to the program
 tmp=${MEMPOOL_TEST_TMP:-$(mktemp -d)}
 dev="$tmp/$name.dev"
 rm -f "$dev"
 base=0x10000000
+extra=()
 case "$name" in
   preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
   preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
+  preload_policy_strict) high=0x103FFFFF extra=(MEMPOOL_STRICT=1) ;;
+  preload_policy_route)  high=0x103FFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
+  preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;
+  preload_policy_oom)    high=0x103FFFFF ;;
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"
-MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high LD_PRELOAD="$lib" "$exe" 2>"$err"
+env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" LD_PRELOAD="$lib" "$exe" "$@" 2>"$err"
 rc=$?
 cat "$err" >&2
 if grep -q '^mempool:' "$err"; then

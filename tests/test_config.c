@@ -63,6 +63,43 @@ START_TEST(numbers) {
 }
 END_TEST
 
+START_TEST(policy_values) {
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_MIN_SIZE", "4k", "MEMPOOL_MAX_SIZE", "2G", "MEMPOOL_STRICT", "1",
+                       "MEMPOOL_CHECK", "1", "MEMPOOL_LOG", "3", "MEMPOOL_LOG_FILE", "/tmp/l",
+                       "MEMPOOL_STATS_FORMAT", "json", "MEMPOOL_MAP", "/tmp/m", NULL};
+  ck_assert_int_eq(load(env, &c, err), 0);
+  ck_assert_uint_eq(c.policy.min_size, 4096);
+  ck_assert_uint_eq(c.policy.max_size, 2ull << 30);
+  ck_assert(c.policy.strict && c.policy.check);
+  ck_assert_int_eq(c.log_level, 3);
+  ck_assert_str_eq(c.log_path, "/tmp/l");
+  ck_assert_int_eq(c.stats_format, MP_STATS_JSON);
+  ck_assert_str_eq(c.map_path, "/tmp/m");
+  const char *none[] = {NULL};
+  ck_assert_int_eq(load(none, &c, err), 0);
+  ck_assert_uint_eq(c.policy.min_size, 0);
+  ck_assert_uint_eq(c.policy.max_size, UINT64_MAX);
+  ck_assert(!c.policy.strict && !c.policy.check);
+  ck_assert_int_eq(c.log_level, 1);
+  /* Strictness and logging are known even when the region settings are bad. */
+  const char *bad[] = {"MEMPOOL_STRICT", "1", "MEMPOOL_LOG", "0", "MEMPOOL_BASE", "x", NULL};
+  ck_assert_int_eq(load(bad, &c, err), -1);
+  ck_assert(c.policy.strict);
+  ck_assert_int_eq(c.log_level, 0);
+  uint64_t v;
+  ck_assert_int_eq(mp_parse_size("0x10K", &v), 0);
+  ck_assert_uint_eq(v, 16384);
+  ck_assert_int_eq(mp_parse_size("3m", &v), 0);
+  ck_assert_uint_eq(v, 3u << 20);
+  ck_assert_int_eq(mp_parse_size("17179869183G", &v), 0);
+  ck_assert_int_eq(mp_parse_size("17179869184G", &v), -1);
+  ck_assert_int_eq(mp_parse_size("", &v), -1);
+  ck_assert_int_eq(mp_parse_size("1KB", &v), -1);
+}
+END_TEST
+
 START_TEST(good_values) {
   mp_config c;
   char err[320];
@@ -83,7 +120,7 @@ END_TEST
 
 /* Each bad environment and a fragment its message must contain. */
 static const struct {
-  const char *env[9];
+  const char *env[13];
   const char *says;
 } bad_cases[] = {
     {{"MEMPOOL_BASE", "zz", NULL}, "MEMPOOL_BASE='zz' is not a hex"},
@@ -97,6 +134,15 @@ static const struct {
     {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL}, "smaller than one page"},
     {{"MEMPOOL_SYNC", "yes", NULL}, "MEMPOOL_SYNC='yes' must be 0 or 1"},
     {{"MEMPOOL_DEVICE", "", NULL}, "MEMPOOL_DEVICE is empty"},
+    {{"MEMPOOL_LOG", "5", NULL}, "MEMPOOL_LOG='5' must be 0, 1, 2 or 3"},
+    {{"MEMPOOL_LOG", "11", NULL}, "MEMPOOL_LOG='11' must be"},
+    {{"MEMPOOL_STRICT", "2", NULL}, "MEMPOOL_STRICT='2' must be 0 or 1"},
+    {{"MEMPOOL_MIN_SIZE", "1X", NULL}, "MEMPOOL_MIN_SIZE='1X' is not a size"},
+    {{"MEMPOOL_MAX_SIZE", "K", NULL}, "MEMPOOL_MAX_SIZE='K' is not a size"},
+    {{"MEMPOOL_MAX_SIZE", "99999999999999G", NULL}, "is not a size"},
+    {{"MEMPOOL_MIN_SIZE", "2M", "MEMPOOL_MAX_SIZE", "1M", NULL}, "MEMPOOL_MIN_SIZE (2097152) is above MEMPOOL_MAX_SIZE (1048576)"},
+    {{"MEMPOOL_CHECK", "yes", NULL}, "MEMPOOL_CHECK='yes' must be 0 or 1"},
+    {{"MEMPOOL_STATS_FORMAT", "xml", NULL}, "MEMPOOL_STATS_FORMAT='xml' must be text or json"},
 };
 
 START_TEST(bad_values) {
@@ -211,6 +257,7 @@ int main(void) {
   tcase_add_test(tc, defaults);
   tcase_add_test(tc, numbers);
   tcase_add_test(tc, good_values);
+  tcase_add_test(tc, policy_values);
   tcase_add_loop_test(tc, bad_values, 0, (int)(sizeof bad_cases / sizeof *bad_cases));
   suite_add_tcase(s, tc);
   TCase *tr = tcase_create("region");

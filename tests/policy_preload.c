@@ -1,0 +1,180 @@
+/* (Not named preload_*: vm-test runs those without arguments.)
+ * MEMPOOL_STRICT, MEMPOOL_MIN_SIZE/MAX_SIZE, MEMPOOL_CHECK and exhaustion of
+ * both allocators, under the preload. The mode is argv[1]; preload_run.sh
+ * sets the matching environment (see its case list). */
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "preload_util.h"
+
+static void *volatile sink;
+
+/* Runs fn in a child with stderr captured; checks it died of SIGABRT and
+ * that the message contains `says`. */
+static void expect_abort(void (*fn)(void), const char *says, const char *what) {
+  int fds[2];
+  if (pipe(fds) != 0) { CHECK(0, "pipe"); return; }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  static char buf[2048];
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+  buf[n] = '\0';
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: no SIGABRT (status %#x, stderr '%s')", what, st, buf);
+  CHECK(strstr(buf, says) != NULL, "%s: message '%s' lacks '%s'", what, buf, says);
+  CHECK(strncmp(buf, "mempool: ", 9) == 0, "%s: message '%s' lacks the prefix", what, buf);
+}
+
+static void strict_mode(void) {
+  enum { MAX = 256 };
+  void *b[MAX];
+  int n = 0;
+  errno = 0;
+  while (n < MAX && (b[n] = malloc(64 << 10)) != NULL) {
+    CHECK(in_region(b[n]), "strict: block %d outside the region", n);
+    n++;
+  }
+  CHECK(n < MAX && n >= 50, "strict: %d blocks of 64 KiB in a 4 MiB region", n);
+  CHECK(errno == ENOMEM, "strict: errno %d after exhaustion", errno);
+  errno = 0;
+  sink = malloc(8 << 20);
+  CHECK(sink == NULL && errno == ENOMEM, "strict: a block larger than the region");
+  errno = 0;
+  sink = calloc(1, 8 << 20);
+  CHECK(sink == NULL && errno == ENOMEM, "strict: calloc larger than the region");
+  fill(b[0], 64 << 10, 1);
+  errno = 0;
+  CHECK(realloc(b[0], 16 << 20) == NULL && errno == ENOMEM, "strict: realloc beyond the region");
+  CHECK(verify(b[0], 64 << 10, 1), "strict: failed realloc keeps the block");
+  for (int i = 0; i < n; i++) free(b[i]);
+  void *big = malloc(2 << 20);
+  CHECK(big && in_region(big), "strict: half the region after freeing");
+  free(big);
+}
+
+static void bad_config_child(void) {
+  /* Re-executes this program with a bad value under MEMPOOL_STRICT=1. */
+  setenv("MEMPOOL_BASE", "not-a-number", 1);
+  execl("/proc/self/exe", "policy_preload", "noop", (char *)NULL);
+  _exit(99);
+}
+
+static void route_mode(void) {
+  void *small = malloc(100), *mid = malloc(4096), *big = malloc(100 << 10);
+  CHECK(!in_region(small), "route: 100 B below MEMPOOL_MIN_SIZE=1K went to the region");
+  CHECK(in_region(mid), "route: 4 KiB inside the window is not in the region");
+  CHECK(!in_region(big), "route: 100 KiB above MEMPOOL_MAX_SIZE=64K went to the region");
+  void *c = calloc(1, 2048);
+  CHECK(in_region(c), "route: calloc 2 KiB");
+  fill(small, 100, 4);
+  char *moved = realloc(small, 8192);  /* grows into the window: moves into the region */
+  CHECK(in_region(moved) && verify(moved, 100, 4), "route: realloc into the window");
+  char *out = realloc(moved, 200 << 10);  /* grows out of it */
+  CHECK(!in_region(out) && verify(out, 100, 4), "route: realloc out of the window");
+  free(out);
+  free(mid);
+  free(big);
+  free(c);
+}
+
+static char *victim;
+static void use_after_free(void) {
+  victim = malloc(200);
+  free(victim);
+  victim[10] = 'X';                 /* write into a freed block */
+  for (int i = 0; i < 1000; i++) sink = malloc(200);  /* reuse reaches it */
+}
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+static void overflow(void) {
+  char *p = malloc(100);
+  p[100] = 'X';                     /* one byte past the end */
+  free(p);
+}
+static void overflow_large(void) {
+  char *p = malloc(20000);
+  memset(p, 0, 20003);
+  free(p);
+}
+
+static void guard_mode(void) {
+  /* No false alarms on correct use; usable size is the requested size. */
+  void *b[128] = {0};
+  unsigned x = 7;
+  for (int i = 0; i < 20000; i++) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    int k = (int)(x % 128);
+    if (b[k]) free(b[k]);
+    size_t n = 1 + x % 20000;
+    b[k] = (x & 1) ? malloc(n) : calloc(1, n);
+    if (in_region(b[k]))  /* pool blocks report exactly what was asked (jemalloc's round up) */
+      CHECK(malloc_usable_size(b[k]) == n, "guard: usable size %zu for %zu", malloc_usable_size(b[k]), n);
+    memset(b[k], 0x11, n);
+    if (i % 7 == 0) b[k] = realloc(b[k], n + 100);
+  }
+  for (int k = 0; k < 128; k++) free(b[k]);
+  expect_abort(use_after_free, "was written after it was freed", "use after free");
+  expect_abort(overflow, "heap overflow: byte 0 past the end of the block (100 bytes requested", "overflow");
+  expect_abort(overflow_large, "heap overflow", "overflow of a large block");
+}
+
+static void oom_mode(void) {
+  /* Both the region (4 MiB) and jemalloc run out under RLIMIT_AS. */
+  struct rlimit rl;
+  getrlimit(RLIMIT_AS, &rl);
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  CHECK(f && fscanf(f, "%lu", &pages) == 1, "statm");
+  if (f) fclose(f);
+  rl.rlim_cur = pages * 4096 + (96ul << 20);
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+  enum { MAX = 4096 };
+  static void *b[MAX];
+  int n = 0, in = 0;
+  errno = 0;
+  while (n < MAX && (b[n] = malloc(1 << 20)) != NULL) in += in_region(b[n++]);
+  CHECK(n < MAX, "oom: RLIMIT_AS never ran out (%d MiB)", n);
+  CHECK(errno == ENOMEM, "oom: errno %d", errno);
+  CHECK(in >= 2, "oom: only %d blocks from the region", in);
+  errno = 0;
+  CHECK(calloc(1000, 1000) == NULL && errno == ENOMEM, "oom: calloc");
+  errno = 0;
+  CHECK(realloc(b[0], 512 << 20) == NULL && errno == ENOMEM, "oom: realloc");
+  void *pa = (void *)1;
+  CHECK(posix_memalign(&pa, 4096, 256 << 20) == ENOMEM && pa == (void *)1, "oom: posix_memalign");
+  for (int i = 0; i < n; i++) free(b[i]);
+  void *again = malloc(1 << 20);
+  CHECK(again != NULL, "oom: allocation after freeing");
+  free(again);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  if (!strcmp(mode, "noop")) return 0;
+  if (!strcmp(mode, "strict")) {
+    strict_mode();
+    expect_abort(bad_config_child, "MEMPOOL_BASE='not-a-number' is not a hex", "strict + bad config");
+    expect_abort(bad_config_child, "(MEMPOOL_STRICT=1: stopping)", "strict + bad config says why it stops");
+  } else if (!strcmp(mode, "route")) {
+    route_mode();
+  } else if (!strcmp(mode, "guard")) {
+    guard_mode();
+  } else if (!strcmp(mode, "oom")) {
+    oom_mode();
+  } else {
+    CHECK(0, "unknown mode '%s'", mode);
+  }
+  return finish(mode);
+}

@@ -9,6 +9,8 @@
 #include "guard.h"
 #include "fallback.h"
 #include "pool.h"
+#include "sizeclass.h"
+#include "tcache.h"
 
 #define MIN_ALIGN MP_GRANULE
 
@@ -55,7 +57,14 @@ static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero, const 
   return r;
 }
 
-void *mp_malloc(mp_pool *p, size_t n) { return alloc_aligned(p, n, MIN_ALIGN, false, "malloc"); }
+/* The fast path: a small request from the thread's cache, no lock. */
+void *mp_malloc(mp_pool *p, size_t n) {
+  if (__builtin_expect(p && p->fast_small && n <= MP_SMALL_MAX, 1)) {
+    void *r = mp_tcache_alloc(p, mp_class_of(n));
+    if (__builtin_expect(r != NULL, 1)) return r;
+  }
+  return alloc_aligned(p, n, MIN_ALIGN, false, "malloc");
+}
 
 void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
   size_t n;
@@ -66,11 +75,19 @@ void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
   return alloc_aligned(p, n, MIN_ALIGN, true, "calloc");
 }
 
+/* The fast path: a small object back into the thread's cache, no lock.
+ * Only jemalloc may touch errno here (munmap): free must keep it. */
 void mp_free(mp_pool *p, void *ptr) {
   if (!ptr) return;
+  if (__builtin_expect(mp_pool_owns(p, ptr), 1)) {
+    uintptr_t off = (uintptr_t)ptr - p->region.base;
+    unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
+    if (__builtin_expect(c != 0, 1)) mp_pool_free_small(p, ptr, off, c - 1, "free");
+    else pool_free(p, ptr, "free");
+    return;
+  }
   int saved = errno;
-  if (mp_pool_owns(p, ptr)) pool_free(p, ptr, "free");
-  else mp_fallback_free(ptr);
+  mp_fallback_free(ptr);
   errno = saved;
 }
 

@@ -138,6 +138,7 @@ typedef struct mp_class {
 
 typedef struct mp_tcache_bin {
   uint32_t n, cap;
+  uint64_t allocs, frees;   /* this thread's objects of the class (statistics) */
   void *items[MP_TCACHE_MAX];
 } mp_tcache_bin;
 
@@ -146,7 +147,6 @@ typedef struct mp_tcache {
   struct mp_pool *pool;
   struct mp_tcache *next_all;           /* every cache ever made (for statistics) */
   struct mp_tcache *next_free;          /* recycled caches of exited threads */
-  uint64_t allocs, frees, bytes_alloc, bytes_freed;  /* this thread's small objects */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
 } mp_tcache;
 
@@ -176,6 +176,7 @@ typedef struct mp_stats {
 } mp_stats;
 
 typedef struct mp_pool {
+  bool fast_small;          /* small requests take the thread-cache fast path */
   mp_policy policy;
   mp_region region;
   mp_ranges ranges;

@@ -38,6 +38,7 @@ int mp_pool_enable_small(mp_pool *p) {
     mp_small_destroy(p);
     return -1;
   }
+  p->fast_small = !p->policy.check && p->policy.min_size == 0 && p->policy.max_size >= MP_SMALL_MAX;
   return 0;
 }
 
@@ -53,7 +54,7 @@ static inline uint32_t granule_of(const mp_pool *p, const void *ptr) {
 }
 
 /* The one-line traps for a pointer that is not a block held by the user. */
-static _Noreturn void trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
+void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
   if (freed)
     mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)",
              caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
@@ -68,7 +69,7 @@ static void check_block(mp_pool *p, const void *ptr, const char *caller) {
                                                 : mp_ranges_classify(&p->ranges, granule_of(p, ptr));
   if (st == MP_RANGES_OK) return;
   pthread_mutex_unlock(&p->lock);
-  trap(p, ptr, caller, st == MP_RANGES_NOT_IN_USE);
+  mp_pool_trap(p, ptr, caller, st == MP_RANGES_NOT_IN_USE);
 }
 
 /* Small class serving size bytes at alignment align, or MP_SMALL_CLASSES. */
@@ -129,9 +130,7 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   uintptr_t off = (uintptr_t)ptr - p->region.base;
   unsigned c = mp_small_class_at(p, off);
   if (c) {
-    int st = mp_span_mark_free(p, off, c - 1);
-    if (st != MP_SMALL_OK) trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
-    mp_tcache_free(p, ptr, c - 1);
+    mp_pool_free_small(p, ptr, off, c - 1, caller);
     return;
   }
   pthread_mutex_lock(&p->lock);
@@ -151,7 +150,7 @@ static unsigned small_held(mp_pool *p, const void *ptr, const char *caller) {
   unsigned c = mp_small_class_at(p, off);
   if (c) {
     int st = mp_span_check_held(p, off, c - 1);
-    if (st != MP_SMALL_OK) trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
+    if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
   }
   return c;
 }

@@ -4,6 +4,8 @@
 
 #include "mp_types.h"
 #include "region.h"
+#include "span.h"
+#include "tcache.h"
 
 /* Maps the region and sets up its ranges. 0, or -1 with a reason in err. */
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen);
@@ -26,6 +28,18 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller);
 size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller);
 /* Resizes in place (shrinks, or grows into a free successor); false if not. */
 bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
+
+/* The one-line trap: "mempool: CALLER(PTR): double free ..." or "invalid
+ * pointer ...", then abort(). */
+_Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed)
+    __attribute__((cold));
+
+/* Frees a small object (offset off, class cls) into the thread's cache. */
+static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller) {
+  int st = mp_span_mark_free(p, off, cls);
+  if (__builtin_expect(st != MP_SMALL_OK, 0)) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
+  mp_tcache_free(p, ptr, cls);
+}
 
 /* fork: prepare takes the lock, parent releases it, child releases it and
  * replaces a shared region by a private copy of its in-use ranges. */

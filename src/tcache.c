@@ -111,11 +111,14 @@ static void thread_exit(void *arg) {
   mp_t_tcache = NULL;
   t_cache_dead = true;
   pthread_mutex_lock(&sm->tcache_lock);
-  __atomic_fetch_add(&sm->retired_allocs, tc->allocs, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&sm->retired_frees, tc->frees, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&sm->retired_bytes_alloc, tc->bytes_alloc, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&sm->retired_bytes_freed, tc->bytes_freed, __ATOMIC_RELAXED);
-  tc->allocs = tc->frees = tc->bytes_alloc = tc->bytes_freed = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+    mp_tcache_bin *b = &tc->bins[c];
+    __atomic_fetch_add(&sm->retired_allocs, b->allocs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_frees, b->frees, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_alloc, b->allocs * mp_class_size[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_freed, b->frees * mp_class_size[c], __ATOMIC_RELAXED);
+    b->allocs = b->frees = 0;
+  }
   tc->next_free = sm->free_tcaches;
   sm->free_tcaches = tc;
   pthread_mutex_unlock(&sm->tcache_lock);
@@ -134,12 +137,13 @@ void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *b
   ba = __atomic_load_n(&sm->retired_bytes_alloc, __ATOMIC_RELAXED);
   bf = __atomic_load_n(&sm->retired_bytes_freed, __ATOMIC_RELAXED);
   /* Live caches' counters are read racily: figures, not invariants. */
-  for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all) {
-    a += tc->allocs;
-    f += tc->frees;
-    ba += tc->bytes_alloc;
-    bf += tc->bytes_freed;
-  }
+  for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all)
+    for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+      a += tc->bins[c].allocs;
+      f += tc->bins[c].frees;
+      ba += tc->bins[c].allocs * mp_class_size[c];
+      bf += tc->bins[c].frees * mp_class_size[c];
+    }
   pthread_mutex_unlock(&sm->tcache_lock);
   *allocs = a;
   *frees = f;

@@ -28,8 +28,7 @@ static inline void *mp_tcache_alloc(mp_pool *p, unsigned cls) {
     if (__builtin_expect(b->n != 0, 1)) {
       void *obj = b->items[--b->n];
       mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
-      tc->allocs++;
-      tc->bytes_alloc += mp_class_size[cls];
+      b->allocs++;
       return obj;
     }
   }
@@ -43,8 +42,7 @@ static inline void mp_tcache_free(mp_pool *p, void *obj, unsigned cls) {
     mp_tcache_bin *b = &tc->bins[cls];
     if (__builtin_expect(b->n < b->cap, 1)) {
       b->items[b->n++] = obj;
-      tc->frees++;
-      tc->bytes_freed += mp_class_size[cls];
+      b->frees++;
       return;
     }
   }

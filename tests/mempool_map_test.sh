@@ -1,0 +1,204 @@
+#!/bin/bash
+# mempool_map_test.sh MEMPOOL_MAP - scripts/mempool-map on synthetic region
+# maps: a valid one with used blocks, free ranges and spans (exit 0, a valid
+# PNG of the requested size, the default output name, summary figures equal
+# to the ones computed here with awk), one of 200000 tiny alternating ranges
+# (pixels mixing used and free get a shade between the two colours), and
+# broken ones (a gap, an overlap, a short tiling, a bad state, a range
+# before the region line: exit 1 and a message naming the line).
+set -u
+tool=$1
+tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-${TMPDIR:-/tmp}}/mempool_map.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failed=1
+}
+# expect RC DESC CMD...: runs CMD (stdout/stderr to $tmp/out, $tmp/err).
+expect() {
+  local want=$1 desc=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" != "$want" ]; then
+    fail "$desc: exit $rc, want $want"
+    sed 's/^/  | /' "$tmp/out" "$tmp/err" >&2
+  fi
+}
+has() {  # has FILE REGEX DESC
+  grep -q -- "$2" "$1" || { fail "$3: no '$2' in $1:"; sed 's/^/  | /' "$1" >&2; }
+}
+# field LABEL: the first word after "LABEL:" in the summary ($tmp/out).
+field() {
+  sed -n "s/^$1: *\\([^ ]*\\).*/\\1/p" "$tmp/out"
+}
+check_eq() {  # check_eq DESC GOT WANT
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+# A PNG checker independent of the tool: signature, chunk CRCs, IHDR (8-bit
+# RGB), IDAT inflating to exactly H rows of 1+3W bytes, every filter undone.
+# Prints "W H"; with "mixed" also checks that the most common colour of the
+# strips' pixels lies strictly between the free and the used colour
+# (light grey and red in scripts/mempool-map; keep them in sync).
+cat >"$tmp/pngcheck.py" <<'EOF'
+import struct, sys, zlib
+FREE, USED = (217, 217, 217), (200, 40, 30)
+path = sys.argv[1]
+data = open(path, "rb").read()
+if data[:8] != b"\x89PNG\r\n\x1a\n":
+    sys.exit(f"{path}: no PNG signature")
+pos, chunks = 8, []
+while pos < len(data):
+    n, tag = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+    if zlib.crc32(tag + body) & 0xFFFFFFFF != crc:
+        sys.exit(f"{path}: bad CRC in {tag!r}")
+    chunks.append((tag, body))
+    pos += 12 + n
+if chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+    sys.exit(f"{path}: chunks {[t for t, _ in chunks]}")
+w, h, depth, ctype, _, _, _ = struct.unpack(">IIBBBBB", chunks[0][1])
+if (depth, ctype) != (8, 2):
+    sys.exit(f"{path}: depth {depth} colour type {ctype}, want 8-bit RGB")
+raw = zlib.decompress(b"".join(b for t, b in chunks if t == b"IDAT"))
+stride = 3 * w
+if len(raw) != h * (stride + 1):
+    sys.exit(f"{path}: {len(raw)} bytes of image data for {w}x{h}")
+rows, prev = [], bytearray(stride)
+for y in range(h):
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride if f else 0):     # filter 0 (none) needs no work
+        a = line[i - 3] if i >= 3 else 0
+        b, c = prev[i], (prev[i - 3] if i >= 3 else 0)
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        else:
+            sys.exit(f"{path}: filter {f} in row {y}")
+    rows.append(bytes(line))
+    prev = line
+print(w, h)
+if len(sys.argv) > 2 and sys.argv[2] == "mixed":
+    # the lower half of the picture is rows of strips (and their labels)
+    count = {}
+    for line in rows[h // 2:]:
+        for x in range(w // 3, w - 20):
+            px = tuple(line[3 * x:3 * x + 3])
+            count[px] = count.get(px, 0) + 1
+    count.pop((255, 255, 255), None)
+    top = max(count, key=count.get)
+    between = all(min(f, u) <= t <= max(f, u) for t, f, u in zip(top, FREE, USED))
+    if top in (FREE, USED) or not between:
+        sys.exit(f"{path}: most common strip colour {top} is not a free/used mix")
+EOF
+pngcheck() { python3 "$tmp/pngcheck.py" "$@"; }
+
+# ---- a valid map ---------------------------------------------------------------
+# 64 MiB at 0x20000000: four spans, then 300 used blocks of varied sizes with
+# free ranges between most of them, then a free tail (the largest free range).
+awk 'BEGIN {
+  size = 64 * 1048576
+  print "# mempool map v1"
+  print "# a comment line, and a blank one:"
+  print ""
+  printf "region /dev/mem 0x20000000 %d\n", size
+  off = 0
+  split("16 32 16 64", cls, " ")
+  for (i = 1; i <= 4; i++) { printf "range 0x%x 65536 span:%d\n", off, cls[i]; off += 65536 }
+  for (i = 1; i <= 300; i++) {
+    u = 16 * (1 + (i * 7919) % 6000)
+    printf "range 0x%x %d used\n", off, u; off += u
+    if (i % 5 != 0) { f = 16 * (1 + (i * 104729) % 3000); printf "range 0x%x %d free\n", off, f; off += f }
+  }
+  printf "range 0x%x %d free\n", off, size - off
+}' >"$tmp/valid.map"
+
+# The expected figures, straight from the file.
+read -r want_ranges want_used want_free want_largest want_frag < <(awk '
+  $1 == "range" { n++; if ($4 == "free") { free += $3; if ($3 > big) big = $3 } else used += $3 }
+  END { printf "%d %d %d %d %.2f%%\n", n, used, free, big, (free ? 100 * (1 - big / free) : 0) }' "$tmp/valid.map")
+
+expect 0 "valid map" "$tool" "$tmp/valid.map" --width 900
+check_eq "ranges" "$(field ranges)" "$want_ranges"
+check_eq "used bytes" "$(field 'used bytes')" "$want_used"
+check_eq "free bytes" "$(field 'free bytes')" "$want_free"
+check_eq "largest free" "$(field 'largest free')" "$want_largest"
+check_eq "fragmentation" "$(field fragmentation)" "$want_frag"
+has "$tmp/out" "^region: */dev/mem base 0x20000000 size 67108864 " "region line"
+has "$tmp/out" "span classes: *16:2, 32:1, 64:1" "span classes"
+case $want_frag in 0.00%|100.00%) fail "synthetic map has trivial fragmentation $want_frag" ;; esac
+# default output: the map's name with .png for its extension
+if [ -s "$tmp/valid.png" ]; then
+  dims=$(pngcheck "$tmp/valid.png") || fail "valid.png is not a valid PNG"
+  read -r w h <<<"$dims"
+  check_eq "PNG width" "$w" 900
+  has "$tmp/out" "^png: .*valid.png (900x$h)" "summary names the PNG"
+  [ "${h:-0}" -ge 200 ] || fail "PNG height $h"
+  if command -v file >/dev/null; then
+    file "$tmp/valid.png" | grep -q "PNG image data, 900 x $h, 8-bit/color RGB" ||
+      fail "file(1) says: $(file "$tmp/valid.png")"
+  fi
+else
+  fail "no $tmp/valid.png"
+fi
+# -o, --width and --height give exactly that picture
+expect 0 "-o --width --height" "$tool" "$tmp/valid.map" -o "$tmp/sized.png" --width 640 --height 480
+check_eq "-o 640x480" "$(pngcheck "$tmp/sized.png" 2>&1)" "640 480"
+expect 0 "single strip" "$tool" "$tmp/valid.map" -o "$tmp/strip.png" --rows 1
+pngcheck "$tmp/strip.png" >/dev/null || fail "strip.png is not a valid PNG"
+
+# ---- many tiny ranges: per-pixel aggregation, mixed shades ------------------
+awk 'BEGIN {
+  print "# mempool map v1"
+  print "region anon 0x0 6400000"
+  for (i = 0; i < 200000; i++) printf "range 0x%x 32 %s\n", i * 32, (i % 2 ? "free" : "used")
+}' >"$tmp/many.map"
+expect 0 "200000 ranges" "$tool" "$tmp/many.map" -o "$tmp/many.png"
+check_eq "many: ranges" "$(field ranges)" 200000
+check_eq "many: used bytes" "$(field 'used bytes')" 3200000
+check_eq "many: largest free" "$(field 'largest free')" 32
+check_eq "many: fragmentation" "$(field fragmentation)" "100.00%"
+pngcheck "$tmp/many.png" mixed >/dev/null 2>"$tmp/err" || { fail "many.png:"; sed 's/^/  | /' "$tmp/err" >&2; }
+
+# ---- broken maps: exit 1, the line named, no picture --------------------------
+# broken MAPFILE LINE REGEX DESC
+broken() {
+  rm -f "$tmp/broken.png"
+  expect 1 "$4" "$tool" "$1" -o "$tmp/broken.png"
+  has "$tmp/err" "$(basename "$1"):$2: .*$3" "$4"
+  [ -e "$tmp/broken.png" ] && fail "$4: a PNG was written"
+}
+# A gap: the used range of line 20 dropped; line 20 is now the range after it.
+sed '20d' "$tmp/valid.map" >"$tmp/gap.map"
+grep -q '^range .* used$' <(sed -n 20p "$tmp/valid.map") || fail "line 20 of valid.map is not a used range"
+broken "$tmp/gap.map" 20 "gap of [0-9]* bytes" "gap"
+has "$tmp/err" "previous range (line 19)" "gap names the previous range"
+# An overlap: line 12's offset moved back by 16 bytes.
+awk 'NR == 12 { n = 0; h = substr($2, 3); for (i = 1; i <= length(h); i++) n = n * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1; $2 = sprintf("0x%x", n - 16) } { print }' "$tmp/valid.map" >"$tmp/overlap.map"
+broken "$tmp/overlap.map" 12 "overlap of 16 bytes" "overlap"
+# Short: the last range (the free tail) dropped, the ranges end early.
+last=$(wc -l <"$tmp/valid.map")
+sed '$d' "$tmp/valid.map" >"$tmp/short.map"
+broken "$tmp/short.map" $((last - 1)) "not covered" "short tiling"
+# Beyond the end: the tail one byte longer.
+awk -v L="$last" 'NR == L { $3 = $3 + 1 } { print }' "$tmp/valid.map" >"$tmp/long.map"
+broken "$tmp/long.map" "$last" "beyond the region" "range beyond the region"
+# A state that is not free, used or span:N.
+sed '9s/used$/busy/' "$tmp/valid.map" >"$tmp/state.map"
+broken "$tmp/state.map" 9 "malformed range line" "bad state"
+# A range before the region line.
+printf '# mempool map v1\nrange 0x0 4096 used\nregion anon 0x0 4096\n' >"$tmp/order.map"
+broken "$tmp/order.map" 2 "before the 'region' line" "range before region"
+expect 1 "missing file" "$tool" "$tmp/nonexistent.map"
+has "$tmp/err" "nonexistent.map" "missing file named"
+
+[ "$failed" = 0 ] && echo "mempool_map: all checks passed"
+exit "$failed"

@@ -1,5 +1,6 @@
 /* mem_allocator_c.h - the original design's C allocator API, kept so its
- * users can move to libmempool by rebuilding and linking with -lmempool.
+ * users can move to libmempool by rebuilding and linking with -lmempool_api
+ * (pkg-config mempool).
  *
  * A delegate is one mempool (mempool.h) over a window of a device; it serves
  * only from that window: when the window is full, mem_delegate_calloc

@@ -27,9 +27,9 @@
  *     copied to anonymous memory at the same addresses), as with the
  *     interposer; the parent's regions are unaffected by the child.
  *
- * Link with -lmempool (pkg-config mempool). Note that libmempool.so also
- * exports the malloc family: a program linked with it runs under the
- * interposer as well (configured by MEMPOOL_*; see README.md).
+ * Link with -lmempool_api (pkg-config mempool): the API without the malloc
+ * interposer. (libmempool.so, the LD_PRELOAD library, exports this API too,
+ * but a program linked with it would also have its malloc replaced.)
  */
 #ifndef MEMPOOL_H
 #define MEMPOOL_H

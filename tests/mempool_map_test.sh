@@ -10,26 +10,9 @@ set -u
 tool=$1
 tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-${TMPDIR:-/tmp}}/mempool_map.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-failed=0
 
-fail() {
-  echo "FAIL: $*" >&2
-  failed=1
-}
-# expect RC DESC CMD...: runs CMD (stdout/stderr to $tmp/out, $tmp/err).
-expect() {
-  local want=$1 desc=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" != "$want" ]; then
-    fail "$desc: exit $rc, want $want"
-    sed 's/^/  | /' "$tmp/out" "$tmp/err" >&2
-  fi
-}
-has() {  # has FILE REGEX DESC
-  grep -q -- "$2" "$1" || { fail "$3: no '$2' in $1:"; sed 's/^/  | /' "$1" >&2; }
-}
+# shellcheck source=tests/shell_checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/shell_checks.sh"
 # field LABEL: the first word after "LABEL:" in the summary ($tmp/out).
 field() {
   sed -n "s/^$1: *\\([^ ]*\\).*/\\1/p" "$tmp/out"

@@ -8,33 +8,14 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "death.h"
 #include "preload_util.h"
 
 static void *volatile sink;
 
-/* Runs fn in a child with stderr captured; checks it died of SIGABRT and
- * that the message contains `says`. */
 static void expect_abort(void (*fn)(void), const char *says, const char *what) {
-  int fds[2];
-  if (pipe(fds) != 0) { CHECK(0, "pipe"); return; }
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  static char buf[2048];
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
-  buf[n] = '\0';
-  close(fds[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: no SIGABRT (status %#x, stderr '%s')", what, st, buf);
-  CHECK(strstr(buf, says) != NULL, "%s: message '%s' lacks '%s'", what, buf, says);
-  CHECK(strncmp(buf, "mempool: ", 9) == 0, "%s: message '%s' lacks the prefix", what, buf);
+  const char *why = death_problem(fn, says);
+  CHECK(why == NULL, "%s: %s", what, why ? why : "");
 }
 
 static void strict_mode(void) {

@@ -4,6 +4,8 @@
  * bad parameters; traps for bad pointers; fork. */
 #define _GNU_SOURCE
 #include <check.h>
+
+#include "death.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -507,29 +509,8 @@ END_TEST
 /* ---- traps: run fn in a child, check SIGABRT and the one-line message ------------- */
 
 static void expect_trap(void (*fn)(void), const char *says) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    signal(SIGABRT, SIG_DFL);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  char buf[1024] = "";
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
-  buf[n] = '\0';
-  close(fds[0]);
-  int st;
-  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child did not abort (status %#x)", st);
-  ck_assert_msg(strncmp(buf, "mempool: ", 9) == 0, "message '%s' lacks the prefix", buf);
-  ck_assert_msg(strstr(buf, says) != NULL, "message '%s' lacks '%s'", buf, says);
-  ck_assert_msg(strchr(buf, '\n') == buf + strlen(buf) - 1, "not exactly one line: '%s'", buf);
+  const char *why = death_problem(fn, says);
+  ck_assert_msg(why == NULL, "%s", why ? why : "");
 }
 
 static mempool_t *ta, *tb;

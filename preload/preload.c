@@ -57,7 +57,7 @@ static void initialize(void) {
   if (rc != 0) {
     if (g_cfg.policy.strict)  /* MEMPOOL_STRICT: no pool, no program */
       mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
-    mp_msg("%s", err);
+    mp_msg("%s; running on jemalloc only", err);
     return;
   }
   if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {

@@ -60,20 +60,6 @@ static void register_atfork(void) { g_atfork_rc = pthread_atfork(fork_prepare, f
 
 /* ---- creation ------------------------------------------------------------- */
 
-/* mp_region_open keeps errno (the interposer must not clobber it) and words
- * its reasons for the interposer; recover the errno named in the reason. */
-static int errno_of_reason(const char *why) {
-  if (strstr(why, "is not a character device or a regular file")) return ENODEV;
-  int best = EIO;
-  size_t best_len = 0;
-  for (int e = 1; e < 256; e++) {
-    const char *d = strerrordesc_np(e);
-    size_t n = d ? strlen(d) : 0;
-    if (n > best_len && strstr(why, d)) best = e, best_len = n;
-  }
-  return best;
-}
-
 static mempool_t *fail(char *err, size_t errlen, int e, const char *why) {
   if (err && errlen) mp_format(err, errlen, "%s", why);
   errno = e;
@@ -116,19 +102,13 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   memcpy(m->device, prm->device, dlen + 1);
   mp_config cfg = {.device = m->device, .base = prm->base, .high = prm->high,
                    .sync = !prm->cached, .stats = MP_STATS_OFF};
-  if (mp_pool_open(&m->pool, &cfg, why, sizeof why) != 0) {
-    int e = errno_of_reason(why);
-    if (strstr(why, "in use by another process")) {
-      /* The lock is per open: another pool or the interposer of this
-       * process holds it just as well as another process. */
-      e = EBUSY;
+  int rc = mp_pool_open(&m->pool, &cfg, why, sizeof why);
+  if (rc != 0) {
+    if (rc == -EBUSY)  /* the lock is per open: another pool or the interposer counts too */
       mp_format(why, sizeof why, "region %s %#lx..%#lx is in use (by another pool, the interposer or another process)",
                 prm->device, (unsigned long)prm->base, (unsigned long)prm->high);
-    }
-    char *tail = strstr(why, "; running on jemalloc only");  /* not true of a pool */
-    if (tail) *tail = '\0';
     mp_meta_unmap(m, len);
-    return fail(err, errlen, e, why);
+    return fail(err, errlen, -rc, why);
   }
   /* After the open: pthread_atfork may allocate, and under the interposer
    * (libmempool.so linked rather than preloaded) that first malloc would

@@ -66,7 +66,7 @@ static int parse_bool(const char *v, bool dflt, bool *out) {
 
 int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   const char *v;
-  const char *suffix = "; running on jemalloc only";
+  const char *suffix = "";  /* the caller says what it does about it */
   char why[200];
 
   memset(cfg, 0, sizeof *cfg);
@@ -139,7 +139,7 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
     return fail(err, errlen, "MEMPOOL_CHECK='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYNC");
   if (parse_bool(v, true, &cfg->sync) != 0)
-    return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1; running on jemalloc only", v, "");
+    return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1%s", v, suffix);
 
   if (cfg->high <= cfg->base) {
     mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s",

@@ -19,14 +19,16 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   p->policy = cfg->policy;
   if (!p->policy.max_size) p->policy.max_size = UINT64_MAX;  /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
-  if (mp_region_open(cfg, &p->region, err, errlen) != 0) return -1;
+  int rc = mp_region_open(cfg, &p->region, err, errlen);
+  if (rc != 0) return rc;
   int saved = errno;
   if (mp_ranges_init(&p->ranges, (uint32_t)(p->region.size >> MP_GRANULE_SHIFT)) != 0) {
-    mp_format(err, errlen, "cannot map metadata for %lu bytes of region: %s; running on jemalloc only",
-              (unsigned long)p->region.size, mp_strerror(errno));
+    rc = -errno;
+    mp_format(err, errlen, "cannot map metadata for %lu bytes of region: %s", (unsigned long)p->region.size,
+              mp_strerror(-rc));
     mp_region_close(&p->region);
     errno = saved;
-    return -1;
+    return rc;
   }
   return 0;
 }

@@ -7,7 +7,8 @@
 #include "span.h"
 #include "tcache.h"
 
-/* Maps the region and sets up its ranges. 0, or -1 with a reason in err. */
+/* Maps the region and sets up its ranges. 0, or -errno with a reason in err
+ * (see mp_region_open). */
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen);
 void mp_pool_close(mp_pool *p);
 /* Serves sizes up to MP_SMALL_MAX from spans through per-thread caches (one

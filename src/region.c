@@ -45,9 +45,9 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   r->device = dev;
   r->dev_offset = cfg->base;
   if (cfg->base % pg) {
-    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not aligned to the page size (%lu); running on jemalloc only",
+    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not aligned to the page size (%lu)",
               (unsigned long)cfg->base, (unsigned long)pg);
-    return -1;
+    return -EINVAL;
   }
   r->map_len = (size_t)((want + pg - 1) / pg * pg);
   r->size = (size_t)(want & ~(uint64_t)(MP_GRANULE - 1));
@@ -57,10 +57,11 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
     m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
-      mp_format(err, errlen, "cannot map %lu bytes of anonymous memory: %s; running on jemalloc only",
-                (unsigned long)r->map_len, mp_strerror(errno));
+      int e = errno;
+      mp_format(err, errlen, "cannot map %lu bytes of anonymous memory: %s", (unsigned long)r->map_len,
+                mp_strerror(e));
       errno = saved_errno;
-      return -1;
+      return -e;
     }
   } else {
     bool is_devmem = !strcmp(dev, "/dev/mem");
@@ -76,25 +77,30 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
       else errno = ENOENT;
     }
     if (fd < 0) {
-      mp_format(err, errlen, "cannot open %s: %s; running on jemalloc only", dev, mp_strerror(errno));
+      int e = errno;
+      mp_format(err, errlen, "cannot open %s: %s", dev, mp_strerror(e));
       errno = saved_errno;
-      return -1;
+      return -e;
     }
+    int rc;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-      mp_format(err, errlen, "cannot stat %s: %s; running on jemalloc only", dev, mp_strerror(errno));
+      rc = -errno;
+      mp_format(err, errlen, "cannot stat %s: %s", dev, mp_strerror(-rc));
       goto fail_fd;
     }
     if (S_ISREG(st.st_mode)) {
       uint64_t end = cfg->base + r->map_len;
       if ((uint64_t)st.st_size < end && ftruncate(fd, (off_t)end) != 0) {
-        mp_format(err, errlen, "cannot extend %s to %lu bytes: %s; running on jemalloc only",
-                  dev, (unsigned long)end, mp_strerror(errno));
+        rc = -errno;
+        mp_format(err, errlen, "cannot extend %s to %lu bytes: %s",
+                  dev, (unsigned long)end, mp_strerror(-rc));
         goto fail_fd;
       }
     } else if (S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) ||
                S_ISSOCK(st.st_mode)) {
-      mp_format(err, errlen, "%s is not a character device or a regular file; running on jemalloc only", dev);
+      rc = -ENODEV;
+      mp_format(err, errlen, "%s is not a character device or a regular file", dev);
       goto fail_fd;
     }
     /* One process per physical range: an open file description lock on the
@@ -103,22 +109,24 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
     struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)cfg->base,
                        .l_len = (off_t)r->map_len};
     if (fcntl(fd, F_OFD_SETLK, &lk) != 0) {
-      if (errno == EAGAIN || errno == EACCES)
-        mp_format(err, errlen, "region %s %#lx..%#lx is in use by another process; running on jemalloc only",
+      rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
+      if (rc == -EBUSY)
+        mp_format(err, errlen, "region %s %#lx..%#lx is in use by another process",
                   dev, (unsigned long)cfg->base, (unsigned long)cfg->high);
       else
-        mp_format(err, errlen, "cannot lock region %s %#lx..%#lx: %s; running on jemalloc only",
-                  dev, (unsigned long)cfg->base, (unsigned long)cfg->high, mp_strerror(errno));
+        mp_format(err, errlen, "cannot lock region %s %#lx..%#lx: %s",
+                  dev, (unsigned long)cfg->base, (unsigned long)cfg->high, mp_strerror(-rc));
       goto fail_fd;
     }
     m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)cfg->base);
     if (m == MAP_FAILED) {
       int e = errno;
+      rc = -e;
       if (e == EPERM && S_ISCHR(st.st_mode))
-        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?); running on jemalloc only",
+        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?)",
                   dev, (unsigned long)cfg->base, (unsigned long)r->map_len, mp_strerror(e));
       else
-        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) failed: %s; running on jemalloc only",
+        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) failed: %s",
                   dev, (unsigned long)cfg->base, (unsigned long)r->map_len, mp_strerror(e));
       goto fail_fd;
     }
@@ -128,7 +136,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   fail_fd:
     close(fd);
     errno = saved_errno;
-    return -1;
+    return rc;
   }
 mapped:
   r->base = (uintptr_t)m;

@@ -6,7 +6,9 @@
 
 /* Maps [cfg->base, cfg->high] of cfg->device (a device, a regular file that
  * is created/extended sparse, or "anon"). Touches no page of the region.
- * Returns 0, or -1 with a one-line reason in err (no "mempool: " prefix). */
+ * Returns 0, or -errno (EINVAL, ENODEV, EBUSY: the range is locked by
+ * another open, or what open/ftruncate/mmap said) with a one-line reason in
+ * err (no "mempool: " prefix; the caller says what it does about it). */
 int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen);
 void mp_region_close(mp_region *r);
 

@@ -52,6 +52,30 @@ static void bad_config_child(void) {
   _exit(99);
 }
 
+/* Without MEMPOOL_STRICT a bad value costs one line and the pool, not the program. */
+static void bad_config_runs(void) {
+  int fds[2];
+  CHECK(pipe(fds) == 0, "pipe");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    unsetenv("MEMPOOL_STRICT");
+    setenv("MEMPOOL_HIGH", "0x10", 1);
+    execl("/proc/self/exe", "policy_preload", "noop", (char *)NULL);
+    _exit(99);
+  }
+  close(fds[1]);
+  char buf[1024] = "";
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  buf[n > 0 ? n : 0] = '\0';
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bad config: program did not run (status %#x)", st);
+  CHECK(strstr(buf, "mempool: MEMPOOL_HIGH (0x10) must be above MEMPOOL_BASE (0x10000000); running on jemalloc only\n") == buf
+        && strchr(buf, '\n') == buf + strlen(buf) - 1, "bad config: stderr '%s'", buf);
+}
+
 static void route_mode(void) {
   void *small = malloc(100), *mid = malloc(4096), *big = malloc(100 << 10);
   CHECK(!in_region(small), "route: 100 B below MEMPOOL_MIN_SIZE=1K went to the region");
@@ -150,6 +174,7 @@ int main(int argc, char **argv) {
     expect_abort(bad_config_child, "(MEMPOOL_STRICT=1: stopping)", "strict + bad config says why it stops");
   } else if (!strcmp(mode, "route")) {
     route_mode();
+    bad_config_runs();
   } else if (!strcmp(mode, "guard")) {
     guard_mode();
   } else if (!strcmp(mode, "oom")) {

@@ -150,7 +150,6 @@ START_TEST(bad_values) {
   char err[320];
   ck_assert_int_eq(load(bad_cases[_i].env, &c, err), -1);
   ck_assert_msg(strstr(err, bad_cases[_i].says) != NULL, "message '%s' lacks '%s'", err, bad_cases[_i].says);
-  ck_assert_msg(strstr(err, "running on jemalloc only") != NULL, "message '%s' does not say what is used", err);
   ck_assert_msg(strchr(err, '\n') == NULL, "message is not one line");
 }
 END_TEST
@@ -199,15 +198,15 @@ END_TEST
 START_TEST(region_errors) {
   char err[320], path[512];
   mp_region r;
-  ck_assert_int_eq(open_region("/dev/does-not-exist", 0x10000000, 0x1FFFFFFF, &r, err), -1);
+  ck_assert_int_eq(open_region("/dev/does-not-exist", 0x10000000, 0x1FFFFFFF, &r, err), -ENOENT);
   ck_assert_msg(strstr(err, "cannot open /dev/does-not-exist: No such file") != NULL, "%s", err);
   ck_assert_int_eq(access("/dev/does-not-exist", F_OK), -1);  /* never created under /dev */
-  ck_assert_int_eq(open_region("/dev/null", 0, 0xFFFFF, &r, err), -1);  /* mmap refused */
+  ck_assert_int_eq(open_region("/dev/null", 0, 0xFFFFF, &r, err), -ENODEV);  /* mmap refused */
   ck_assert_msg(strstr(err, "mmap of /dev/null") != NULL, "%s", err);
-  ck_assert_int_eq(open_region(tmpdir(), 0, 0xFFFFF, &r, err), -1);    /* a directory */
+  ck_assert_int_eq(open_region(tmpdir(), 0, 0xFFFFF, &r, err), -EISDIR);    /* a directory */
   ck_assert_msg(strstr(err, "cannot open") != NULL || strstr(err, "not a character device") != NULL, "%s", err);
   snprintf(path, sizeof path, "%s/no-such-dir-%d/dev", tmpdir(), getpid());
-  ck_assert_int_eq(open_region(path, 0, 0xFFFFF, &r, err), -1);
+  ck_assert_int_eq(open_region(path, 0, 0xFFFFF, &r, err), -ENOENT);
   ck_assert_msg(strstr(err, "No such file") != NULL, "%s", err);
 }
 END_TEST
@@ -225,7 +224,7 @@ START_TEST(region_permission_denied) {
   if (geteuid() == 0 && setuid(65534) != 0) ck_abort_msg("setuid(nobody) failed");
   mp_region r;
   int rc = open_region(path, 0, 0xFFFFF, &r, err);
-  ck_assert_int_eq(rc, -1);
+  ck_assert_int_eq(rc, -EACCES);
   ck_assert_msg(strstr(err, "Permission denied") != NULL, "%s", err);
   unlink(path);
 }
@@ -238,7 +237,7 @@ START_TEST(region_busy) {
   mp_region a, b;
   ck_assert_msg(open_region(path, 0x100000, 0x1FFFFF, &a, err) == 0, "%s", err);
   /* An overlapping range, opened separately (as another process would): refused. */
-  ck_assert_int_eq(open_region(path, 0x180000, 0x2FFFFF, &b, err), -1);
+  ck_assert_int_eq(open_region(path, 0x180000, 0x2FFFFF, &b, err), -EBUSY);
   ck_assert_msg(strstr(err, "in use by another process") != NULL, "%s", err);
   /* A disjoint range of the same device is fine. */
   ck_assert_msg(open_region(path, 0x200000, 0x2FFFFF, &b, err) == 0, "%s", err);

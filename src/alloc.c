@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "msg.h"
 #include "fallback.h"
 #include "pool.h"
 #include "sizeclass.h"
@@ -47,6 +48,8 @@ static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero, const 
   if (routed(p, n)) {
     void *r = pool_alloc(p, n, align, zero, caller);
     if (r) return r;
+    mp_log(MP_LOG_DEBUG, "%s(%zu, align %zu): the region cannot serve it%s", caller, n, align,
+           p->policy.strict ? " (strict: ENOMEM)" : "; jemalloc");
     if (p->policy.strict) {
       errno = ENOMEM;
       return NULL;

@@ -19,8 +19,10 @@ size_t mp_format(char *buf, size_t len, const char *fmt, ...)
 /* Writes "mempool: <formatted>\n" to fd in one write(2). */
 void mp_msg_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Logging (MEMPOOL_LOG): 0 silent, 1 problems (default), 2 information,
- * 3 debugging; to MEMPOOL_LOG_FILE or stderr. Traps are always written. */
+/* Logging (MEMPOOL_LOG): 0 silent, 1 problems (default), 2 information
+ * (the region at start), 3 debugging (every request the region cannot serve,
+ * every thread cache made); to MEMPOOL_LOG_FILE or stderr. Traps are always
+ * written to stderr. */
 enum { MP_LOG_PROBLEM = 1, MP_LOG_INFO = 2, MP_LOG_DEBUG = 3 };
 extern int mp_log_level, mp_log_fd;
 void mp_log_setup(int level, const char *path);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "msg.h"
 #include "region.h"
 
 __thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec")));
@@ -56,6 +57,7 @@ static mp_tcache *tcache_get(mp_pool *p) {
   if (t_cache_dead) return NULL;
   tc = tcache_new(p);
   mp_t_tcache = tc;
+  mp_log(MP_LOG_DEBUG, "thread cache %p for thread %lu", (void *)tc, (unsigned long)pthread_self());
   return tc;
 }
 

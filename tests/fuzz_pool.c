@@ -541,11 +541,20 @@ static void run_op(reader *r) {
       size_t huge = (size_t)PTRDIFF_MAX + 1 + (k & 15);
       errno = 0;
       REQUIRE(mp_malloc(P, huge) == NULL && errno == ENOMEM, "malloc(%zu) not refused", huge);
+      errno = 0;
+      REQUIRE(mp_pvalloc(P, SIZE_MAX - k) == NULL && errno == ENOMEM, "pvalloc(%zu) not refused", SIZE_MAX - k);
+      errno = 0;
+      REQUIRE(mp_aligned_alloc(P, 48 + 32 * (k & 7), 10) == NULL && errno == EINVAL,
+              "aligned_alloc(%u, 10) not refused", 48 + 32 * (k & 7));
+      errno = 0;
+      REQUIRE(mp_memalign(P, SIZE_MAX - k, 10) == NULL && errno == EINVAL, "memalign(%zu) not refused",
+              SIZE_MAX - k);
       int i = pick_live(r);
       if (i >= 0) {
         errno = 0;
-        REQUIRE(mp_realloc(P, slots[i].p, SIZE_MAX - k) == NULL && errno == ENOMEM, "realloc to %zu not refused",
-                SIZE_MAX - k);
+        void *q = (k & 1) ? mp_reallocarray(P, slots[i].p, SIZE_MAX / 2, 3 + (k & 6))
+                          : mp_realloc(P, slots[i].p, SIZE_MAX - k);
+        REQUIRE(q == NULL && errno == ENOMEM, "realloc%s to a huge size not refused", (k & 1) ? "array" : "");
         verify_block(&slots[i], slots[i].req, "after a refused realloc");
       }
       break;

@@ -76,8 +76,8 @@ typedef struct mp_bitmap {
   unsigned nlevels;
 } mp_bitmap;
 
-/* A free range. In-use ranges have no node at all: their start bit and
- * in-use bit say everything, their size is the distance to the next start. */
+/* A free range. In-use ranges have no node at all: a start bit without a
+ * node says "in use", the size is the distance to the next start. */
 typedef struct mp_free_node {
   uint32_t start, size;     /* in granules */
   uint32_t prev, next;      /* segregated free list (size class) */
@@ -92,7 +92,6 @@ typedef struct mp_free_node {
 typedef struct mp_ranges {
   uint32_t granules;        /* region size in granules */
   mp_bitmap starts;         /* bit set where a range begins */
-  uint64_t *inuse;          /* bit set at the start of each in-use range */
   uint32_t *bucket_head;    /* per bucket: first free node starting in it */
   mp_free_node *nodes;      /* node arena (index 0 unused = null) */
   uint32_t node_cap, node_top, node_free;
@@ -126,14 +125,15 @@ typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_us
 typedef struct mp_span {
   uint16_t nobj, navail;    /* objects in the span, of which free in it */
   uint32_t prev, next;      /* partial list of the class (span index + 1; 0 = none) */
-  uint64_t avail[MP_SPAN_WORDS];
-  uint64_t alloc[MP_SPAN_WORDS];
+  uint64_t *avail;          /* ceil(nobj / 64) words each, from the bitmap */
+  uint64_t *alloc;          /*   arena: 2 bits per object, sized by class */
 } mp_span;
 
 typedef struct mp_class {
   pthread_mutex_t lock;
   uint32_t partial;         /* spans with avail objects (span index + 1) */
   uint32_t spans;           /* spans of this class */
+  uint64_t *free_bitmaps;   /* released bitmap blocks of this class's size */
 } mp_class;
 
 typedef struct mp_tcache_bin {
@@ -155,6 +155,8 @@ typedef struct mp_small {
   uint8_t *span_class;      /* per 64 KiB of region: 0, or class + 1 for a small span */
   mp_span *spans;           /* per 64 KiB of region (lazily touched) */
   size_t nspans;
+  uint64_t *bitmap_arena;   /* span bitmaps, bump-allocated (lazily touched) */
+  size_t bitmap_words, bitmap_used;  /* capacity, used (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
   pthread_mutex_t tcache_lock;          /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;

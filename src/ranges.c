@@ -1,12 +1,12 @@
 /* ranges.c - TLSF-style range allocator with out-of-band metadata.
  * Invariants and time bounds: see ranges.h.
  *
- * Data: a start bitmap (hierarchical) and an in-use bitmap over granules,
- * and a node per FREE range only. A free node is found from its start
+ * Data: a start bitmap (hierarchical) over granules, and a node per FREE
+ * range only: a range is free iff its start has a node. A free node is found from its start
  * through a bucket chain (one bucket per 128 granules: at most 64 free
  * ranges can start in one, since free ranges are never adjacent), and from
  * its size through two-level segregated lists (TLSF: 29 x 16 classes).
- * Fixed metadata: 1 + 1 bit + 4/128 bytes per 16-byte granule = 1.76%;
+ * Fixed metadata: 1 bit + 4/128 bytes per 16-byte granule = 0.98%;
  * nodes (20 bytes per free range) are touched only as free ranges appear.
  */
 #include "ranges.h"
@@ -126,9 +126,8 @@ static void free_range_drop(mp_ranges *r, uint32_t i) {
 
 /* ---- bits ---------------------------------------------------------------- */
 
-static inline bool inuse_test(const mp_ranges *r, uint32_t g) { return (r->inuse[g >> 6] >> (g & 63)) & 1; }
-static inline void inuse_set(mp_ranges *r, uint32_t g) { r->inuse[g >> 6] |= 1ull << (g & 63); }
-static inline void inuse_clear(mp_ranges *r, uint32_t g) { r->inuse[g >> 6] &= ~(1ull << (g & 63)); }
+/* A range (g is a start) is free iff it has a node: in-use ranges have none. */
+static inline bool inuse_test(const mp_ranges *r, uint32_t g) { return bucket_find(r, g) == NIL; }
 static inline bool is_start(const mp_ranges *r, uint32_t g) { return mp_bitmap_test(&r->starts, g); }
 
 static inline uint32_t range_end(const mp_ranges *r, uint32_t g) {
@@ -141,19 +140,17 @@ static inline uint32_t range_end(const mp_ranges *r, uint32_t g) {
 int mp_ranges_init(mp_ranges *r, uint32_t granules) {
   memset(r, 0, sizeof *r);
   size_t starts_bytes = mp_bitmap_bytes(granules);
-  size_t inuse_bytes = ((size_t)granules + 63) / 64 * 8;
   size_t buckets = ((size_t)granules >> MP_BUCKET_SHIFT) + 1;
   size_t bucket_bytes = (buckets * 4 + 7) & ~(size_t)7;
   uint64_t cap = (uint64_t)granules / 2 + 3;
-  size_t len = starts_bytes + inuse_bytes + bucket_bytes + cap * sizeof(mp_free_node);
+  size_t len = starts_bytes + bucket_bytes + cap * sizeof(mp_free_node);
   char *m = mp_meta_map(len);
   if (!m) return -1;
   r->meta_base = m;
   r->meta_len = len;
   mp_bitmap_init(&r->starts, granules, m);
-  r->inuse = (uint64_t *)(m + starts_bytes);
-  r->bucket_head = (uint32_t *)(m + starts_bytes + inuse_bytes);
-  r->nodes = (mp_free_node *)(m + starts_bytes + inuse_bytes + bucket_bytes);
+  r->bucket_head = (uint32_t *)(m + starts_bytes);
+  r->nodes = (mp_free_node *)(m + starts_bytes + bucket_bytes);
   r->node_cap = (uint32_t)cap;
   r->node_top = 1;
   r->node_free = NIL;
@@ -228,7 +225,6 @@ uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phas
     mp_bitmap_set(&r->starts, at + n);
     free_range_add(r, at + n, tail);
   }
-  inuse_set(r, at);
   r->free_granules -= n;
   r->inuse_ranges++;
   return at;
@@ -238,7 +234,7 @@ uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phas
 
 int mp_ranges_classify(const mp_ranges *r, uint32_t g) {
   if (g >= r->granules || !is_start(r, g)) return MP_RANGES_NOT_A_START;
-  if (!inuse_test(r, g)) return MP_RANGES_NOT_IN_USE;
+  if (bucket_find(r, g) != NIL) return MP_RANGES_NOT_IN_USE;
   return MP_RANGES_OK;
 }
 
@@ -247,20 +243,19 @@ int mp_ranges_free(mp_ranges *r, uint32_t g) {
   if (st != MP_RANGES_OK) return st;
   uint32_t end = range_end(r, g);
   uint32_t start = g, size = end - g;
-  inuse_clear(r, g);
   r->inuse_ranges--;
   r->free_granules += size;
 
-  if (end < r->granules && !inuse_test(r, end)) {  /* merge the next range */
-    uint32_t i = bucket_find(r, end);
+  uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
+  if (i != NIL) {  /* merge the next range */
     size += N(r, i)->size;
     free_range_drop(r, i);
     mp_bitmap_clear(&r->starts, end);
   }
   if (g > 0) {
     uint32_t p = (uint32_t)mp_bitmap_prev_set(&r->starts, g - 1);
-    if (!inuse_test(r, p)) {  /* merge into the previous range: its node stays */
-      uint32_t i = bucket_find(r, p);
+    i = bucket_find(r, p);
+    if (i != NIL) {  /* merge into the previous range: its node stays */
       list_remove(r, i);
       N(r, i)->size += size;
       list_insert(r, i);
@@ -282,15 +277,14 @@ bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
   if (n < size) {
     /* Shrink: the cut-off tail becomes an in-use range, then is freed (and
      * so coalesces with a free successor). */
-    mp_bitmap_set(&r->starts, g + n);
-    inuse_set(r, g + n);
+    mp_bitmap_set(&r->starts, g + n);  /* no node: an in-use range */
     r->inuse_ranges++;
     mp_ranges_free(r, g + n);
     return true;
   }
   if (n == size) return true;
-  if (end >= r->granules || inuse_test(r, end)) return false;
-  uint32_t i = bucket_find(r, end);
+  uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
+  if (i == NIL) return false;
   uint32_t next_size = N(r, i)->size;
   if ((uint64_t)size + next_size < n) return false;
   uint32_t rest = size + next_size - n;
@@ -360,11 +354,14 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
     sum += size;
     g = end;
   }
-  for (uint32_t w = 0; w < (r->granules + 63) / 64; w++)
-    for (uint64_t bits = r->inuse[w]; bits; bits &= bits - 1) {
-      uint32_t k = w * 64 + (uint32_t)__builtin_ctzll(bits);
-      if (k >= r->granules || !is_start(r, k)) VIOLATION(4, "in-use bit at granule %lu, not a range start", (unsigned long)k);
+  /* Bucket chains hold only listed nodes, each in the bucket of its start. */
+  uint64_t chained = 0;
+  for (uint32_t b = 0; b <= (r->granules >> MP_BUCKET_SHIFT); b++)
+    for (uint32_t j = r->bucket_head[b]; j != NIL; j = N(r, j)->bucket_next) {
+      if (++chained > nfree) VIOLATION(4, "more nodes in buckets than free ranges");
+      if ((N(r, j)->start >> MP_BUCKET_SHIFT) != b) VIOLATION(4, "node at %lu in bucket %lu", (unsigned long)N(r, j)->start, (unsigned long)b);
     }
+  if (chained != nfree) VIOLATION(4, "%lu nodes in buckets for %lu free ranges", (unsigned long)chained, (unsigned long)nfree);
   if (sum != r->granules) VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
   /* Every listed node is a live free range; list links are consistent. */
   uint64_t listed = 0;

@@ -7,14 +7,15 @@
  *   I3  every free range has exactly one node, found in the bucket of its
  *       start and in the segregated list of its size class; no other node is
  *       live; fl/sl bitmaps mark exactly the non-empty lists;
- *   I4  in-use bits are set only at the start of in-use ranges;
+ *   I4  bucket chains hold exactly the free ranges' nodes, each in the
+ *       bucket of its start (a range is in use iff its start has no node);
  *   I5  the start bitmap's summary levels match level 0;
  *   I6  the counters (free granules, free/in-use ranges) match.
  *
  * TIME BOUNDS (independent of how many ranges exist):
  *   alloc      O(1): two bitmap scans (TLSF good-fit), O(levels) bitmap update
  *   free       O(levels) to find the size and the previous range, plus a walk
- *              of at most 64 nodes in one bucket per free neighbour
+ *              of at most 64 nodes in one bucket for itself and each neighbour
  *   size/grow  O(levels)
  * where levels <= 5 (64 GiB region). No metadata lives in the region.
  */

@@ -13,18 +13,48 @@ int mp_small_init(mp_pool *p) {
   mp_small *sm = &p->small;
   size_t nspans = p->region.size >> MP_SPAN_SHIFT;
   size_t class_bytes = (nspans + 4095) & ~(size_t)4095;
-  size_t len = class_bytes + nspans * sizeof(mp_span);
+  size_t span_bytes = (nspans * sizeof(mp_span) + 4095) & ~(size_t)4095;
+  /* Bitmap blocks are recycled within a class only, so the arena reserves
+   * (virtually) what every class could need at once: it cannot run out. */
+  size_t per_span = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_span += 2 * ((MP_SPAN_SIZE / mp_class_size[c] + 63) / 64);
+  size_t words = nspans * per_span;
+  size_t len = class_bytes + span_bytes + words * 8;
   char *m = mp_meta_map(len);
   if (!m) return -1;
   sm->meta_base = m;
   sm->meta_len = len;
   sm->span_class = (uint8_t *)m;
   sm->spans = (mp_span *)(m + class_bytes);
+  sm->bitmap_arena = (uint64_t *)(m + class_bytes + span_bytes);
+  sm->bitmap_words = words;
   sm->nspans = nspans;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&sm->classes[c].lock, NULL);
   pthread_mutex_init(&sm->tcache_lock, NULL);
   sm->enabled = true;
   return 0;
+}
+
+/* Words of one bitmap (avail or alloc) for a span of class cls. */
+static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
+
+/* Bitmap storage for a span of class cls (class lock held): a block the
+ * class released, or fresh words from the arena. Never fails: the arena
+ * covers every span as 16-byte objects. */
+static uint64_t *bitmaps_get(mp_small *sm, unsigned cls) {
+  mp_class *c = &sm->classes[cls];
+  uint64_t *b = c->free_bitmaps;
+  if (b) {
+    c->free_bitmaps = (uint64_t *)(uintptr_t)b[0];
+    return b;
+  }
+  size_t at = __atomic_fetch_add(&sm->bitmap_used, 2 * class_words(cls), __ATOMIC_RELAXED);
+  return sm->bitmap_arena + at;
+}
+
+static void bitmaps_put(mp_small *sm, unsigned cls, uint64_t *b) {
+  b[0] = (uint64_t)(uintptr_t)sm->classes[cls].free_bitmaps;
+  sm->classes[cls].free_bitmaps = b;
 }
 
 void mp_small_destroy(mp_pool *p) {
@@ -67,11 +97,13 @@ static bool span_new(mp_pool *p, unsigned cls) {
   if (g == MP_NONE) return false;
   uint32_t si = g / SPAN_GRANULES;
   mp_span *s = &sm->spans[si];
-  uint32_t n = MP_SPAN_SIZE / mp_class_size[cls];
+  uint32_t n = MP_SPAN_SIZE / mp_class_size[cls], words = class_words(cls);
   s->nobj = (uint16_t)n;
   s->navail = (uint16_t)n;
-  memset(s->alloc, 0, sizeof s->alloc);
-  memset(s->avail, 0, sizeof s->avail);
+  s->avail = bitmaps_get(sm, cls);
+  s->alloc = s->avail + words;
+  memset(s->alloc, 0, words * 8);
+  memset(s->avail, 0, words * 8);
   for (uint32_t w = 0; w < n / 64; w++) s->avail[w] = ~0ull;
   if (n % 64) s->avail[n / 64] = (1ull << (n % 64)) - 1;
   __atomic_store_n(&sm->span_class[si], (uint8_t)(cls + 1), __ATOMIC_RELEASE);
@@ -86,6 +118,7 @@ static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   partial_remove(sm, &sm->classes[cls], si);
   sm->classes[cls].spans--;
   __atomic_store_n(&sm->span_class[si], 0, __ATOMIC_RELEASE);
+  bitmaps_put(sm, cls, sm->spans[si].avail);
   pthread_mutex_lock(&p->lock);
   mp_ranges_free(&p->ranges, si * SPAN_GRANULES);
   p->stats.region_used -= MP_SPAN_SIZE;
@@ -102,7 +135,7 @@ uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
     uint32_t si = c->partial - 1;
     mp_span *s = &sm->spans[si];
     uintptr_t base = p->region.base + ((uintptr_t)si << MP_SPAN_SHIFT);
-    for (uint32_t w = 0; w < MP_SPAN_WORDS && got < want; w++) {
+    for (uint32_t w = 0, nw = class_words(cls); w < nw && got < want; w++) {
       while (s->avail[w] && got < want) {
         uint32_t b = (uint32_t)__builtin_ctzll(s->avail[w]);
         s->avail[w] &= s->avail[w] - 1;
@@ -154,7 +187,8 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
   size_t spans = 0, caches = 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) spans += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED);
   for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
-  return sm->nspans + spans * sizeof(mp_span) + caches * sizeof(mp_tcache);
+  return sm->nspans + spans * sizeof(mp_span) + __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 +
+         caches * sizeof(mp_tcache);
 }
 
 void mp_small_fork_prepare(mp_pool *p) {
@@ -201,7 +235,7 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       const mp_span *s = &sm->spans[si];
       uint32_t na = 0;
       counted++;
-      for (uint32_t w = 0; w < MP_SPAN_WORDS; w++) {
+      for (uint32_t w = 0; w < class_words(cls); w++) {
         if (s->avail[w] & s->alloc[w]) VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
         na += (uint32_t)__builtin_popcountll(s->avail[w]);
         uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));

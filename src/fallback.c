@@ -7,10 +7,14 @@ static mp_fallback_stats counters;
 
 static inline void count(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
 
+/* jemalloc's 8-byte class is only 8-aligned: every block gets 16 bytes at
+ * least, so that all blocks are aligned for max_align_t. */
+static inline size_t at_least_16(size_t size) { return size < 16 ? 16 : size; }
+
 void *mp_fallback_alloc(size_t size, size_t align, bool zero) {
   int flags = zero ? MALLOCX_ZERO : 0;
   if (align > 16) flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
-  void *p = mallocx(size ? size : 1, flags);
+  void *p = mallocx(at_least_16(size), flags);
   if (p) {
     count(&counters.allocs, 1);
     count(&counters.bytes_total, size);
@@ -19,7 +23,7 @@ void *mp_fallback_alloc(size_t size, size_t align, bool zero) {
 }
 
 void *mp_fallback_realloc(void *ptr, size_t size) {
-  void *p = rallocx(ptr, size ? size : 1, 0);
+  void *p = rallocx(ptr, at_least_16(size), 0);
   if (p) count(&counters.bytes_total, size);
   return p;
 }

@@ -7,8 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* NULL on failure, errno untouched (the caller sets ENOMEM). size 0 is
- * served as 1 (mallocx(0) is undefined in jemalloc). */
+/* NULL on failure, errno untouched (the caller sets ENOMEM). Sizes below 16
+ * are served as 16: aligned to 16 like every block (and mallocx(0) is
+ * undefined in jemalloc). */
 void *mp_fallback_alloc(size_t size, size_t align, bool zero);
 void *mp_fallback_realloc(void *ptr, size_t size);
 void mp_fallback_free(void *ptr);

@@ -6,9 +6,10 @@
 set -u
 lib=$1 exe=$2 name=$3
 shift 3  # the rest goes to the program
-tmp=${MEMPOOL_TEST_TMP:-$(mktemp -d)}
+# A directory of this run's own: test runs in other build trees may run at once.
+tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-/tmp}/$name.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
 dev="$tmp/$name.dev"
-rm -f "$dev"
 base=0x10000000
 extra=()
 case "$name" in
@@ -28,5 +29,4 @@ if grep -q '^mempool:' "$err"; then
   echo "$name: unexpected mempool: line(s) on stderr" >&2
   rc=1
 fi
-rm -f "$dev"
 exit $rc

@@ -18,6 +18,17 @@ int main(void) {
     else out++;
   }
   CHECK(in > 20, "only %d blocks in the region", in);
+  /* Blocks jemalloc serves are 16-aligned too, down to malloc(0) and malloc(1). */
+  void *tiny[24];
+  for (size_t k = 0; k < 24; k++) {  /* kept alive: neighbours in jemalloc's smallest class */
+    tiny[k] = malloc(k % 9);
+    CHECK(tiny[k] && ((uintptr_t)tiny[k] & 15) == 0, "malloc(%zu) = %p not 16-aligned", k % 9, tiny[k]);
+  }
+  for (size_t k = 0; k < 24; k++) {
+    tiny[k] = realloc(tiny[k], 3);
+    CHECK(tiny[k] && ((uintptr_t)tiny[k] & 15) == 0, "realloc(3) = %p not 16-aligned", tiny[k]);
+  }
+  for (size_t k = 0; k < 24; k++) free(tiny[k]);
   CHECK(out > 20, "only %d blocks spilled to jemalloc", out);
   for (int i = 0; i < N; i++) {
     size_t sz = 200 + (size_t)(i % 7) * 150;

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,21 @@ static inline uint64_t region_base(void) { return env_u64("MEMPOOL_BASE", 0x1000
 static inline uint64_t region_high(void) { return env_u64("MEMPOOL_HIGH", 0x1DFFEFFF); }
 static inline uint64_t region_size(void) { return region_high() - region_base() + 1; }
 
-/* Finds the mapping holding p. Returns 1 and fills the fields, else 0. */
+/* Finds the mapping holding p. Returns 1 and fills the fields, else 0.
+ * Thread-safe: one static buffer, one lock. */
+static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
+                                    char *path, size_t pathlen);
 static inline int mapping_of(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
-                      char *path, size_t pathlen) {
+                             char *path, size_t pathlen) {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  int found = mapping_of_locked(p, start, end, offset, path, pathlen);
+  pthread_mutex_unlock(&lock);
+  return found;
+}
+
+static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
+                                    char *path, size_t pathlen) {
   static char buf[1 << 20];
   int fd = open("/proc/self/maps", O_RDONLY);
   if (fd < 0) return 0;
@@ -67,7 +80,7 @@ static inline int mapping_of(const void *p, uintptr_t *start, uintptr_t *end, ui
 
 /* 1 if p lies in the device's mapping at a device offset in [BASE, HIGH]. */
 static inline int in_region(const void *p) {
-  static char want[PATH_MAX], path[PATH_MAX];
+  char want[PATH_MAX], path[PATH_MAX];
   const char *dev = getenv("MEMPOOL_DEVICE");
   uintptr_t s, e;
   uint64_t off;
@@ -80,7 +93,7 @@ static inline int in_region(const void *p) {
 
 /* Device offset ("physical address") of p, or 0 when not in a file mapping. */
 static inline uint64_t phys_of(const void *p) {
-  static char path[PATH_MAX];
+  char path[PATH_MAX];
   uintptr_t s, e;
   uint64_t off;
   if (!mapping_of(p, &s, &e, &off, path, sizeof path)) return 0;

@@ -11,6 +11,7 @@
 #define THREADS 6
 #define ROUNDS 40000
 #define QCAP 4096
+#define SLOTS 256
 
 struct msg { void *p; size_t n; unsigned seed; };
 struct queue {
@@ -43,25 +44,25 @@ static void check_and_free(struct msg m) {
 
 static void *worker(void *arg) {
   unsigned id = (unsigned)(uintptr_t)arg, x = id * 2654435761u + 1;
-  struct msg mine[64] = {{0}};
+  struct msg mine[SLOTS] = {{0}};  /* SLOTS x ~4.5 KiB x 6 threads: above a 4 MiB region */
   for (unsigned r = 0; r < ROUNDS; r++) {
     x ^= x << 13; x ^= x >> 17; x ^= x << 5;
     size_t n = (x % 8 == 0) ? 4096 + x % 60000 : 16 + x % 600;
     struct msg m = {malloc(n), n, x};
     if (!m.p) { __atomic_add_fetch(&bad_content, 1, __ATOMIC_RELAXED); continue; }
-    if (r % 512 == 0) __atomic_add_fetch(in_region(m.p) ? &in_pool : &in_fallback, 1, __ATOMIC_RELAXED);
+    if (r % 128 == 0) __atomic_add_fetch(in_region(m.p) ? &in_pool : &in_fallback, 1, __ATOMIC_RELAXED);
     fill(m.p, n, x);
     if ((x >> 8) & 1) {
       if (!push(&queues[(id + 1) % THREADS], m)) check_and_free(m);
     } else {
-      unsigned slot = (x >> 9) % 64;
+      unsigned slot = (x >> 9) % SLOTS;
       if (mine[slot].p) check_and_free(mine[slot]);
       mine[slot] = m;
     }
     struct msg in;
     while (pop(&queues[id], &in)) check_and_free(in);
   }
-  for (int i = 0; i < 64; i++) if (mine[i].p) check_and_free(mine[i]);
+  for (int i = 0; i < SLOTS; i++) if (mine[i].p) check_and_free(mine[i]);
   return NULL;
 }
 

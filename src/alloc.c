@@ -144,7 +144,12 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
     mp_fallback_free(ptr);
     return q;
   }
-  void *q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
+  /* A range block that must move while growing gets 1/8 more room: the next
+   * growth steps then stay in place (size classes give jemalloc the same). */
+  void *q = NULL;
+  if (n > old && n <= SIZE_MAX / 2 && !p->policy.check && routed(p, n + n / 8))
+    q = mp_pool_alloc(p, n + n / 8, MIN_ALIGN);
+  if (!q) q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
   if (!q) return NULL;  /* ptr untouched, errno = ENOMEM */
   memcpy(q, ptr, old < n ? old : n);
   pool_free(p, ptr, "realloc");

@@ -120,7 +120,7 @@ typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_us
 #define MP_SPAN_WORDS   (MP_SPAN_SIZE / MP_GRANULE / 64)   /* 64 words: 4096 objects of 16 B */
 #define MP_SMALL_CLASSES 32u
 #define MP_SMALL_MAX    8192u
-#define MP_TCACHE_MAX   64u
+#define MP_TCACHE_MAX   128u
 
 typedef struct mp_span {
   uint16_t nobj, navail;    /* objects in the span, of which free in it */

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "pool.h"
+#include "sizeclass.h"
 
 static mp_pool pool;
 static char devpath[512];
@@ -206,6 +207,20 @@ static void assert_checked(void) {
   ck_assert_msg(mp_pool_check(&pool, why, sizeof why) == 0, "invariants: %s", why);
 }
 
+START_TEST(size_class_tables) {
+  /* Every size maps to the smallest class holding it; division is exact. */
+  REQUIRE(mp_class_of(0) == 0, "class of 0");
+  for (size_t n = 1; n <= MP_SMALL_MAX; n++) {
+    unsigned c = mp_class_of(n);
+    REQUIRE(c < MP_SMALL_CLASSES && mp_class_size[c] >= n && (c == 0 || mp_class_size[c - 1] < n),
+            "size %zu -> class %u", n, c);
+  }
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
+    for (uint32_t off = 0; off < MP_SPAN_SIZE; off++)
+      REQUIRE(mp_class_div(off, c) == off / mp_class_size[c], "div %u by class %u", off, c);
+}
+END_TEST
+
 START_TEST(small_classes_and_reuse) {
   /* Every size up to 8 KiB is served, aligned, with a usable size within 25%. */
   for (size_t n = 1; n <= 8192; n += (n < 300 ? 1 : 97)) {
@@ -376,6 +391,7 @@ int main(void) {
   TCase *ts = tcase_create("small");
   tcase_add_checked_fixture(ts, setup_small, teardown);
   tcase_set_timeout(ts, 60);
+  tcase_add_test(ts, size_class_tables);
   tcase_add_test(ts, small_classes_and_reuse);
   tcase_add_test(ts, small_random_against_model);
   tcase_add_test(ts, small_cross_thread_and_exit);

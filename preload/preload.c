@@ -34,17 +34,26 @@ static __thread int t_in_init __attribute__((tls_model("initial-exec")));
 
 static const char *env(const char *name) { return secure_getenv(name); }
 
+/* The pool the prepare handler locked (g_active may be published between
+ * prepare and the other handlers by a concurrent first initialization). */
+static mp_pool *g_forking;
+
 static void fork_prepare(void) {
-  if (g_active) mp_pool_fork_prepare(g_active);
+  pthread_mutex_lock(&g_init_lock);  /* no child inherits an initialization in progress */
+  g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
+  if (g_forking) mp_pool_fork_prepare(g_forking);
 }
 static void fork_parent(void) {
-  if (g_active) mp_pool_fork_parent(g_active);
+  if (g_forking) mp_pool_fork_parent(g_forking);
+  pthread_mutex_unlock(&g_init_lock);
 }
 static void fork_child(void) {
-  if (!g_active) return;
-  int rc = mp_pool_fork_child(g_active);
+  pthread_mutex_init(&g_init_lock, NULL);
+  if (!g_forking) return;
+  int rc = mp_pool_fork_child(g_forking);
   if (rc != 0)
-    mp_fatal("fork: cannot give the child a private copy of the pool: %s", mp_strerror(-rc));
+    mp_msg("fork: no memory for the child's private copy of the pool (%s): the child allocates from jemalloc and "
+           "the region is read-only in it", mp_strerror(-rc));
 }
 
 static void initialize(void) {
@@ -71,7 +80,7 @@ static void initialize(void) {
          (unsigned long)g_cfg.base, (unsigned long)g_cfg.high, (void *)g_pool.region.base,
          (unsigned long)g_pool.region.size, g_pool.small.enabled ? ", thread caches on" : "",
          g_cfg.policy.strict ? ", strict" : "");
-  g_active = &g_pool;
+  __atomic_store_n(&g_active, &g_pool, __ATOMIC_RELEASE);
 }
 
 static __attribute__((noinline)) mp_pool *pool_slow(void) {

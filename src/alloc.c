@@ -85,8 +85,13 @@ void mp_free(mp_pool *p, void *ptr) {
   if (__builtin_expect(mp_pool_owns(p, ptr), 1)) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;
     unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
-    if (__builtin_expect(c != 0, 1)) mp_pool_free_small(p, ptr, off, c - 1, "free");
-    else pool_free(p, ptr, "free");
+    if (__builtin_expect(c != 0, 1)) {
+      mp_pool_free_small(p, ptr, off, c - 1, "free");
+      return;
+    }
+    int saved = errno;  /* a first cache for this thread may mmap */
+    pool_free(p, ptr, "free");
+    errno = saved;
     return;
   }
   int saved = errno;

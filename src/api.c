@@ -49,9 +49,9 @@ static void fork_parent(void) {
 static void fork_child(void) {
   for (mempool_t *m = g_pools; m; m = m->next) {
     int rc = mp_pool_fork_child(&m->pool);
-    if (rc != 0)
-      mp_fatal("fork: cannot give the child a private copy of pool %s %#lx: %s", m->device,
-               (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
+    if (rc != 0)  /* the pool is detached: NULL for every request, region read-only */
+      mp_msg("fork: no memory for the child's private copy of pool %s %#lx (%s): it serves nothing in the child",
+             m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
   }
   pthread_mutex_init(&g_lock, NULL);
 }

@@ -179,6 +179,7 @@ typedef struct mp_stats {
 
 typedef struct mp_pool {
   bool fast_small;          /* small requests take the thread-cache fast path */
+  bool detached;            /* fork child without a private copy: serves nothing */
   mp_policy policy;
   mp_region region;
   mp_ranges ranges;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
+  p->fork_pipe[0] = p->fork_pipe[1] = -1;
   p->policy = cfg->policy;
   if (!p->policy.max_size) p->policy.max_size = UINT64_MAX;  /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
@@ -99,7 +101,7 @@ static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a) {
 }
 
 void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
-  if (size > p->region.size || align > p->region.size) {
+  if (size > p->region.size || align > p->region.size || p->detached) {
     __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
     return NULL;
   }
@@ -240,6 +242,15 @@ int mp_pool_fork_child(mp_pool *p) {
   mp_small_fork_child(p);
   struct copy_ctx c = {p, 0};
   int rc = mp_region_privatize(&p->region, copy_in_use, &c);
+  if (rc != 0) {
+    /* No memory for a private copy (RLIMIT_AS, overcommit limit): the child
+     * must still run, typically to exec. It allocates from jemalloc only and
+     * the shared region becomes read-only, so that a write to an inherited
+     * block faults instead of reaching the parent's memory. */
+    mprotect((void *)p->region.base, p->region.map_len, PROT_READ);
+    p->detached = true;
+    p->fast_small = false;
+  }
   if (p->fork_pipe[0] >= 0) {
     close(p->fork_pipe[0]);
     if (rc == 0 && write(p->fork_pipe[1], "", 1) < 0) rc = -errno;

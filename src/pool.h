@@ -46,6 +46,8 @@ static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsi
  * replaces a shared region by a private copy of its in-use ranges. */
 void mp_pool_fork_prepare(mp_pool *p);
 void mp_pool_fork_parent(mp_pool *p);
+/* 0, or -errno when the copy failed: the pool is then detached (serves
+ * nothing, region read-only) and the caller should say so. */
 int mp_pool_fork_child(mp_pool *p);
 
 typedef struct mp_pool_info {

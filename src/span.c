@@ -11,8 +11,11 @@
 
 int mp_small_init(mp_pool *p) {
   mp_small *sm = &p->small;
-  size_t nspans = p->region.size >> MP_SPAN_SHIFT;
-  size_t class_bytes = (nspans + 4095) & ~(size_t)4095;
+  size_t nspans = p->region.size >> MP_SPAN_SHIFT;  /* whole 64 KiB chunks: where spans can be */
+  /* One class byte for every chunk the region touches, the partial tail
+   * included: a range block there looks its chunk up too (and finds 0). */
+  size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
+  size_t class_bytes = (nchunks + 4095) & ~(size_t)4095;
   size_t span_bytes = (nspans * sizeof(mp_span) + 4095) & ~(size_t)4095;
   /* Bitmap blocks are recycled within a class only, so the arena reserves
    * (virtually) what every class could need at once: it cannot run out. */

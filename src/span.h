@@ -8,7 +8,7 @@
  *       navail > 0; span_class[] is non-zero exactly for live spans;
  *   S3  a span is an in-use range of exactly MP_SPAN_SIZE bytes.
  * TIME BOUNDS: take/give O(objects moved + MP_SPAN_WORDS); mark O(1).
- * METADATA: 24 bytes per span plus 2 bits per object (1 KiB for a span of
+ * METADATA: 32 bytes per span plus 2 bits per object (1 KiB for a span of
  * 16-byte objects, 80 bytes for 256-byte objects), only for live spans.
  * Lock order: class lock, then the pool lock (never the reverse).
  */

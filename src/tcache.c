@@ -1,6 +1,7 @@
 /* tcache.c - thread caches: creation, refill, flush, thread exit. */
 #include "tcache.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "msg.h"
@@ -41,13 +42,14 @@ static mp_tcache *tcache_new(mp_pool *p) {
   }
   pthread_mutex_unlock(&sm->tcache_lock);
   if (!tc) return NULL;
-  mp_tcache *keep_next = tc->next_all;
-  memset(tc, 0, sizeof *tc);
-  tc->next_all = keep_next;
+  /* Reset all but the list links (a statistics walk may be following them). */
   tc->pool = p;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) tc->bins[c].cap = mp_class_cache_cap(c);
-  /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
-  pthread_setspecific(sm->key, tc);
+  tc->next_free = NULL;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+    tc->bins[c].n = 0;
+    tc->bins[c].allocs = tc->bins[c].frees = 0;
+    tc->bins[c].cap = mp_class_cache_cap(c);
+  }
   return tc;
 }
 
@@ -56,7 +58,9 @@ static mp_tcache *tcache_get(mp_pool *p) {
   if (tc) return tc->pool == p ? tc : NULL;
   if (t_cache_dead) return NULL;
   tc = tcache_new(p);
-  mp_t_tcache = tc;
+  mp_t_tcache = tc;  /* before setspecific: should it allocate, it finds the cache */
+  /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
+  if (tc) pthread_setspecific(p->small.key, tc);
   mp_log(MP_LOG_DEBUG, "thread cache %p for thread %lu", (void *)tc, (unsigned long)pthread_self());
   return tc;
 }
@@ -84,7 +88,9 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
 }
 
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
+  int saved = errno;  /* free keeps errno; a first cache may mmap */
   mp_tcache *tc = tcache_get(p);
+  errno = saved;
   if (!tc) {
     mp_span_give(p, cls, &obj, 1);
     __atomic_fetch_add(&p->small.retired_frees, 1, __ATOMIC_RELAXED);

@@ -165,6 +165,46 @@ static void oom_mode(void) {
   free(again);
 }
 
+/* fork without the address space for the child's private copy of the region:
+ * the child still runs (here: execs /bin/true), says so in one line, and
+ * the parent goes on. */
+static void forkas_mode(void) {
+  char *blk = malloc(1000);
+  CHECK(in_region(blk), "forkas: block in the region");
+  fill(blk, 1000, 3);
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  CHECK(f && fscanf(f, "%lu", &pages) == 1, "statm");
+  if (f) fclose(f);
+  struct rlimit rl;
+  getrlimit(RLIMIT_AS, &rl);
+  rl.rlim_cur = pages * 4096 + (16ul << 20);  /* less than the 64 MiB region */
+  CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+  unsetenv("LD_PRELOAD");
+  char path[] = "/tmp/forkas-XXXXXX";
+  int fd = mkstemp(path);
+  int saved = dup(2);
+  dup2(fd, 2);  /* the child's message is written before fork() returns */
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/true", "true", (char *)NULL);
+    _exit(99);
+  }
+  dup2(saved, 2);
+  close(saved);
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "forkas: child did not exec and exit 0 (status %#x)", st);
+  char msg[512] = "";
+  ssize_t n = pread(fd, msg, sizeof msg - 1, 0);
+  msg[n > 0 ? n : 0] = '\0';
+  close(fd);
+  unlink(path);
+  CHECK(strstr(msg, "mempool: fork: no memory for the child's private copy") == msg, "forkas: message '%s'", msg);
+  CHECK(verify(blk, 1000, 3), "forkas: parent block changed");
+  free(blk);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (!strcmp(mode, "noop")) return 0;
@@ -179,6 +219,8 @@ int main(int argc, char **argv) {
     guard_mode();
   } else if (!strcmp(mode, "oom")) {
     oom_mode();
+  } else if (!strcmp(mode, "forkas")) {
+    forkas_mode();
   } else {
     CHECK(0, "unknown mode '%s'", mode);
   }

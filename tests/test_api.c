@@ -207,6 +207,24 @@ static void assert_checked(void) {
   ck_assert_msg(mp_pool_check(&pool, why, sizeof why) == 0, "invariants: %s", why);
 }
 
+START_TEST(region_tail_chunk) {
+  /* 256 MiB + 32 KiB: 4096 whole chunks and a partial one. The partial chunk
+   * has a class entry of its own (0: never a span), not a byte of the span
+   * table that follows it. */
+  mp_pool q;
+  char err[320];
+  mp_config c = {.device = "anon", .base = 0, .high = (256u << 20) + (32u << 10) - 1};
+  ck_assert_msg(mp_pool_open(&q, &c, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(mp_pool_enable_small(&q), 0);
+  void *o = mp_malloc(&q, 48);  /* a span of 48-byte objects at offset 0 */
+  ck_assert(mp_pool_owns(&q, o));
+  ck_assert_uint_eq(mp_small_class_at(&q, 0), mp_class_of(48) + 1);
+  ck_assert_uint_eq(mp_small_class_at(&q, q.region.size - 16), 0);
+  mp_free(&q, o);
+  mp_pool_close(&q);
+}
+END_TEST
+
 START_TEST(size_class_tables) {
   /* Every size maps to the smallest class holding it; division is exact. */
   REQUIRE(mp_class_of(0) == 0, "class of 0");
@@ -392,6 +410,7 @@ int main(void) {
   tcase_add_checked_fixture(ts, setup_small, teardown);
   tcase_set_timeout(ts, 60);
   tcase_add_test(ts, size_class_tables);
+  tcase_add_test(ts, region_tail_chunk);
   tcase_add_test(ts, small_classes_and_reuse);
   tcase_add_test(ts, small_random_against_model);
   tcase_add_test(ts, small_cross_thread_and_exit);

@@ -153,7 +153,7 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
    * growth steps then stay in place (size classes give jemalloc the same). */
   void *q = NULL;
   if (n > old && n <= SIZE_MAX / 2 && !p->policy.check && routed(p, n + n / 8))
-    q = mp_pool_alloc(p, n + n / 8, MIN_ALIGN);
+    q = mp_pool_try_alloc(p, n + n / 8, MIN_ALIGN);
   if (!q) q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
   if (!q) return NULL;  /* ptr untouched, errno = ENOMEM */
   memcpy(q, ptr, old < n ? old : n);

@@ -100,9 +100,11 @@ static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a) {
   return g;
 }
 
-void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
+/* A block from the region; `try` = a speculative request (realloc's extra
+ * room): no reclaiming of cached objects, not counted as a failure. */
+static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
   if (size > p->region.size || align > p->region.size || p->detached) {
-    __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
+    if (!try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
     return NULL;
   }
   if (p->small.enabled) {
@@ -116,7 +118,7 @@ void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
   uint32_t a = align > MP_GRANULE ? (uint32_t)(align >> MP_GRANULE_SHIFT) : 1;
   pthread_mutex_lock(&p->lock);
   uint32_t g = range_alloc_locked(p, n, a);
-  if (g == MP_NONE && p->small.enabled) {
+  if (g == MP_NONE && p->small.enabled && !try) {
     /* Exhausted: give cached small objects and empty spans back, retry once. */
     pthread_mutex_unlock(&p->lock);
     mp_tcache_flush_current(p);
@@ -124,11 +126,14 @@ void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) {
     pthread_mutex_lock(&p->lock);
     g = range_alloc_locked(p, n, a);
   }
-  if (g == MP_NONE) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
+  if (g == MP_NONE && !try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&p->lock);
   if (g == MP_NONE) return NULL;
   return (void *)(p->region.base + ((uintptr_t)g << MP_GRANULE_SHIFT));
 }
+
+void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) { return pool_alloc(p, size, align, false); }
+void *mp_pool_try_alloc(mp_pool *p, size_t size, size_t align) { return pool_alloc(p, size, align, true); }
 
 void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   uintptr_t off = (uintptr_t)ptr - p->region.base;

@@ -22,6 +22,9 @@ static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) {
 /* A block of at least size bytes aligned to align (a power of two >= 16),
  * or NULL when the region cannot serve it (errno untouched). */
 void *mp_pool_alloc(mp_pool *p, size_t size, size_t align);
+/* The same without reclaiming cached objects or counting a failure: for
+ * optional requests (realloc's extra room). */
+void *mp_pool_try_alloc(mp_pool *p, size_t size, size_t align);
 /* ptr must be owned (mp_pool_owns): the functions below do not range-check.
  * The pointer checks below trap (one "mempool:" line naming the pointer and
  * the caller, then abort) unless ptr is the start of an in-use block. */

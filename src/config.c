@@ -74,6 +74,7 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   cfg->base = MP_DEFAULT_BASE;
   cfg->high = MP_DEFAULT_HIGH;
   cfg->sync = true;
+  cfg->share = true;
   err[0] = '\0';
 
   cfg->log_level = 1;
@@ -140,6 +141,16 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   v = get("MEMPOOL_SYNC");
   if (parse_bool(v, true, &cfg->sync) != 0)
     return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1%s", v, suffix);
+  v = get("MEMPOOL_SHARE");
+  if (parse_bool(v, true, &cfg->share) != 0)
+    return fail(err, errlen, "MEMPOOL_SHARE='%s' must be 0 or 1%s", v, suffix);
+  v = get("MEMPOOL_CHUNK");
+  if (v && *v) {
+    uint64_t c;
+    if (mp_parse_size(v, &c) != 0 || c < MP_CHUNK_MIN || c > MP_CHUNK_MAX || (c & (c - 1)))
+      return fail(err, errlen, "MEMPOOL_CHUNK='%s' must be a power of two from 64K to 1G%s", v, suffix);
+    cfg->chunk = c;
+  }
 
   if (cfg->high <= cfg->base) {
     mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s",

@@ -6,12 +6,15 @@
 #include "msg.h"
 #include "pool.h"
 
-#define FREED_BYTE  0xFDu
+#define FREED_BYTE  MP_GUARD_FREED_BYTE
 #define CANARY_BYTE 0xCAu
 #define SIZE_KEY    0x6d656d706f6f6c21ull  /* "mempool!": an encoded size is not a plain number */
 #define PAD         16u
 
-void mp_guard_init(mp_pool *p) { memset((void *)p->region.base, FREED_BYTE, p->region.size); }
+/* Chunks claimed later are filled as they are claimed (chunks.c). */
+void mp_guard_init(mp_pool *p) {
+  if (p->chunks.fixed) memset((void *)p->region.base, FREED_BYTE, p->region.size);
+}
 
 static inline uintptr_t offset(const mp_pool *p, const void *ptr) { return (uintptr_t)ptr - p->region.base; }
 

@@ -17,11 +17,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MP_GRANULE_SHIFT 4u                    /* 16 bytes = max_align_t */
 #define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
 #define MP_MAX_GRANULES  0xFFFFFFF0u           /* granule indexes are uint32 */
 #define MP_NONE          UINT32_MAX            /* "no granule" / "no node" */
+
+#define MP_GUARD_FREED_BYTE 0xFDu   /* MEMPOOL_CHECK: free memory holds this pattern */
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -48,6 +51,8 @@ typedef struct mp_config {
   const char *stats_path;   /* when stats == MP_STATS_PATH */
   enum mp_stats_format stats_format;
   const char *map_path;     /* MEMPOOL_MAP: region map written at exit */
+  bool share;               /* MEMPOOL_SHARE: claim chunks (1) or the whole window (0) */
+  uint64_t chunk;           /* MEMPOOL_CHUNK: chunk bytes; 0 = derived from the window */
   int log_level;            /* 0 silent .. 3 debug; default 1 (problems) */
   const char *log_path;     /* MEMPOOL_LOG_FILE, else stderr */
   mp_policy policy;
@@ -56,12 +61,16 @@ typedef struct mp_config {
 /* ---- region ------------------------------------------------------------- */
 
 typedef struct mp_region {
-  uintptr_t base;           /* virtual address of the first byte */
+  uintptr_t base;           /* virtual address of the first byte (chunk-aligned) */
   size_t size;              /* usable bytes, a multiple of MP_GRANULE */
-  size_t map_len;           /* bytes mapped (page-rounded) */
+  size_t map_len;           /* bytes reserved (page-rounded) */
   uint64_t dev_offset;      /* device offset of base (the physical address) */
-  int fd;                   /* device descriptor, -1 for anon */
-  bool shared;              /* MAP_SHARED: fork must give the child a copy */
+  int fd;                   /* the library's own descriptor (high, close-on-exec); -1 for anon */
+  int open_flags;           /* how fd was opened (a fork child re-opens alike) */
+  dev_t dev;                /* what fd must still be: the program may close it */
+  ino_t ino;
+  bool shared;              /* device-backed: fork must give the child a copy */
+  bool is_file;             /* a regular file standing in for a device */
   const char *device;
 } mp_region;
 
@@ -80,9 +89,16 @@ typedef struct mp_bitmap {
  * node says "in use", the size is the distance to the next start. */
 typedef struct mp_free_node {
   uint32_t start, size;     /* in granules */
-  uint32_t prev, next;      /* segregated free list (size class) */
+  uint32_t prev, next;      /* segregated free list (size class); unused when parked */
   uint32_t bucket_next;     /* chain of free nodes starting in the same bucket */
+  bool parked;              /* free but never allocated from (a fork child's inherited
+                               copy): on no size-class list, merges only with parked */
 } mp_free_node;
+
+/* A run of granules: what a free coalesced into. */
+typedef struct mp_extent {
+  uint32_t start, size;
+} mp_extent;
 
 #define MP_SL_LOG2   4u                         /* 16 sub-classes per power of two */
 #define MP_SL_COUNT  (1u << MP_SL_LOG2)
@@ -98,7 +114,8 @@ typedef struct mp_ranges {
   uint32_t fl_bitmap;                       /* non-empty first-level classes */
   uint32_t sl_bitmap[MP_FL_COUNT];          /* non-empty second-level classes */
   uint32_t heads[MP_FL_COUNT][MP_SL_COUNT]; /* free list heads */
-  uint32_t free_granules, free_ranges, inuse_ranges;
+  uint32_t free_granules, free_ranges, inuse_ranges;  /* listed (allocatable) free */
+  uint32_t parked_granules, parked_ranges;
   void *meta_base;          /* one private mapping holds all of the above */
   size_t meta_len;
 } mp_ranges;
@@ -168,6 +185,39 @@ typedef struct mp_small {
   size_t meta_len;
 } mp_small;
 
+/* ---- chunks: the window shared by processes ------------------------------ */
+
+/* The window is cut into chunks; a process uses only the chunks it holds
+ * (an OFD lock on their bytes of the device). See chunks.h. */
+#define MP_CHUNK_MIN         (64u << 10)
+#define MP_CHUNK_MAX         (1u << 30)
+#define MP_CHUNK_DEFAULT_MAX (2u << 20)    /* windows of 256 MiB and more */
+#define MP_CHUNKS_PER_WINDOW 128u          /* smaller windows: window / 128, at least MIN */
+_Static_assert(MP_CHUNK_MIN % MP_SPAN_SIZE == 0, "a span never crosses a chunk boundary");
+_Static_assert((MP_CHUNK_MIN & (MP_CHUNK_MIN - 1)) == 0, "chunk sizes are powers of two");
+
+enum mp_chunk_state {
+  MP_CHUNK_AWAY = 0,        /* not ours: reserved addresses, one in-use piece in the ranges */
+  MP_CHUNK_HELD,            /* locked and mapped: serves allocations */
+  MP_CHUNK_INHERITED,       /* a fork child's private copy of a parent's chunk: frees only */
+};
+
+typedef struct mp_chunks {
+  unsigned shift;           /* log2 of the chunk size */
+  uint32_t count;           /* chunks in the window (the last may be partial) */
+  uint32_t granules;        /* granules per chunk */
+  bool fixed;               /* all held from the start, never claimed or released (anon, exclusive) */
+  uint8_t *state;           /* per chunk: enum mp_chunk_state */
+  uint32_t *live;           /* per inherited chunk: granules still in use */
+  uint64_t *whole_free;     /* per held chunk: a bit when one free range covers it */
+  uint32_t held, inherited, whole_free_count;
+  uint64_t held_bytes, inherited_bytes;
+  uint32_t search_from;     /* next-fit start of the claim search */
+  bool said_full;           /* "no free chunk" logged (level 2) */
+  void *meta_base;
+  size_t meta_len;
+} mp_chunks;
+
 /* ---- pool --------------------------------------------------------------- */
 
 typedef struct mp_stats {
@@ -175,6 +225,8 @@ typedef struct mp_stats {
   uint64_t pool_bytes;                    /* bytes of range-level user blocks */
   uint64_t region_used, region_peak;      /* bytes of in-use ranges (spans included) */
   uint64_t pool_failed;                   /* requests the region could not serve */
+  uint64_t chunk_claims, chunk_releases;  /* chunks locked and unlocked */
+  uint64_t no_chunk;                      /* claims that found every chunk held by others */
 } mp_stats;
 
 typedef struct mp_pool {
@@ -183,7 +235,8 @@ typedef struct mp_pool {
   mp_policy policy;
   mp_region region;
   mp_ranges ranges;
-  pthread_mutex_t lock;     /* guards ranges and stats; taken after a class lock */
+  mp_chunks chunks;         /* which parts of the window this process holds */
+  pthread_mutex_t lock;     /* guards ranges, chunks and stats; taken after a class lock */
   mp_stats stats;           /* range-level user blocks, under lock */
   mp_small small;           /* size-class spans and thread caches (optional) */
   int fork_pipe[2];         /* the parent waits until the child has its copy */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "chunks.h"
 #include "msg.h"
 #include "ranges.h"
 #include "span.h"
@@ -21,11 +22,13 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   p->policy = cfg->policy;
   if (!p->policy.max_size) p->policy.max_size = UINT64_MAX;  /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
-  int rc = mp_region_open(cfg, &p->region, err, errlen);
+  mp_config c = *cfg;
+  if (!c.chunk) c.chunk = mp_chunk_size_for(cfg->high - cfg->base + 1);
+  int rc = mp_region_open(&c, &p->region, err, errlen);
   if (rc != 0) return rc;
   int saved = errno;
-  if (mp_ranges_init(&p->ranges, (uint32_t)(p->region.size >> MP_GRANULE_SHIFT)) != 0) {
-    rc = -errno;
+  bool fixed = !c.share || !p->region.shared;  /* exclusive, or anon */
+  if ((rc = mp_chunks_init(p, c.chunk, fixed)) != 0) {
     mp_format(err, errlen, "cannot map metadata for %lu bytes of region: %s", (unsigned long)p->region.size,
               mp_strerror(-rc));
     mp_region_close(&p->region);
@@ -49,6 +52,7 @@ int mp_pool_enable_small(mp_pool *p) {
 void mp_pool_close(mp_pool *p) {
   mp_small_destroy(p);
   mp_ranges_destroy(&p->ranges);
+  mp_chunks_destroy(p);
   mp_region_close(&p->region);
   pthread_mutex_destroy(&p->lock);
 }
@@ -67,10 +71,13 @@ void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
            caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
 }
 
-/* Range-level check, pool lock held (released before trapping). */
+/* Range-level check, pool lock held (released before trapping). A pointer
+ * into a chunk this process does not hold is never a block of its own. */
 static void check_block(mp_pool *p, const void *ptr, const char *caller) {
-  int st = ((uintptr_t)ptr & (MP_GRANULE - 1)) ? MP_RANGES_NOT_A_START
-                                                : mp_ranges_classify(&p->ranges, granule_of(p, ptr));
+  uint32_t g = granule_of(p, ptr);
+  int st = ((uintptr_t)ptr & (MP_GRANULE - 1)) || mp_chunk_state_at(p, g) == MP_CHUNK_AWAY
+               ? MP_RANGES_NOT_A_START
+               : mp_ranges_classify(&p->ranges, g);
   if (st == MP_RANGES_OK) return;
   pthread_mutex_unlock(&p->lock);
   mp_pool_trap(p, ptr, caller, st == MP_RANGES_NOT_IN_USE);
@@ -87,18 +94,44 @@ static inline unsigned small_class(size_t size, size_t align) {
   return cls;
 }
 
-static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a) {
-  uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
-  uint32_t g = mp_ranges_alloc(&p->ranges, n, a, phase);
-  if (g != MP_NONE) {
-    uint64_t bytes = (uint64_t)n << MP_GRANULE_SHIFT;
-    p->stats.pool_allocs++;
-    p->stats.pool_bytes += bytes;
-    p->stats.region_used += bytes;
-    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
-  }
+/* ---- the ranges' statistics: kept here only ------------------------------ */
+
+static inline void count_used(mp_pool *p, int64_t bytes, bool user_block) {
+  p->stats.region_used += (uint64_t)bytes;
+  if (bytes > 0 && p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
+  if (!user_block) return;
+  p->stats.pool_bytes += (uint64_t)bytes;
+  if (bytes > 0) p->stats.pool_allocs++;
+  else p->stats.pool_frees++;
+}
+
+/* n granules at a from the held chunks, claiming more when may_claim. */
+static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a, bool user_block, bool may_claim) {
+  uint32_t g = mp_chunks_alloc(p, n, a, may_claim);
+  if (g != MP_NONE) count_used(p, (int64_t)n << MP_GRANULE_SHIFT, user_block);
   return g;
 }
+
+static void range_free_locked(mp_pool *p, uint32_t g, bool user_block) {
+  uint32_t n = mp_ranges_size(&p->ranges, g);
+  mp_chunks_free(p, g, n);
+  count_used(p, -((int64_t)n << MP_GRANULE_SHIFT), user_block);
+}
+
+uint32_t mp_pool_span_get(mp_pool *p, uint32_t n) {
+  pthread_mutex_lock(&p->lock);
+  uint32_t g = p->detached ? MP_NONE : range_alloc_locked(p, n, n, false, true);
+  pthread_mutex_unlock(&p->lock);
+  return g;
+}
+
+void mp_pool_span_put(mp_pool *p, uint32_t g) {
+  pthread_mutex_lock(&p->lock);
+  range_free_locked(p, g, false);
+  pthread_mutex_unlock(&p->lock);
+}
+
+bool mp_pool_inherited(const mp_pool *p, uint32_t g) { return mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED; }
 
 /* A block from the region; `try` = a speculative request (realloc's extra
  * room): no reclaiming of cached objects, not counted as a failure. */
@@ -117,14 +150,14 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
   uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
   uint32_t a = align > MP_GRANULE ? (uint32_t)(align >> MP_GRANULE_SHIFT) : 1;
   pthread_mutex_lock(&p->lock);
-  uint32_t g = range_alloc_locked(p, n, a);
+  uint32_t g = range_alloc_locked(p, n, a, true, !try);
   if (g == MP_NONE && p->small.enabled && !try) {
     /* Exhausted: give cached small objects and empty spans back, retry once. */
     pthread_mutex_unlock(&p->lock);
     mp_tcache_flush_current(p);
     mp_small_release_empty(p);
     pthread_mutex_lock(&p->lock);
-    g = range_alloc_locked(p, n, a);
+    g = range_alloc_locked(p, n, a, true, true);
   }
   if (g == MP_NONE && !try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&p->lock);
@@ -144,12 +177,7 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   }
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
-  uint32_t g = granule_of(p, ptr);
-  uint64_t bytes = (uint64_t)mp_ranges_size(&p->ranges, g) << MP_GRANULE_SHIFT;
-  mp_ranges_free(&p->ranges, g);
-  p->stats.pool_frees++;
-  p->stats.pool_bytes -= bytes;
-  p->stats.region_used -= bytes;
+  range_free_locked(p, granule_of(p, ptr), true);
   pthread_mutex_unlock(&p->lock);
 }
 
@@ -186,12 +214,11 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   check_block(p, ptr, caller);
   uint32_t g = granule_of(p, ptr);
   uint32_t old = mp_ranges_size(&p->ranges, g);
-  bool ok = mp_ranges_resize(&p->ranges, g, n);
-  if (ok) {
-    int64_t delta = ((int64_t)n - (int64_t)old) * MP_GRANULE;
+  bool ok = mp_chunks_resize(p, g, old, n);
+  int64_t delta = ((int64_t)mp_ranges_size(&p->ranges, g) - (int64_t)old) * MP_GRANULE;
+  if (delta) {
     p->stats.pool_bytes += (uint64_t)delta;
-    p->stats.region_used += (uint64_t)delta;
-    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
+    count_used(p, delta, false);
   }
   pthread_mutex_unlock(&p->lock);
   return ok;
@@ -241,20 +268,31 @@ static void copy_in_use(void *vctx, uintptr_t dst) {
   mp_ranges_walk(&c->pool->ranges, copy_one, c);
 }
 
+/* A fork child without memory for its copy must still run, typically to
+ * exec: it allocates from jemalloc only and the region becomes read-only, so
+ * that a write to an inherited block faults instead of reaching the
+ * parent's memory. */
+static void detach(mp_pool *p) {
+  mprotect((void *)p->region.base, p->region.map_len, PROT_READ);
+  p->detached = true;
+  p->fast_small = false;
+}
+
 int mp_pool_fork_child(mp_pool *p) {
-  /* The child is single-threaded: the lock taken in prepare is re-made. */
+  /* The child is single-threaded: the locks taken in prepare are re-made. */
   pthread_mutex_init(&p->lock, NULL);
   mp_small_fork_child(p);
-  struct copy_ctx c = {p, 0};
-  int rc = mp_region_privatize(&p->region, copy_in_use, &c);
-  if (rc != 0) {
-    /* No memory for a private copy (RLIMIT_AS, overcommit limit): the child
-     * must still run, typically to exec. It allocates from jemalloc only and
-     * the shared region becomes read-only, so that a write to an inherited
-     * block faults instead of reaching the parent's memory. */
-    mprotect((void *)p->region.base, p->region.map_len, PROT_READ);
-    p->detached = true;
-    p->fast_small = false;
+  int rc = 0;
+  if (p->region.shared) {
+    mp_region_fork_child(&p->region);  /* without it the child claims nothing: it spills */
+    if (p->chunks.fixed) {
+      struct copy_ctx c = {p, 0};
+      rc = mp_region_privatize(&p->region, copy_in_use, &c);
+    } else {
+      rc = mp_chunks_fork_child(p);
+      mp_small_fork_purge(p);  /* spans of inherited chunks serve nothing new */
+    }
+    if (rc != 0) detach(p);
   }
   if (p->fork_pipe[0] >= 0) {
     close(p->fork_pipe[0]);
@@ -270,13 +308,17 @@ void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&p->lock);
   const mp_ranges *r = &p->ranges;
+  const mp_chunks *c = &p->chunks;
   out->region_bytes = p->region.size;
+  out->chunk_bytes = (uint64_t)1 << c->shift;
+  out->held_bytes = c->held_bytes;
+  out->inherited_bytes = c->inherited_bytes;
   out->free_bytes = (uint64_t)r->free_granules << MP_GRANULE_SHIFT;
-  out->used_bytes = out->region_bytes - out->free_bytes;
+  out->used_bytes = p->stats.region_used;
   out->largest_free = (uint64_t)mp_ranges_largest_free(r) << MP_GRANULE_SHIFT;
-  out->used_ranges = r->inuse_ranges;
+  out->used_ranges = r->inuse_ranges - (c->count - c->held - c->inherited);  /* not the pieces of chunks away */
   out->free_ranges = r->free_ranges;
-  out->meta_bytes = mp_ranges_meta_bytes(r);
+  out->meta_bytes = mp_ranges_meta_bytes(r) + c->meta_len;
   out->stats = p->stats;
   pthread_mutex_unlock(&p->lock);
   uint64_t sa, sf, sbytes;
@@ -296,6 +338,7 @@ void mp_pool_walk(mp_pool *p, mp_range_fn fn, void *ctx) {
 int mp_pool_check(mp_pool *p, char *why, size_t whylen) {
   pthread_mutex_lock(&p->lock);
   int rc = mp_ranges_check(&p->ranges, why, whylen);
+  if (rc == 0) rc = mp_chunks_check(p, why, whylen);
   pthread_mutex_unlock(&p->lock);
   if (rc == 0) rc = mp_small_check(p, why, whylen);
   return rc;

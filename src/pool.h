@@ -45,6 +45,13 @@ static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsi
   mp_tcache_free(p, ptr, cls);
 }
 
+/* For spans (the layer above the ranges): a span-aligned range of n
+ * granules (MP_NONE when none can be had) and its return. Pool lock inside. */
+uint32_t mp_pool_span_get(mp_pool *p, uint32_t n);
+void mp_pool_span_put(mp_pool *p, uint32_t g);
+/* Is granule g in a chunk a fork child inherited (frees only, no new objects)? */
+bool mp_pool_inherited(const mp_pool *p, uint32_t g);
+
 /* fork: prepare takes the lock, parent releases it, child releases it and
  * replaces a shared region by a private copy of its in-use ranges. */
 void mp_pool_fork_prepare(mp_pool *p);
@@ -54,7 +61,9 @@ void mp_pool_fork_parent(mp_pool *p);
 int mp_pool_fork_child(mp_pool *p);
 
 typedef struct mp_pool_info {
-  uint64_t region_bytes, used_bytes, free_bytes, largest_free;
+  uint64_t region_bytes;                 /* the window */
+  uint64_t chunk_bytes, held_bytes, inherited_bytes;  /* chunk size; device bytes held; private copies */
+  uint64_t used_bytes, free_bytes, largest_free;      /* of what is held or inherited */
   uint64_t used_ranges, free_ranges, meta_bytes;
   uint64_t small_allocs, small_frees, small_bytes;  /* objects served from spans */
   mp_stats stats;

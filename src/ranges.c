@@ -107,21 +107,50 @@ static void bucket_remove(mp_ranges *r, uint32_t i) {
 }
 
 /* A free range [start, start+size) comes into being: node, bucket, list. */
-static uint32_t free_range_add(mp_ranges *r, uint32_t start, uint32_t size) {
+/* Counters of listed or parked free ranges: the two kinds are kept apart. */
+static inline void count_free(mp_ranges *r, bool parked, int64_t ranges, int64_t granules) {
+  if (parked) {
+    r->parked_ranges += (uint32_t)ranges;
+    r->parked_granules += (uint32_t)granules;
+  } else {
+    r->free_ranges += (uint32_t)ranges;
+    r->free_granules += (uint32_t)granules;
+  }
+}
+
+/* A free range's node joins (or leaves) its size-class list unless parked. */
+static inline void class_insert(mp_ranges *r, uint32_t i) {
+  if (!N(r, i)->parked) list_insert(r, i);
+}
+static inline void class_remove(mp_ranges *r, uint32_t i) {
+  if (!N(r, i)->parked) list_remove(r, i);
+}
+
+/* A free range [start, start+size) comes into being: node, bucket, list.
+ * The granules are counted by the caller; the range by this. */
+static uint32_t free_range_add(mp_ranges *r, uint32_t start, uint32_t size, bool parked) {
   uint32_t i = node_new(r);
   N(r, i)->start = start;
   N(r, i)->size = size;
+  N(r, i)->parked = parked;
   bucket_insert(r, i);
-  list_insert(r, i);
-  r->free_ranges++;
+  class_insert(r, i);
+  count_free(r, parked, 1, 0);
   return i;
 }
 
 static void free_range_drop(mp_ranges *r, uint32_t i) {
-  list_remove(r, i);
+  class_remove(r, i);
   bucket_remove(r, i);
+  count_free(r, N(r, i)->parked, -1, 0);
   node_release(r, i);
-  r->free_ranges--;
+}
+
+/* A free range changes size in place (same start, same node). */
+static void free_range_resize(mp_ranges *r, uint32_t i, uint32_t size) {
+  class_remove(r, i);
+  N(r, i)->size = size;
+  class_insert(r, i);
 }
 
 /* ---- bits ---------------------------------------------------------------- */
@@ -137,7 +166,9 @@ static inline uint32_t range_end(const mp_ranges *r, uint32_t g) {
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-int mp_ranges_init(mp_ranges *r, uint32_t granules) {
+int mp_ranges_init(mp_ranges *r, uint32_t granules) { return mp_ranges_init_pieces(r, granules, 0); }
+
+int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece) {
   memset(r, 0, sizeof *r);
   size_t starts_bytes = mp_bitmap_bytes(granules);
   size_t buckets = ((size_t)granules >> MP_BUCKET_SHIFT) + 1;
@@ -155,9 +186,16 @@ int mp_ranges_init(mp_ranges *r, uint32_t granules) {
   r->node_top = 1;
   r->node_free = NIL;
   r->granules = granules;
-  mp_bitmap_set(&r->starts, 0);
-  free_range_add(r, 0, granules);
-  r->free_granules = granules;
+  if (piece == 0) {
+    mp_bitmap_set(&r->starts, 0);
+    free_range_add(r, 0, granules, false);
+    r->free_granules = granules;
+    return 0;
+  }
+  for (uint64_t g = 0; g < granules; g += piece) {  /* in-use pieces: no nodes */
+    mp_bitmap_set(&r->starts, g);
+    r->inuse_ranges++;
+  }
   return 0;
 }
 
@@ -204,29 +242,33 @@ static uint32_t find_free(const mp_ranges *r, uint32_t n, uint32_t align, uint32
   return NIL;
 }
 
-uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase) {
-  uint32_t at = MP_NONE;
-  if (n == 0 || n > r->free_granules) return MP_NONE;
-  uint32_t i = find_free(r, n, align, phase, &at);
-  if (i == NIL || at == MP_NONE) return MP_NONE;
-
-  uint32_t start = N(r, i)->start, size = N(r, i)->size;
+/* [at, at+n) inside free node i (start, size) becomes an in-use range; the
+ * lead and the tail stay free, of the node's kind. */
+static void take_from(mp_ranges *r, uint32_t i, uint32_t start, uint32_t size, uint32_t at, uint32_t n) {
+  bool parked = N(r, i)->parked;
   uint32_t lead = at - start, tail = size - lead - n;
   if (lead) {
-    /* The aligned block begins inside the range: the lead stays free. */
-    list_remove(r, i);
-    N(r, i)->size = lead;
-    list_insert(r, i);
+    /* The block begins inside the range: the lead stays free. */
+    free_range_resize(r, i, lead);
     mp_bitmap_set(&r->starts, at);
   } else {
     free_range_drop(r, i);
   }
   if (tail) {
     mp_bitmap_set(&r->starts, at + n);
-    free_range_add(r, at + n, tail);
+    free_range_add(r, at + n, tail, parked);
   }
-  r->free_granules -= n;
+  count_free(r, parked, 0, -(int64_t)n);
   r->inuse_ranges++;
+}
+
+uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase) {
+  uint32_t at = MP_NONE;
+  if (n == 0 || n > r->free_granules) return MP_NONE;
+  uint32_t i = find_free(r, n, align, phase, &at);
+  if (i == NIL || at == MP_NONE) return MP_NONE;
+
+  take_from(r, i, N(r, i)->start, N(r, i)->size, at, n);
   return at;
 }
 
@@ -238,33 +280,77 @@ int mp_ranges_classify(const mp_ranges *r, uint32_t g) {
   return MP_RANGES_OK;
 }
 
-int mp_ranges_free(mp_ranges *r, uint32_t g) {
+int mp_ranges_free(mp_ranges *r, uint32_t g) { return mp_ranges_free_as(r, g, false, NULL); }
+
+int mp_ranges_free_as(mp_ranges *r, uint32_t g, bool parked, mp_extent *merged) {
   int st = mp_ranges_classify(r, g);
   if (st != MP_RANGES_OK) return st;
   uint32_t end = range_end(r, g);
   uint32_t start = g, size = end - g;
   r->inuse_ranges--;
-  r->free_granules += size;
+  count_free(r, parked, 0, size);
 
   uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
-  if (i != NIL) {  /* merge the next range */
+  if (i != NIL && N(r, i)->parked == parked) {  /* merge the next range */
     size += N(r, i)->size;
     free_range_drop(r, i);
     mp_bitmap_clear(&r->starts, end);
   }
+  i = NIL;
   if (g > 0) {
     uint32_t p = (uint32_t)mp_bitmap_prev_set(&r->starts, g - 1);
     i = bucket_find(r, p);
-    if (i != NIL) {  /* merge into the previous range: its node stays */
-      list_remove(r, i);
-      N(r, i)->size += size;
-      list_insert(r, i);
-      mp_bitmap_clear(&r->starts, g);
-      return MP_RANGES_OK;
-    }
+    if (i != NIL && N(r, i)->parked != parked) i = NIL;
   }
-  free_range_add(r, start, size);
+  if (i != NIL) {  /* merge into the previous range: its node stays */
+    free_range_resize(r, i, N(r, i)->size + size);
+    mp_bitmap_clear(&r->starts, g);
+  } else {
+    i = free_range_add(r, start, size, parked);
+  }
+  if (merged) *merged = (mp_extent){N(r, i)->start, N(r, i)->size};
   return MP_RANGES_OK;
+}
+
+bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n) {
+  if (n == 0 || g >= r->granules || n > r->granules - g) return false;
+  uint32_t s = (uint32_t)mp_bitmap_prev_set(&r->starts, g);
+  uint32_t i = bucket_find(r, s);
+  if (i == NIL || (uint64_t)g + n > (uint64_t)s + N(r, i)->size) return false;
+  take_from(r, i, s, N(r, i)->size, g, n);
+  return true;
+}
+
+void mp_ranges_park_all(mp_ranges *r) {
+  for (unsigned fl = 0; fl < MP_FL_COUNT; fl++)
+    for (unsigned sl = 0; sl < MP_SL_COUNT; sl++)
+      while (r->heads[fl][sl] != NIL) {
+        uint32_t i = r->heads[fl][sl];
+        list_remove(r, i);
+        N(r, i)->parked = true;
+      }
+  r->parked_ranges += r->free_ranges;
+  r->parked_granules += r->free_granules;
+  r->free_ranges = r->free_granules = 0;
+}
+
+void mp_ranges_walk_in(const mp_ranges *r, uint32_t g0, uint32_t g1, mp_range_fn fn, void *ctx) {
+  if (g0 >= g1 || g0 >= r->granules) return;
+  if (g1 > r->granules) g1 = r->granules;
+  uint32_t g = (uint32_t)mp_bitmap_prev_set(&r->starts, g0);
+  while (g < g1) {
+    uint32_t end = range_end(r, g);
+    uint32_t s = g < g0 ? g0 : g, e = end > g1 ? g1 : end;
+    fn(ctx, s, e - s, inuse_test(r, g));
+    g = end;
+  }
+}
+
+enum mp_range_kind mp_ranges_kind_at(const mp_ranges *r, uint32_t g, mp_extent *range) {
+  uint32_t s = (uint32_t)mp_bitmap_prev_set(&r->starts, g);
+  uint32_t i = bucket_find(r, s);
+  *range = (mp_extent){s, range_end(r, s) - s};
+  return i == NIL ? MP_RANGE_IN_USE : N(r, i)->parked ? MP_RANGE_PARKED : MP_RANGE_LISTED;
 }
 
 /* ---- size and resize ----------------------------------------------------- */
@@ -284,7 +370,7 @@ bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
   }
   if (n == size) return true;
   uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
-  if (i == NIL) return false;
+  if (i == NIL || N(r, i)->parked) return false;  /* grows into listed free space only */
   uint32_t next_size = N(r, i)->size;
   if ((uint64_t)size + next_size < n) return false;
   uint32_t rest = size + next_size - n;
@@ -292,7 +378,7 @@ bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
   mp_bitmap_clear(&r->starts, end);
   if (rest) {
     mp_bitmap_set(&r->starts, g + n);
-    free_range_add(r, g + n, rest);
+    free_range_add(r, g + n, rest, false);
   }
   r->free_granules -= n - size;
   return true;
@@ -332,25 +418,31 @@ size_t mp_ranges_meta_bytes(const mp_ranges *r) {
 int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
   if (mp_bitmap_check(&r->starts)) VIOLATION(5, "start bitmap summary levels disagree with level 0");
   if (r->granules && !is_start(r, 0)) VIOLATION(1, "granule 0 is not a range start");
-  uint64_t sum = 0, nfree = 0, ninuse = 0, freeg = 0;
-  bool prev_free = false;
+  uint64_t sum = 0, nfree = 0, ninuse = 0, freeg = 0, nparked = 0, parkedg = 0;
+  int prev_kind = -1;  /* -1 in use, 0 listed free, 1 parked free */
   for (uint32_t g = 0; g < r->granules;) {
     uint32_t end = range_end(r, g);
     uint32_t size = end - g;
     bool used = inuse_test(r, g);
+    int kind = -1;
     if (!used) {
-      if (prev_free) VIOLATION(2, "free range at %lu follows a free range", (unsigned long)g);
       uint32_t i = bucket_find(r, g);
-      if (i == NIL) VIOLATION(3, "free range at %lu has no node in its bucket", (unsigned long)g);
+      kind = N(r, i)->parked;
+      if (prev_kind == kind) VIOLATION(2, "free range at %lu follows a free range of its kind", (unsigned long)g);
       if (N(r, i)->size != size)
         VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g,
                   (unsigned long)N(r, i)->size, (unsigned long)size);
-      nfree++;
-      freeg += size;
+      if (kind) {
+        nparked++;
+        parkedg += size;
+      } else {
+        nfree++;
+        freeg += size;
+      }
     } else {
       ninuse++;
     }
-    prev_free = !used;
+    prev_kind = kind;
     sum += size;
     g = end;
   }
@@ -358,10 +450,11 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
   uint64_t chained = 0;
   for (uint32_t b = 0; b <= (r->granules >> MP_BUCKET_SHIFT); b++)
     for (uint32_t j = r->bucket_head[b]; j != NIL; j = N(r, j)->bucket_next) {
-      if (++chained > nfree) VIOLATION(4, "more nodes in buckets than free ranges");
+      if (++chained > nfree + nparked) VIOLATION(4, "more nodes in buckets than free ranges");
       if ((N(r, j)->start >> MP_BUCKET_SHIFT) != b) VIOLATION(4, "node at %lu in bucket %lu", (unsigned long)N(r, j)->start, (unsigned long)b);
     }
-  if (chained != nfree) VIOLATION(4, "%lu nodes in buckets for %lu free ranges", (unsigned long)chained, (unsigned long)nfree);
+  if (chained != nfree + nparked)
+    VIOLATION(4, "%lu nodes in buckets for %lu free ranges", (unsigned long)chained, (unsigned long)(nfree + nparked));
   if (sum != r->granules) VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
   /* Every listed node is a live free range; list links are consistent. */
   uint64_t listed = 0;
@@ -375,7 +468,7 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
         if (N(r, j)->prev != prev) VIOLATION(3, "list %lu/%lu: broken prev link", (unsigned long)fl, (unsigned long)sl);
         if (++listed > nfree) VIOLATION(3, "more listed nodes than free ranges");
         uint32_t s = N(r, j)->start;
-        if (s >= r->granules || !is_start(r, s) || inuse_test(r, s))
+        if (s >= r->granules || !is_start(r, s) || inuse_test(r, s) || N(r, j)->parked)
           VIOLATION(3, "listed node at %lu is not a free range", (unsigned long)s);
         /* Listed nodes are distinct free ranges' own nodes (the bucket finds
          * them) in their class: with the counts equal, every free range is
@@ -391,6 +484,9 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
     }
   }
   if (listed != nfree) VIOLATION(3, "%lu listed nodes for %lu free ranges", (unsigned long)listed, (unsigned long)nfree);
+  if (nparked != r->parked_ranges || parkedg != r->parked_granules)
+    VIOLATION(6, "counters: parked %lu/%lu ranges, %lu/%lu granules", (unsigned long)r->parked_ranges,
+              (unsigned long)nparked, (unsigned long)r->parked_granules, (unsigned long)parkedg);
   if (nfree != r->free_ranges || ninuse != r->inuse_ranges || freeg != r->free_granules)
     VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu",
               (unsigned long)r->free_ranges, (unsigned long)nfree, (unsigned long)r->inuse_ranges,

@@ -1,11 +1,18 @@
-/* region.c - open and map the device window.
+/* region.c - the device window: validated, opened at a descriptor of the
+ * library's own, reserved in the address space, and mapped chunk by chunk.
  *
- * /dev/mem and other character devices are mapped MAP_SHARED at offset BASE
- * (O_SYNC for /dev/mem unless MEMPOOL_SYNC=0). A regular file stands in for
- * a device: its offsets are the "physical addresses"; it is created and
- * extended (sparse) when shorter than HIGH+1. "anon" maps private anonymous
- * memory. mmap only reserves: no page is touched here, so start-up cost does
- * not depend on the region's size.
+ * A regular file stands in for a device: its offsets are the "physical
+ * addresses". "anon" maps private anonymous memory. mmap only reserves: no
+ * page is touched here, so start-up cost does not depend on the region's size.
+ *
+ * Shared mode (the interposer's default): open() reserves the window's
+ * addresses (PROT_NONE) and maps nothing of the device; mp_region_claim()
+ * locks a chunk's bytes with a non-blocking OFD write lock and maps it
+ * MAP_SHARED|MAP_FIXED over the reservation. A mapping keeps its open file
+ * description (and so its locks) alive even after the descriptor is closed:
+ * a chunk stays ours until it is unmapped or the process dies.
+ * Exclusive mode (MEMPOOL_SHARE=0, API pools): the whole window is locked and
+ * mapped at open.
  */
 #define _GNU_SOURCE
 #include "region.h"
@@ -14,10 +21,14 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "msg.h"
+
+#define UL(x) ((unsigned long)(x))
+#define HIGH_FD 512  /* where the library's descriptors live (bash uses 3..9, 10+ for its own) */
 
 static size_t page_size(void) {
   long p = sysconf(_SC_PAGESIZE);
@@ -25,8 +36,7 @@ static size_t page_size(void) {
 }
 
 void *mp_meta_map(size_t len) {
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -34,138 +44,367 @@ void mp_meta_unmap(void *p, size_t len) {
   if (p) munmap(p, len);
 }
 
+/* ---- the library's descriptor -------------------------------------------- */
+
+/* fd moved to a high number, close-on-exec (the original is closed). */
+static int move_high(int fd) {
+  struct rlimit rl;
+  int want = HIGH_FD;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= (rlim_t)want)
+    want = rl.rlim_cur > 16 ? (int)(rl.rlim_cur / 2) : 3;
+  int hi = fcntl(fd, F_DUPFD_CLOEXEC, want);
+  if (hi < 0) return fd;  /* keep the low number rather than nothing */
+  close(fd);
+  return hi;
+}
+
+/* Is r->fd still the descriptor the region opened (not closed by the
+ * program, nor reused for something else)? */
+static bool fd_is_ours(const mp_region *r) {
+  struct stat st;
+  int fl = r->fd >= 0 ? fcntl(r->fd, F_GETFD) : -1;
+  return fl >= 0 && (fl & FD_CLOEXEC) && fstat(r->fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino;
+}
+
+/* A new open file description of the region's device, checked to be the
+ * same file: through /proc/self/fd when the old descriptor is still ours,
+ * else by path (O_NOFOLLOW). -1 when neither works. */
+static int reopen(const mp_region *r, bool via_old) {
+  int fd = -1;
+  if (via_old) {
+    char path[40];
+    mp_format(path, sizeof path, "/proc/self/fd/%d", r->fd);
+    fd = open(path, r->open_flags);
+  }
+  if (fd < 0) fd = open(r->device, r->open_flags | O_NOFOLLOW);
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_dev != r->dev || st.st_ino != r->ino)) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+/* The descriptor to lock through, re-opened when the program closed ours
+ * (daemons' close loops, closefrom). Chunks claimed through the lost one
+ * stay locked by their mappings: nothing is shared. */
+static int region_fd(mp_region *r) {
+  if (fd_is_ours(r)) return r->fd;
+  int fd = reopen(r, false);
+  if (fd < 0) return -1;
+  mp_log(MP_LOG_INFO, "the descriptor of %s was closed by the program; re-opened", r->device);
+  r->fd = move_high(fd);
+  return r->fd;
+}
+
+/* ---- opening --------------------------------------------------------------- */
+
+typedef struct open_ctx {
+  char *err;
+  size_t errlen;
+} open_ctx;
+
+/* Creates a missing regular file, never in /dev however the path is spelled
+ * (the directory is compared by identity, not by name). fd or -errno. */
+static int create_file(const char *dev, int flags) {
+  char dir[4096];
+  const char *slash = strrchr(dev, '/');
+  const char *name = slash ? slash + 1 : dev;
+  size_t dlen = !slash ? 1 : slash == dev ? 1 : (size_t)(slash - dev);
+  if (dlen >= sizeof dir) return -ENAMETOOLONG;
+  memcpy(dir, !slash ? "." : dev, dlen);
+  dir[dlen] = '\0';
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return -errno;
+  struct stat d, devdir;
+  int rc;
+  if (fstat(dfd, &d) != 0) rc = -errno;
+  else if (stat("/dev", &devdir) == 0 && d.st_dev == devdir.st_dev && d.st_ino == devdir.st_ino) rc = -ENOENT;
+  else if ((rc = openat(dfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0) rc = -errno;
+  close(dfd);
+  return rc;
+}
+
+static int open_device(const mp_config *cfg, int flags, open_ctx *o) {
+  const char *dev = cfg->device;
+  int fd = open(dev, flags | O_NOFOLLOW);
+  int e = fd < 0 ? errno : 0;
+  if (e == ENOENT) {
+    fd = create_file(dev, flags);
+    if (fd == -EEXIST && (fd = open(dev, flags | O_NOFOLLOW)) < 0) fd = -errno;  /* created meanwhile */
+    e = fd < 0 ? -fd : 0;
+  }
+  if (e) {
+    if (e == ELOOP) mp_format(o->err, o->errlen, "%s is a symbolic link: not followed", dev);
+    else mp_format(o->err, o->errlen, "cannot open %s: %s", dev, mp_strerror(e));
+    return -e;
+  }
+  return fd;
+}
+
+/* A regular file must be the caller's own and writable by it alone, and
+ * RLIMIT_FSIZE must allow the region's end (no SIGXFSZ later). */
+static int check_file(const mp_config *cfg, const struct stat *st, uint64_t end, open_ctx *o) {
+  uid_t me = geteuid();
+  if (st->st_uid != me && st->st_uid != 0) {
+    mp_format(o->err, o->errlen, "%s is owned by uid %u, not by this user (%u) or root: not used", cfg->device,
+              (unsigned)st->st_uid, (unsigned)me);
+    return -EPERM;
+  }
+  if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+    mp_format(o->err, o->errlen, "%s is writable by group or others (mode %o): not used", cfg->device,
+              (unsigned)(st->st_mode & 07777));
+    return -EPERM;
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (uint64_t)rl.rlim_cur < end) {
+    mp_format(o->err, o->errlen, "RLIMIT_FSIZE (%lu bytes) is below the region's end in %s (%lu bytes)",
+              UL(rl.rlim_cur), cfg->device, UL(end));
+    return -EFBIG;
+  }
+  return 0;
+}
+
+static int lock_range(int fd, short type, uint64_t off, uint64_t len) {
+  struct flock lk = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)off, .l_len = (off_t)len};
+  return fcntl(fd, F_OFD_SETLK, &lk);
+}
+
+static void say_mmap_failure(const mp_region *r, bool chr, int e, uint64_t off, uint64_t len, open_ctx *o) {
+  if (e == EPERM && chr)
+    mp_format(o->err, o->errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?)",
+              r->device, UL(off), UL(len), mp_strerror(e));
+  else
+    mp_format(o->err, o->errlen, "mmap of %s at %#lx (%lu bytes) failed: %s", r->device, UL(off), UL(len),
+              mp_strerror(e));
+}
+
+/* Exclusive: the whole window locked and mapped now. */
+static int map_exclusive(const mp_config *cfg, mp_region *r, const struct stat *st, open_ctx *o) {
+  uint64_t end = cfg->base + r->map_len;
+  if (S_ISREG(st->st_mode) && (uint64_t)st->st_size < end && ftruncate(r->fd, (off_t)end) != 0) {
+    int e = errno;
+    mp_format(o->err, o->errlen, "cannot extend %s to %lu bytes: %s", r->device, UL(end), mp_strerror(e));
+    return -e;
+  }
+  if (lock_range(r->fd, F_WRLCK, cfg->base, r->map_len) != 0) {
+    int e = errno;
+    if (e == EAGAIN || e == EACCES) {
+      mp_format(o->err, o->errlen, "region %s %#lx..%#lx is in use by another process", r->device, UL(cfg->base),
+                UL(cfg->high));
+      return -EBUSY;
+    }
+    mp_format(o->err, o->errlen, "cannot lock region %s %#lx..%#lx: %s", r->device, UL(cfg->base), UL(cfg->high),
+              mp_strerror(e));
+    return -e;
+  }
+  void *m = mmap((void *)r->base, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, (off_t)cfg->base);
+  if (m == MAP_FAILED) {
+    int e = errno;
+    say_mmap_failure(r, S_ISCHR(st->st_mode), e, cfg->base, r->map_len, o);
+    return -e;
+  }
+  return 0;
+}
+
+/* Shared: nothing mapped yet; one page is mapped and unmapped to learn now
+ * (not at the first claim) whether the device can be mapped at all. */
+static int probe_shared(const mp_config *cfg, mp_region *r, const struct stat *st, open_ctx *o) {
+  size_t pg = page_size();
+  void *m = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)cfg->base);
+  if (m == MAP_FAILED) {
+    int e = errno;
+    say_mmap_failure(r, S_ISCHR(st->st_mode), e, cfg->base, r->map_len, o);
+    return -e;
+  }
+  munmap(m, pg);
+  return 0;
+}
+
+static int open_backing(const mp_config *cfg, mp_region *r, open_ctx *o) {
+  bool is_devmem = !strcmp(cfg->device, "/dev/mem");
+  int flags = O_RDWR | O_CLOEXEC;
+  if (is_devmem && cfg->sync) flags |= O_SYNC;
+  int fd = open_device(cfg, flags, o);
+  if (fd < 0) return fd;
+  r->fd = move_high(fd);
+  r->open_flags = flags;
+  struct stat st;
+  if (fstat(r->fd, &st) != 0) {
+    int e = errno;
+    mp_format(o->err, o->errlen, "cannot stat %s: %s", cfg->device, mp_strerror(e));
+    return -e;
+  }
+  r->dev = st.st_dev;
+  r->ino = st.st_ino;
+  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    mp_format(o->err, o->errlen, "%s is not a character device or a regular file", cfg->device);
+    return -ENODEV;
+  }
+  r->is_file = S_ISREG(st.st_mode);
+  if (r->is_file) {
+    int rc = check_file(cfg, &st, cfg->base + r->map_len, o);
+    if (rc) return rc;
+  }
+  r->shared = true;
+  return cfg->share ? probe_shared(cfg, r, &st, o) : map_exclusive(cfg, r, &st, o);
+}
+
 int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen) {
   size_t pg = page_size();
   uint64_t want = cfg->high - cfg->base + 1;
-  const char *dev = cfg->device;
   int saved_errno = errno;
+  open_ctx o = {err, errlen};
 
   memset(r, 0, sizeof *r);
   r->fd = -1;
-  r->device = dev;
+  r->device = cfg->device;
   r->dev_offset = cfg->base;
   if (cfg->base % pg) {
-    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not aligned to the page size (%lu)",
-              (unsigned long)cfg->base, (unsigned long)pg);
+    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not aligned to the page size (%lu)", UL(cfg->base), UL(pg));
     return -EINVAL;
   }
   r->map_len = (size_t)((want + pg - 1) / pg * pg);
   r->size = (size_t)(want & ~(uint64_t)(MP_GRANULE - 1));
-
-  void *m;
-  if (!strcmp(dev, "anon")) {
-    m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) {
-      int e = errno;
-      mp_format(err, errlen, "cannot map %lu bytes of anonymous memory: %s", (unsigned long)r->map_len,
-                mp_strerror(e));
-      errno = saved_errno;
-      return -e;
-    }
-  } else {
-    bool is_devmem = !strcmp(dev, "/dev/mem");
-    int flags = O_RDWR | O_CLOEXEC;
-    if (is_devmem && cfg->sync) flags |= O_SYNC;
-    int fd = open(dev, flags);
-    if (fd < 0 && errno == ENOENT) {
-      /* A path that does not exist yet may be created as a regular file,
-       * but never directly in /dev (a missing device is an error, not a
-       * file); /dev/shm/... is tmpfs and fine. */
-      bool in_dev = !strncmp(dev, "/dev/", 5) && !strchr(dev + 5, '/');
-      if (!in_dev) fd = open(dev, flags | O_CREAT | O_EXCL, 0600);
-      else errno = ENOENT;
-    }
-    if (fd < 0) {
-      int e = errno;
-      mp_format(err, errlen, "cannot open %s: %s", dev, mp_strerror(e));
-      errno = saved_errno;
-      return -e;
-    }
-    int rc;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      rc = -errno;
-      mp_format(err, errlen, "cannot stat %s: %s", dev, mp_strerror(-rc));
-      goto fail_fd;
-    }
-    if (S_ISREG(st.st_mode)) {
-      uint64_t end = cfg->base + r->map_len;
-      if ((uint64_t)st.st_size < end && ftruncate(fd, (off_t)end) != 0) {
-        rc = -errno;
-        mp_format(err, errlen, "cannot extend %s to %lu bytes: %s",
-                  dev, (unsigned long)end, mp_strerror(-rc));
-        goto fail_fd;
-      }
-    } else if (S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) ||
-               S_ISSOCK(st.st_mode)) {
-      rc = -ENODEV;
-      mp_format(err, errlen, "%s is not a character device or a regular file", dev);
-      goto fail_fd;
-    }
-    /* One process per physical range: an open file description lock on the
-     * bytes of the device (works on character devices too), released when
-     * the last descriptor of this open closes, i.e. when the owner exits. */
-    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)cfg->base,
-                       .l_len = (off_t)r->map_len};
-    if (fcntl(fd, F_OFD_SETLK, &lk) != 0) {
-      rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
-      if (rc == -EBUSY)
-        mp_format(err, errlen, "region %s %#lx..%#lx is in use by another process",
-                  dev, (unsigned long)cfg->base, (unsigned long)cfg->high);
-      else
-        mp_format(err, errlen, "cannot lock region %s %#lx..%#lx: %s",
-                  dev, (unsigned long)cfg->base, (unsigned long)cfg->high, mp_strerror(-rc));
-      goto fail_fd;
-    }
-    m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)cfg->base);
-    if (m == MAP_FAILED) {
-      int e = errno;
-      rc = -e;
-      if (e == EPERM && S_ISCHR(st.st_mode))
-        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?)",
-                  dev, (unsigned long)cfg->base, (unsigned long)r->map_len, mp_strerror(e));
-      else
-        mp_format(err, errlen, "mmap of %s at %#lx (%lu bytes) failed: %s",
-                  dev, (unsigned long)cfg->base, (unsigned long)r->map_len, mp_strerror(e));
-      goto fail_fd;
-    }
-    r->fd = fd;
-    r->shared = true;
-    goto mapped;
-  fail_fd:
-    close(fd);
+  bool anon = !strcmp(cfg->device, "anon");
+  /* The window's addresses, aligned to the chunk size (a chunk-aligned
+   * block is then aligned for any request up to a chunk). */
+  size_t align = cfg->chunk > pg ? (size_t)cfg->chunk : pg;
+  char *res = mmap(NULL, r->map_len + align, anon ? PROT_READ | PROT_WRITE : PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (res == MAP_FAILED) {
+    int e = errno;
+    mp_format(err, errlen, "cannot reserve %lu bytes of address space: %s", UL(r->map_len), mp_strerror(e));
     errno = saved_errno;
-    return rc;
+    return -e;
   }
-mapped:
-  r->base = (uintptr_t)m;
+  char *base = (char *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+  if (base > res) munmap(res, (size_t)(base - res));
+  munmap(base + r->map_len, (size_t)(res + align - base));
+  r->base = (uintptr_t)base;
+  int rc = anon ? 0 : open_backing(cfg, r, &o);
+  if (rc != 0) mp_region_close(r);
   errno = saved_errno;
-  return 0;
+  return rc;
 }
 
 void mp_region_close(mp_region *r) {
   if (r->base) munmap((void *)r->base, r->map_len);
-  if (r->fd >= 0) close(r->fd);
+  if (r->fd >= 0 && fd_is_ours(r)) close(r->fd);
   r->base = 0;
   r->size = 0;
   r->fd = -1;
 }
 
-int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx) {
-  if (!r->shared) return 0;
-  void *copy = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (copy == MAP_FAILED) return -errno;
-  copy_ranges(ctx, (uintptr_t)copy);
-  void *moved = mremap(copy, r->map_len, r->map_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)r->base);
-  if (moved == MAP_FAILED) {
+/* ---- chunks ----------------------------------------------------------------- */
+
+/* The conflicting lock's end (device offset relative to the window), or the
+ * end of the tried range when the kernel no longer reports one. */
+static uint64_t busy_until(int fd, uint64_t dev_off, uint64_t len) {
+  struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)dev_off, .l_len = (off_t)len};
+  if (fcntl(fd, F_OFD_GETLK, &q) != 0 || q.l_type == F_UNLCK) return dev_off + len;
+  if (q.l_len == 0) return UINT64_MAX;  /* locked to the end of the file */
+  return (uint64_t)q.l_start + (uint64_t)q.l_len;
+}
+
+/* Real blocks for a file's chunk: a full filesystem is ENOSPC now, not
+ * SIGBUS at the first touch. Filesystems without fallocate get the file
+ * extended (sparse) instead. */
+static int give_blocks(mp_region *r, int fd, uint64_t dev_off, uint64_t len) {
+  if (fallocate(fd, 0, (off_t)dev_off, (off_t)len) == 0) return 0;
+  int e = errno;
+  if (e != EOPNOTSUPP && e != ENOSYS) return -e;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < dev_off + len && ftruncate(fd, (off_t)(dev_off + len)) != 0)
+    return -errno;
+  (void)r;
+  return 0;
+}
+
+int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
+  int saved = errno;
+  int fd = region_fd(r);
+  int rc = 0;
+  uint64_t dev_off = r->dev_offset + off;
+  if (fd < 0) {
+    rc = -EBADF;
+  } else if (lock_range(fd, F_WRLCK, dev_off, len) != 0) {
+    rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
+    if (rc == -EBUSY && busy_end) {
+      uint64_t e = busy_until(fd, dev_off, len);
+      *busy_end = e == UINT64_MAX || e - r->dev_offset > r->map_len ? r->map_len : (size_t)(e - r->dev_offset);
+    }
+  } else {
+    if (r->is_file) rc = give_blocks(r, fd, dev_off, len);
+    if (rc == 0 && mmap((void *)(r->base + off), len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                        (off_t)dev_off) == MAP_FAILED)
+      rc = -errno;
+    if (rc != 0) lock_range(fd, F_UNLCK, dev_off, len);
+  }
+  errno = saved;
+  return rc;
+}
+
+/* [off, off+len) becomes reserved addresses again (no device, no memory). */
+static int reserve(mp_region *r, size_t off, size_t len) {
+  void *m = mmap((void *)(r->base + off), len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                 -1, 0);
+  return m == MAP_FAILED ? -errno : 0;
+}
+
+void mp_region_release(mp_region *r, size_t off, size_t len) {
+  int saved = errno;
+  /* Unmapped first: the chunk is never touched once another may have it. */
+  if (reserve(r, off, len) == 0) {
+    int fd = region_fd(r);
+    if (fd >= 0) lock_range(fd, F_UNLCK, r->dev_offset + off, len);
+  }
+  errno = saved;
+}
+
+void mp_region_drop(mp_region *r, size_t off, size_t len) {
+  int saved = errno;
+  reserve(r, off, len);
+  errno = saved;
+}
+
+int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx) {
+  char *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (tmp == MAP_FAILED) return -errno;
+  copy(ctx, (uintptr_t)tmp - off);  /* the copy's addresses: region offsets */
+  if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(r->base + off)) == MAP_FAILED) {
     int e = errno;
-    munmap(copy, r->map_len);
+    munmap(tmp, len);
     return -e;
   }
+  return 0;
+}
+
+int mp_region_fork_child(mp_region *r) {
+  if (!r->shared) return 0;
+  int saved = errno;
+  bool ours = fd_is_ours(r);
+  int fd = reopen(r, ours);
+  int rc = 0;
+  if (fd < 0) {
+    rc = -errno;
+    if (ours) close(r->fd);  /* never keep the parent's description (and locks) alive */
+    r->fd = -1;
+  } else if (ours) {
+    /* The same number, now our own description: the parent's is let go. */
+    if (dup3(fd, r->fd, O_CLOEXEC) < 0) rc = -errno;
+    close(fd);
+  } else {
+    r->fd = move_high(fd);
+  }
+  errno = saved;
+  return rc;
+}
+
+int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx) {
+  if (!r->shared) return 0;
+  int rc = mp_region_copy_private(r, 0, r->map_len, copy_ranges, ctx);
+  if (rc != 0) return rc;
   r->shared = false;
-  if (r->fd >= 0) close(r->fd);  /* the parent keeps its own descriptor */
-  r->fd = -1;
   return 0;
 }

@@ -4,17 +4,45 @@
 
 #include "mp_types.h"
 
-/* Maps [cfg->base, cfg->high] of cfg->device (a device, a regular file that
- * is created/extended sparse, or "anon"). Touches no page of the region.
- * Returns 0, or -errno (EINVAL, ENODEV, EBUSY: the range is locked by
- * another open, or what open/ftruncate/mmap said) with a one-line reason in
- * err (no "mempool: " prefix; the caller says what it does about it). */
+/* Opens [cfg->base, cfg->high] of cfg->device (a device, a regular file
+ * created when missing, or "anon") and reserves its addresses. Exclusive
+ * mode (cfg->share false) locks and maps the whole window now; shared mode
+ * maps nothing yet (mp_region_claim). Touches no page of the region.
+ * Returns 0, or -errno with a one-line reason in err (no "mempool: " prefix;
+ * the caller says what it does about it):
+ *   EINVAL  BASE not page-aligned            ELOOP  the path is a symlink
+ *   ENOENT  missing (never created in /dev)  EPERM  a file another user owns
+ *   ENODEV  neither a character device nor   or others may write; mmap
+ *           a regular file                   refused (System RAM)
+ *   EFBIG   RLIMIT_FSIZE below the end       EBUSY  (exclusive) locked by another
+ *   or what open/fstat/ftruncate/mmap said.
+ * The descriptor is the library's own: close-on-exec, at a high number. */
 int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen);
 void mp_region_close(mp_region *r);
 
-/* In a fork child: replace the shared mapping by a private anonymous one
- * holding a copy of the bytes that copy_ranges() copies. Returns 0 or -errno. */
+/* Shared mode. Claims [off, off+len) of the window (offsets from its start,
+ * page-aligned): a non-blocking OFD write lock on those bytes of the device,
+ * real blocks for a regular file, then a MAP_SHARED mapping over the
+ * reservation. 0, or -EBUSY (another description holds part of it;
+ * *busy_end, when given, is the window offset where that lock ends),
+ * -ENOSPC (file system full), -EBADF (the descriptor was lost and the device
+ * cannot be re-opened) or what mmap said. O(1) system calls. */
+int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end);
+/* Unmaps a claimed range (addresses stay reserved), then unlocks it. */
+void mp_region_release(mp_region *r, size_t off, size_t len);
+/* Unmaps without unlocking: a fork child's inherited, never-locked range. */
+void mp_region_drop(mp_region *r, size_t off, size_t len);
+/* Replaces [off, off+len) by private anonymous memory holding what copy()
+ * writes: copy(ctx, dst) writes region offset x at dst + x. 0 or -errno. */
 typedef void (*mp_copy_fn)(void *ctx, uintptr_t dst_base);
+int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx);
+
+/* In a fork child: the inherited descriptor shares the parent's open file
+ * description (and its locks). Replace it (same number) by an own open of
+ * the same file; 0, or -errno when none could be had (the child then
+ * cannot claim). */
+int mp_region_fork_child(mp_region *r);
+/* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
 int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx);
 
 static inline bool mp_region_contains(const mp_region *r, const void *p) {

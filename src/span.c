@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "msg.h"
-#include "ranges.h"
+#include "pool.h"
 #include "region.h"
+#include "chunks.h"
+#include "ranges.h"
+#include "tcache.h"
 
 #define SPAN_GRANULES (MP_SPAN_SIZE >> MP_GRANULE_SHIFT)
 
@@ -87,16 +90,10 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   s->prev = s->next = 0;
 }
 
-/* A fresh span from the ranges (pool lock inside), all objects avail. */
+/* A fresh span from the pool's ranges, all objects avail. */
 static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
-  pthread_mutex_lock(&p->lock);
-  uint32_t g = mp_ranges_alloc(&p->ranges, SPAN_GRANULES, SPAN_GRANULES, 0);
-  if (g != MP_NONE) {
-    p->stats.region_used += MP_SPAN_SIZE;
-    if (p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
-  }
-  pthread_mutex_unlock(&p->lock);
+  uint32_t g = mp_pool_span_get(p, SPAN_GRANULES);
   if (g == MP_NONE) return false;
   uint32_t si = g / SPAN_GRANULES;
   mp_span *s = &sm->spans[si];
@@ -115,17 +112,18 @@ static bool span_new(mp_pool *p, unsigned cls) {
   return true;
 }
 
+/* A span of a chunk a fork child inherited serves no new objects: it is on
+ * no partial list and goes back as soon as it is empty. */
+static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_pool_inherited(p, si * SPAN_GRANULES); }
+
 /* An empty span goes back to the ranges (class lock held). */
 static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   mp_small *sm = &p->small;
-  partial_remove(sm, &sm->classes[cls], si);
+  if (!span_inherited(p, si)) partial_remove(sm, &sm->classes[cls], si);
   sm->classes[cls].spans--;
   __atomic_store_n(&sm->span_class[si], 0, __ATOMIC_RELEASE);
   bitmaps_put(sm, cls, sm->spans[si].avail);
-  pthread_mutex_lock(&p->lock);
-  mp_ranges_free(&p->ranges, si * SPAN_GRANULES);
-  p->stats.region_used -= MP_SPAN_SIZE;
-  pthread_mutex_unlock(&p->lock);
+  mp_pool_span_put(p, si * SPAN_GRANULES);
 }
 
 uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
@@ -162,6 +160,10 @@ void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
     mp_span *s = &sm->spans[si];
     uint32_t i = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
     s->avail[i >> 6] |= 1ull << (i & 63);
+    if (span_inherited(p, si)) {
+      if (++s->navail == s->nobj) span_release(p, cls, si);
+      continue;
+    }
     if (s->navail++ == 0) partial_push(sm, c, si);
     if (s->navail == s->nobj && c->spans > 1) span_release(p, cls, si);
   }
@@ -212,6 +214,26 @@ void mp_small_fork_child(mp_pool *p) {
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&p->small.classes[c].lock, NULL);
 }
 
+void mp_small_fork_purge(mp_pool *p) {
+  mp_small *sm = &p->small;
+  if (!sm->enabled) return;
+  /* Inherited spans leave the partial lists first: a span is released once. */
+  for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
+    mp_class *c = &sm->classes[cls];
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t si1 = c->partial, next; si1; si1 = next) {
+      next = sm->spans[si1 - 1].next;
+      if (!span_inherited(p, si1 - 1)) continue;
+      partial_remove(sm, c, si1 - 1);
+      if (sm->spans[si1 - 1].navail == sm->spans[si1 - 1].nobj) span_release(p, cls, si1 - 1);
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  /* Then the forking thread's cached objects go back (other threads' caches
+   * may have been mid-update at fork(): their objects stay out, a bounded leak). */
+  mp_tcache_flush_current(p);
+}
+
 #define VIOLATION(...)                                 \
   do {                                                 \
     if (why) mp_format(why, whylen, __VA_ARGS__);      \
@@ -231,6 +253,7 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       if (sm->span_class[si1 - 1] != cls + 1) VIOLATION("S2: span %lu on list of class %u has class %u",
                                                          (unsigned long)(si1 - 1), cls, sm->span_class[si1 - 1]);
       if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
+      if (span_inherited(p, si1 - 1)) VIOLATION("S2: inherited span %lu on a partial list", (unsigned long)(si1 - 1));
       if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
     }
     for (size_t si = 0; si < sm->nspans; si++) {
@@ -246,7 +269,8 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       }
       if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
       uint32_t g = (uint32_t)(si * SPAN_GRANULES);
-      if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES)
+      if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES ||
+          mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
         VIOLATION("S3: span %lu is not an in-use range of one span", (unsigned long)si);
     }
     if (counted != sm->classes[cls].spans) VIOLATION("S2: class %u counts %u spans, table has %u", cls,

@@ -71,6 +71,9 @@ size_t mp_small_meta_bytes(const mp_pool *p);
 void mp_small_fork_prepare(mp_pool *p);
 void mp_small_fork_parent(mp_pool *p);
 void mp_small_fork_child(mp_pool *p);
+/* In a fork child after the chunks: every thread cache is flushed, and the
+ * spans of inherited chunks leave the partial lists (empty ones go back). */
+void mp_small_fork_purge(mp_pool *p);
 
 /* Verifies S1..S3 with every class locked; objects in thread caches are
  * counted as "neither". 0 when all hold. */

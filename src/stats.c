@@ -29,6 +29,9 @@ static void report_text(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
     unsigned long frag = frag_permille(&in);
     mp_out_printf(o, "mempool:   region            %s offset %#lx, %lu bytes at %p\n", pool->region.device,
                   UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
+    mp_out_printf(o, "mempool:   device held       %lu bytes in chunks of %lu (claimed %lu, released %lu, none free %lu times); private copies %lu bytes\n",
+                  UL(in.held_bytes), UL(in.chunk_bytes), UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk),
+                  UL(in.inherited_bytes));
     mp_out_printf(o, "mempool:   pool allocations  %lu (frees %lu, failed requests %lu)\n",
                   UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
     mp_out_printf(o, "mempool:   pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu\n",
@@ -54,7 +57,11 @@ static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
     unsigned long frag = frag_permille(&in);
     mp_out_printf(o, "{\"device\":");
     mp_out_json_string(o, pool->region.device);
-    mp_out_printf(o, ",\"offset\":%lu,\"bytes\":%lu},\"pool\":{", UL(pool->region.dev_offset), UL(in.region_bytes));
+    mp_out_printf(o, ",\"offset\":%lu,\"bytes\":%lu,\"chunk_bytes\":%lu,\"held_bytes\":%lu,\"private_copy_bytes\":%lu,",
+                  UL(pool->region.dev_offset), UL(in.region_bytes), UL(in.chunk_bytes), UL(in.held_bytes),
+                  UL(in.inherited_bytes));
+    mp_out_printf(o, "\"chunks_claimed\":%lu,\"chunks_released\":%lu,\"no_free_chunk\":%lu},\"pool\":{",
+                  UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk));
     mp_out_printf(o, "\"allocations\":%lu,\"frees\":%lu,\"failed_requests\":%lu,",
                   UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
     mp_out_printf(o, "\"bytes_in_use\":%lu,\"small_bytes_in_use\":%lu,\"region_in_use\":%lu,\"region_peak\":%lu,",

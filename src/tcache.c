@@ -111,6 +111,11 @@ void mp_tcache_flush_current(mp_pool *p) {
   if (tc && tc->pool == p) flush_all(p, tc);
 }
 
+void mp_tcache_flush_all(mp_pool *p) {
+  for (mp_tcache *tc = p->small.all_tcaches; tc; tc = tc->next_all)
+    if (tc->pool == p) flush_all(p, tc);
+}
+
 static void thread_exit(void *arg) {
   mp_tcache *tc = arg;
   mp_pool *p = tc->pool;

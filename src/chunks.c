@@ -1,0 +1,415 @@
+/* chunks.c - claiming, releasing and inheriting chunks of the window (see chunks.h). */
+#define _GNU_SOURCE
+#include "chunks.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "msg.h"
+#include "ranges.h"
+#include "region.h"
+
+#define UL(x) ((unsigned long)(x))
+
+uint64_t mp_chunk_size_for(uint64_t bytes) {
+  uint64_t c = MP_CHUNK_MIN;
+  while (c < MP_CHUNK_DEFAULT_MAX && c * 2 * MP_CHUNKS_PER_WINDOW <= bytes) c *= 2;
+  return c;
+}
+
+/* ---- geometry ---------------------------------------------------------- */
+
+static inline uint32_t first_granule(const mp_chunks *c, uint32_t k) { return k * c->granules; }
+static inline uint32_t chunk_of(const mp_chunks *c, uint32_t g) { return g / c->granules; }
+static inline uint32_t granules_of(const mp_pool *p, uint32_t k) {
+  uint32_t g = first_granule(&p->chunks, k);
+  return p->ranges.granules - g < p->chunks.granules ? p->ranges.granules - g : p->chunks.granules;
+}
+static inline size_t offset_of(const mp_chunks *c, uint32_t k) { return (size_t)k << c->shift; }
+/* Bytes mapped for chunks [k, k+m): the last chunk reaches the page-rounded end. */
+static inline size_t bytes_of(const mp_pool *p, uint32_t k, uint32_t m) {
+  return k + m >= p->chunks.count ? p->region.map_len - offset_of(&p->chunks, k) : (size_t)m << p->chunks.shift;
+}
+
+static inline bool bit_test(const uint64_t *b, uint32_t k) { return (b[k >> 6] >> (k & 63)) & 1; }
+static inline void bit_set(uint64_t *b, uint32_t k) { b[k >> 6] |= 1ull << (k & 63); }
+static inline void bit_clear(uint64_t *b, uint32_t k) { b[k >> 6] &= ~(1ull << (k & 63)); }
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
+  mp_chunks *c = &p->chunks;
+  memset(c, 0, sizeof *c);
+  c->shift = (unsigned)__builtin_ctzll(chunk_bytes);
+  c->granules = (uint32_t)(chunk_bytes >> MP_GRANULE_SHIFT);
+  uint32_t granules = (uint32_t)(p->region.size >> MP_GRANULE_SHIFT);
+  c->count = (granules + c->granules - 1) / c->granules;
+  c->fixed = fixed;
+  size_t words = (c->count + 63) / 64;
+  size_t len = ((size_t)c->count + (size_t)c->count * 4 + words * 8 + 4095) & ~(size_t)4095;
+  char *m = mp_meta_map(len);
+  if (!m) return -errno;
+  c->meta_base = m;
+  c->meta_len = len;
+  c->whole_free = (uint64_t *)m;
+  c->live = (uint32_t *)(m + words * 8);
+  c->state = (uint8_t *)(m + words * 8 + (size_t)c->count * 4);
+  int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : c->granules);
+  if (rc != 0) {
+    rc = -errno;
+    mp_meta_unmap(m, len);
+    return rc;
+  }
+  if (fixed) {
+    memset(c->state, MP_CHUNK_HELD, c->count);
+    c->held = c->count;
+    c->held_bytes = p->region.map_len;
+  }
+  return 0;
+}
+
+void mp_chunks_destroy(mp_pool *p) {
+  mp_meta_unmap(p->chunks.meta_base, p->chunks.meta_len);
+  memset(&p->chunks, 0, sizeof p->chunks);
+}
+
+/* ---- whole free chunks and release --------------------------------------- */
+
+/* The held chunks overlapping [g, g+n) are no longer whole free. */
+static void consumed(mp_pool *p, uint32_t g, uint32_t n) {
+  mp_chunks *c = &p->chunks;
+  for (uint32_t k = chunk_of(c, g), last = chunk_of(c, g + n - 1); k <= last; k++)
+    if (bit_test(c->whole_free, k)) {
+      bit_clear(c->whole_free, k);
+      c->whole_free_count--;
+    }
+}
+
+static void release(mp_pool *p, uint32_t k) {
+  mp_chunks *c = &p->chunks;
+  size_t len = bytes_of(p, k, 1);
+  if (!mp_ranges_carve(&p->ranges, first_granule(c, k), granules_of(p, k))) mp_fatal("internal error: chunk %lu to release is not one free range", UL(k));
+  bit_clear(c->whole_free, k);
+  c->whole_free_count--;
+  mp_region_release(&p->region, offset_of(c, k), len);
+  c->state[k] = MP_CHUNK_AWAY;
+  c->held--;
+  c->held_bytes -= len;
+  p->stats.chunk_releases++;
+}
+
+/* The held chunks inside free extent e that overlap [g, g+n) became whole
+ * free; past the hysteresis the highest of them go back. */
+static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
+  mp_chunks *c = &p->chunks;
+  uint32_t lo = chunk_of(c, g), hi = chunk_of(c, g + n - 1);
+  for (uint32_t k = lo; k <= hi; k++) {
+    uint32_t s = first_granule(c, k);
+    if (s >= e.start && s + granules_of(p, k) <= e.start + e.size && !bit_test(c->whole_free, k)) {
+      bit_set(c->whole_free, k);
+      c->whole_free_count++;
+    }
+  }
+  for (uint32_t k = hi + 1; k-- > lo && c->whole_free_count > 1 + c->held / 8;)
+    if (bit_test(c->whole_free, k)) release(p, k);
+}
+
+/* ---- claiming ----------------------------------------------------------- */
+
+/* Chunks [k, k+m) were locked and mapped: they join the free ranges. */
+static void took(mp_pool *p, uint32_t k, uint32_t m) {
+  mp_chunks *c = &p->chunks;
+  size_t len = bytes_of(p, k, m);
+  if (p->policy.check) memset((void *)(p->region.base + offset_of(c, k)), MP_GUARD_FREED_BYTE, len);
+  for (uint32_t j = k; j < k + m; j++) {
+    mp_ranges_free(&p->ranges, first_granule(c, j));
+    c->state[j] = MP_CHUNK_HELD;
+    bit_set(c->whole_free, j);
+  }
+  c->whole_free_count += m;
+  c->held += m;
+  c->held_bytes += len;
+  p->stats.chunk_claims += m;
+}
+
+/* Chunks needed for n granules at align (the window is chunk-aligned). */
+static uint64_t chunks_needed(const mp_chunks *c, uint32_t n, uint32_t align) {
+  uint64_t g = (uint64_t)n + (align > c->granules ? align - c->granules : 0);
+  return (g + c->granules - 1) / c->granules;
+}
+
+/* Can chunk k be part of a run for a new block? */
+static inline bool runnable(const mp_chunks *c, uint32_t k) {
+  return c->state[k] == MP_CHUNK_AWAY || (c->state[k] == MP_CHUNK_HELD && bit_test(c->whole_free, k));
+}
+
+/* End of the away chunks from k (below lim). */
+static inline uint32_t away_end(const mp_chunks *c, uint32_t k, uint32_t lim) {
+  while (k < lim && c->state[k] == MP_CHUNK_AWAY) k++;
+  return k;
+}
+
+/* Locks and maps the away chunks of run [k, k+m) (held whole free ones are
+ * part of the run already). On a conflict, what this call locked is let go
+ * and *busy_end says where the other's lock ends. 0 or -errno. */
+static int lock_run(mp_pool *p, uint32_t k, uint32_t m, size_t *busy_end) {
+  mp_chunks *c = &p->chunks;
+  uint32_t a = k;
+  int rc = 0;
+  while (a < k + m && rc == 0) {
+    if (c->state[a] != MP_CHUNK_AWAY) {
+      a++;
+      continue;
+    }
+    uint32_t b = away_end(c, a, k + m);
+    rc = mp_region_claim(&p->region, offset_of(c, a), bytes_of(p, a, b - a), busy_end);
+    if (rc == 0) a = b;
+  }
+  if (rc == 0) return 0;
+  for (uint32_t x = k, y; x < a; x = y) {  /* states are unchanged: the away ones in [k, a) are this call's */
+    y = c->state[x] == MP_CHUNK_AWAY ? away_end(c, x, a) : x + 1;
+    if (c->state[x] == MP_CHUNK_AWAY) mp_region_release(&p->region, offset_of(c, x), bytes_of(p, x, y - x));
+  }
+  return rc;
+}
+
+/* Claims a run of m chunks (away ones, or held ones a free range covers):
+ * next-fit from the last claim, skipping whole the locks other processes
+ * hold. */
+static bool claim(mp_pool *p, uint32_t m) {
+  mp_chunks *c = &p->chunks;
+  uint32_t k = c->search_from, tried = 0;
+  while (tried < c->count) {
+    if (k + m > c->count) {  /* wrap */
+      tried += c->count - k;
+      k = 0;
+      continue;
+    }
+    uint32_t j = k;
+    while (j < k + m && runnable(c, j)) j++;
+    if (j < k + m) {  /* a chunk of ours with blocks in the way */
+      tried += j + 1 - k;
+      k = j + 1;
+      continue;
+    }
+    size_t busy_end = 0;
+    int rc = lock_run(p, k, m, &busy_end);
+    if (rc == 0) {
+      for (uint32_t a = k, b; a < k + m; a = b) {
+        b = c->state[a] == MP_CHUNK_AWAY ? away_end(c, a, k + m) : a + 1;
+        if (c->state[a] == MP_CHUNK_AWAY) took(p, a, b - a);
+      }
+      c->search_from = k + m < c->count ? k + m : 0;
+      return true;
+    }
+    if (rc != -EBUSY) {
+      mp_log(MP_LOG_INFO, "cannot claim %lu bytes of %s at %#lx: %s", UL(bytes_of(p, k, m)), p->region.device,
+             UL(p->region.dev_offset + offset_of(c, k)), mp_strerror(-rc));
+      return false;
+    }
+    uint32_t next = (uint32_t)((busy_end + ((size_t)1 << c->shift) - 1) >> c->shift);
+    if (next <= k) next = k + 1;
+    tried += next - k;
+    k = next;
+  }
+  p->stats.no_chunk++;
+  if (!c->said_full) {
+    c->said_full = true;
+    mp_log(MP_LOG_INFO, "no free chunk of %lu bytes in %s (other processes hold the window): spilling",
+           UL(m) << c->shift, p->region.device);
+  }
+  return false;
+}
+
+/* ---- allocation and free ------------------------------------------------ */
+
+uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim) {
+  mp_chunks *c = &p->chunks;
+  uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
+  uint32_t g = mp_ranges_alloc(&p->ranges, n, align, phase);
+  if (g == MP_NONE && may_claim && !c->fixed) {
+    uint64_t m = chunks_needed(c, n, align);
+    if (m <= c->count && claim(p, (uint32_t)m)) g = mp_ranges_alloc(&p->ranges, n, align, phase);
+  }
+  if (g != MP_NONE) consumed(p, g, n);
+  return g;
+}
+
+/* An inherited block is freed: parked; a chunk left without blocks is let go. */
+static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
+  mp_chunks *c = &p->chunks;
+  mp_ranges_free_as(&p->ranges, g, true, NULL);
+  for (uint32_t k = chunk_of(c, g), last = chunk_of(c, g + n - 1); k <= last; k++) {
+    uint32_t s = first_granule(c, k), e = s + granules_of(p, k);
+    uint32_t lo = g > s ? g : s, hi = g + n < e ? g + n : e;
+    c->live[k] -= hi - lo;
+    if (c->live[k]) continue;
+    if (!mp_ranges_carve(&p->ranges, s, e - s)) mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
+    size_t len = bytes_of(p, k, 1);
+    mp_region_drop(&p->region, offset_of(c, k), len);
+    c->state[k] = MP_CHUNK_AWAY;
+    c->inherited--;
+    c->inherited_bytes -= len;
+  }
+}
+
+void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n) {
+  if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) {
+    free_inherited(p, g, n);
+    return;
+  }
+  mp_extent e;
+  mp_ranges_free_as(&p->ranges, g, false, &e);
+  if (!p->chunks.fixed) freed(p, e, g, n);
+}
+
+bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
+  if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) return n <= old;  /* kept whole until freed */
+  if (!mp_ranges_resize(&p->ranges, g, n)) return false;
+  if (n > old) consumed(p, g + old, n - old);
+  else if (n < old && !p->chunks.fixed) {
+    /* The cut tail was freed (and may have merged with a free successor). */
+    uint32_t s = g + n, end = s + mp_ranges_size(&p->ranges, s);
+    freed(p, (mp_extent){s, end - s}, s, old - n);
+  }
+  return true;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+struct chunk_copy {
+  mp_pool *pool;
+  uint32_t g0, g1;
+  uint32_t live;      /* granules in use in [g0, g1) */
+  uintptr_t dst;
+};
+
+static void count_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct chunk_copy *cc = vctx;
+  (void)start;
+  if (in_use) cc->live += size;
+}
+
+static void copy_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct chunk_copy *cc = vctx;
+  if (!in_use) return;
+  size_t off = (size_t)start << MP_GRANULE_SHIFT;
+  memcpy((void *)(cc->dst + off), (const void *)(cc->pool->region.base + off), (size_t)size << MP_GRANULE_SHIFT);
+}
+
+static void copy_chunk(void *vctx, uintptr_t dst) {
+  struct chunk_copy *cc = vctx;
+  cc->dst = dst;
+  mp_ranges_walk_in(&cc->pool->ranges, cc->g0, cc->g1, copy_live, cc);
+}
+
+int mp_chunks_fork_child(mp_pool *p) {
+  mp_chunks *c = &p->chunks;
+  int rc = 0;
+  mp_ranges_park_all(&p->ranges);
+  memset(c->whole_free, 0, ((c->count + 63) / 64) * 8);
+  c->whole_free_count = 0;
+  for (uint32_t k = 0; k < c->count; k++) {
+    if (c->state[k] != MP_CHUNK_HELD) continue;  /* inherited ones are private already */
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, 0};
+    mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
+    size_t len = bytes_of(p, k, 1);
+    c->held--;
+    c->held_bytes -= len;
+    if (cc.live == 0) {
+      if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0)) mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
+      mp_region_drop(&p->region, offset_of(c, k), len);
+      c->state[k] = MP_CHUNK_AWAY;
+      continue;
+    }
+    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, copy_chunk, &cc);
+    if (e != 0) {
+      /* No memory for the copy: the parent's chunk stays mapped, read-only. */
+      mprotect((void *)(p->region.base + offset_of(c, k)), len, PROT_READ);
+      rc = e;
+    }
+    c->state[k] = MP_CHUNK_INHERITED;
+    c->live[k] = cc.live;
+    c->inherited++;
+    c->inherited_bytes += len;
+  }
+  c->search_from = 0;
+  c->said_full = false;
+  return rc;
+}
+
+/* ---- checking ------------------------------------------------------------ */
+
+struct chunk_check {
+  mp_pool *pool;
+  char *why;
+  size_t whylen;
+  int rc;
+};
+
+/* C2 for one range: the chunks it overlaps are all in the state its kind needs. */
+static void check_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct chunk_check *cc = vctx;
+  mp_chunks *c = &cc->pool->chunks;
+  mp_extent e;
+  enum mp_range_kind kind = mp_ranges_kind_at(&cc->pool->ranges, start, &e);
+  unsigned want = kind == MP_RANGE_LISTED ? MP_CHUNK_HELD : kind == MP_RANGE_PARKED ? MP_CHUNK_INHERITED
+                                                                                     : c->state[chunk_of(c, start)];
+  (void)in_use;
+  for (uint32_t k = chunk_of(c, start), last = chunk_of(c, start + size - 1); k <= last && !cc->rc; k++)
+    if (c->state[k] != want) {
+      mp_format(cc->why, cc->whylen, "C2: range at granule %lu (kind %u) overlaps chunk %lu of state %u",
+                UL(start), (unsigned)kind, UL(k), c->state[k]);
+      cc->rc = -1;
+    }
+}
+
+static void count_live_check(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  uint32_t *live = vctx;
+  (void)start;
+  if (in_use) *live += size;
+}
+
+int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
+  mp_chunks *c = &p->chunks;
+  const mp_ranges *r = &p->ranges;
+  uint32_t whole = 0, held = 0, inherited = 0;
+  struct chunk_check cc = {p, why, whylen, 0};
+  mp_ranges_walk(r, check_range, &cc);
+  if (cc.rc) return cc.rc;
+  for (uint32_t k = 0; k < c->count; k++) {
+    uint32_t g0 = first_granule(c, k), n = granules_of(p, k), live = 0;
+    mp_extent e;
+    enum mp_range_kind kind = mp_ranges_kind_at(r, g0, &e);
+    bool whole_free = kind == MP_RANGE_LISTED && e.start + e.size >= g0 + n;
+    if (c->state[k] == MP_CHUNK_AWAY && (kind != MP_RANGE_IN_USE || e.start != g0 || e.size != n)) {
+      mp_format(why, whylen, "C1: chunk %lu is not held but is not one in-use range", UL(k));
+      return -1;
+    }
+    if (c->state[k] == MP_CHUNK_HELD) {
+      held++;
+      whole += whole_free;
+      if (!c->fixed && whole_free != bit_test(c->whole_free, k)) {
+        mp_format(why, whylen, "C3: chunk %lu whole free %u, bit %u", UL(k), (unsigned)whole_free,
+                  (unsigned)bit_test(c->whole_free, k));
+        return -1;
+      }
+    }
+    if (c->state[k] == MP_CHUNK_INHERITED) {
+      inherited++;
+      mp_ranges_walk_in(r, g0, g0 + n, count_live_check, &live);
+      if (c->live[k] != live) {
+        mp_format(why, whylen, "C4: inherited chunk %lu counts %lu live granules, ranges say %lu", UL(k),
+                  UL(c->live[k]), UL(live));
+        return -1;
+      }
+    }
+  }
+  if ((!c->fixed && whole != c->whole_free_count) || held != c->held || inherited != c->inherited) {
+    mp_format(why, whylen, "C3: counters: whole free %lu/%lu, held %lu/%lu, inherited %lu/%lu",
+              UL(c->whole_free_count), UL(whole), UL(c->held), UL(held), UL(c->inherited), UL(inherited));
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,74 @@
+/* chunks.h - the window as chunks that processes claim, use and give back.
+ *
+ * The window is cut into chunks (a power of two, 64 KiB .. 1 GiB). A process
+ * claims a chunk on the slow path, when its ranges cannot serve a request, by
+ * a non-blocking OFD write lock on the chunk's bytes of the device (the
+ * region layer), and allocates only from chunks it holds. A run of
+ * contiguous chunks serves a block larger than one. The kernel drops the
+ * locks of a process that dies, so a crash leaves its chunks claimable.
+ * There is no shared metadata and no daemon: the lock table is the state.
+ *
+ * In the ranges, a chunk that is not held is one in-use piece (never handed
+ * out, never coalesced); claiming frees it into the ranges, releasing carves
+ * it back. A held chunk that one free range covers is "whole free"; such
+ * chunks go back to the device once more than 1 + held/8 of them exist
+ * (hysteresis: a program that frees and reallocates does not claim and
+ * release on every call).
+ *
+ * fork: the child holds no chunk. Its inherited blocks are copied into
+ * private memory chunk by chunk (only chunks with blocks in use, only the
+ * bytes in use); their free space is parked (never allocated from); an
+ * inherited chunk whose last block is freed becomes not held, claimable by
+ * the child like any other. The child allocates from chunks it claims through
+ * its own open of the device.
+ *
+ * INVARIANTS (pool lock held; checked by mp_chunks_check):
+ *   C1  a chunk not held is exactly one in-use range [k*C, (k+1)*C);
+ *   C2  listed free ranges lie in held chunks only, parked ones in
+ *       inherited chunks only; a block lies in chunks of one state;
+ *   C3  whole_free has a bit exactly for the held chunks one listed free
+ *       range covers, and whole_free_count counts them;
+ *   C4  live[k] of an inherited chunk is its granules in in-use ranges.
+ * TIME BOUNDS: alloc and free O(1) plus, on the slow path, O(chunks + locks
+ * held by others) system calls at most for a claim (a conflicting lock is
+ * skipped whole, found with F_OFD_GETLK); release O(1) system calls.
+ */
+#ifndef MP_CHUNKS_H
+#define MP_CHUNKS_H
+
+#include "mp_types.h"
+
+/* The chunk size for a window of `bytes`: window/128 as a power of two,
+ * between 64 KiB and 2 MiB. */
+uint64_t mp_chunk_size_for(uint64_t bytes);
+
+/* Sets up the chunk table and the ranges (all free when fixed: anon and
+ * exclusive windows, held whole from the start). 0 or -errno. */
+int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed);
+void mp_chunks_destroy(mp_pool *p);
+
+/* Pool lock held. n granules aligned to align granules from held chunks,
+ * claiming chunks when may_claim and the held ones cannot serve. The start
+ * granule, or MP_NONE. */
+uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim);
+/* Pool lock held. Frees the in-use range at g (n granules, checked by the
+ * caller): into the free ranges of a held chunk (releasing whole free chunks
+ * past the hysteresis), or parked in an inherited one. */
+void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n);
+/* Pool lock held. Grows or shrinks the in-use range at g (old granules) to
+ * n in place; false when it cannot (inherited blocks never grow). */
+bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n);
+
+static inline unsigned mp_chunk_state_at(const mp_pool *p, uint32_t g) {
+  return p->chunks.state[g >> (p->chunks.shift - MP_GRANULE_SHIFT)];
+}
+
+/* In a fork child, single-threaded, after the region's own descriptor:
+ * gives up every held chunk (copies of those in use). 0, or -errno when a
+ * copy could not be mapped (the chunk stays the parent's, read-only). */
+int mp_chunks_fork_child(mp_pool *p);
+
+/* Verifies C1..C4 (O(chunks + ranges)). 0, or -1 with a reason in why. */
+int mp_chunks_check(mp_pool *p, char *why, size_t whylen);
+
+#endif

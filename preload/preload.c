@@ -66,7 +66,10 @@ static void initialize(void) {
   if (rc != 0) {
     if (g_cfg.policy.strict)  /* MEMPOOL_STRICT: no pool, no program */
       mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
-    mp_msg("%s; running on jemalloc only", err);
+    /* A process of the tree that runs as another user (a privilege drop
+     * before exec) may not open the device: like a window others hold, that
+     * is said at level 2 only. */
+    mp_log(rc == -EACCES ? MP_LOG_INFO : MP_LOG_PROBLEM, "%s; running on jemalloc only", err);
     return;
   }
   if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "msg.h"
 #include "ranges.h"
@@ -61,6 +62,7 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
     mp_meta_unmap(m, len);
     return rc;
   }
+  c->full_run = UINT32_MAX;
   if (fixed) {
     memset(c->state, MP_CHUNK_HELD, c->count);
     c->held = c->count;
@@ -99,6 +101,13 @@ static void release(mp_pool *p, uint32_t k) {
   p->stats.chunk_releases++;
 }
 
+/* Whole free chunks kept: 1 + held/8, and at least the run of the latest
+ * claim (a program that frees and reallocates a large block keeps its run). */
+static inline uint32_t retained(const mp_chunks *c) {
+  uint32_t r = 1 + c->held / 8;
+  return r > c->last_run ? r : c->last_run;
+}
+
 /* The held chunks inside free extent e that overlap [g, g+n) became whole
  * free; past the hysteresis the highest of them go back. */
 static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
@@ -109,10 +118,15 @@ static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
     if (s >= e.start && s + granules_of(p, k) <= e.start + e.size && !bit_test(c->whole_free, k)) {
       bit_set(c->whole_free, k);
       c->whole_free_count++;
+      c->full_run = UINT32_MAX;  /* room of our own again: search at once */
     }
   }
-  for (uint32_t k = hi + 1; k-- > lo && c->whole_free_count > 1 + c->held / 8;)
+  for (uint32_t k = hi + 1; k-- > lo && c->whole_free_count > retained(c);)
     if (bit_test(c->whole_free, k)) release(p, k);
+  /* Still too many (kept earlier, when more was held): the highest go. */
+  for (uint32_t w = (c->count + 63) / 64; w-- > 0 && c->whole_free_count > retained(c);)
+    while (c->whole_free[w] && c->whole_free_count > retained(c))
+      release(p, w * 64 + 63 - (uint32_t)__builtin_clzll(c->whole_free[w]));
 }
 
 /* ---- claiming ----------------------------------------------------------- */
@@ -150,28 +164,43 @@ static inline uint32_t away_end(const mp_chunks *c, uint32_t k, uint32_t lim) {
   return k;
 }
 
-/* Locks and maps the away chunks of run [k, k+m) (held whole free ones are
- * part of the run already). On a conflict, what this call locked is let go
- * and *busy_end says where the other's lock ends. 0 or -errno. */
+/* Locks and maps the away chunks of run [k, k+m), each through its own open
+ * (so that each can be released alone); held whole free ones are part of the
+ * run already. On a conflict, what this call claimed is let go and
+ * *busy_end says where the other's lock ends. 0 or -errno. */
 static int lock_run(mp_pool *p, uint32_t k, uint32_t m, size_t *busy_end) {
   mp_chunks *c = &p->chunks;
   uint32_t a = k;
   int rc = 0;
-  while (a < k + m && rc == 0) {
-    if (c->state[a] != MP_CHUNK_AWAY) {
-      a++;
-      continue;
-    }
-    uint32_t b = away_end(c, a, k + m);
-    rc = mp_region_claim(&p->region, offset_of(c, a), bytes_of(p, a, b - a), busy_end);
-    if (rc == 0) a = b;
-  }
+  for (; a < k + m && rc == 0; a++)
+    if (c->state[a] == MP_CHUNK_AWAY) rc = mp_region_claim(&p->region, offset_of(c, a), bytes_of(p, a, 1), busy_end);
   if (rc == 0) return 0;
-  for (uint32_t x = k, y; x < a; x = y) {  /* states are unchanged: the away ones in [k, a) are this call's */
-    y = c->state[x] == MP_CHUNK_AWAY ? away_end(c, x, a) : x + 1;
-    if (c->state[x] == MP_CHUNK_AWAY) mp_region_release(&p->region, offset_of(c, x), bytes_of(p, x, y - x));
-  }
+  for (uint32_t x = k; x + 1 < a; x++)  /* states are unchanged: the away ones before a-1 are this call's */
+    if (c->state[x] == MP_CHUNK_AWAY) mp_region_release(&p->region, offset_of(c, x), bytes_of(p, x, 1));
   return rc;
+}
+
+/* After a search found no run of m chunks because others hold them, runs of
+ * m or more are not searched again for MP_CLAIM_BACKOFF_NS (or until this
+ * process frees chunks): a program spilling on a full window pays a clock
+ * read per request, not a scan of the lock table. */
+#define MP_CLAIM_BACKOFF_NS 10000000ull
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool backoff_over(mp_chunks *c) {
+  if (now_ns() < c->full_until) return false;
+  c->full_run = UINT32_MAX;
+  return true;
+}
+
+static void note_full(mp_chunks *c, uint32_t m) {
+  c->full_run = m;
+  c->full_until = now_ns() + MP_CLAIM_BACKOFF_NS;
 }
 
 /* Claims a run of m chunks (away ones, or held ones a free range covers):
@@ -180,6 +209,8 @@ static int lock_run(mp_pool *p, uint32_t k, uint32_t m, size_t *busy_end) {
 static bool claim(mp_pool *p, uint32_t m) {
   mp_chunks *c = &p->chunks;
   uint32_t k = c->search_from, tried = 0;
+  bool others = false;  /* did another process's lock stand in the way? */
+  if (m >= c->full_run && !backoff_over(c)) return false;  /* the window was full a moment ago */
   while (tried < c->count) {
     if (k + m > c->count) {  /* wrap */
       tried += c->count - k;
@@ -201,6 +232,7 @@ static bool claim(mp_pool *p, uint32_t m) {
         if (c->state[a] == MP_CHUNK_AWAY) took(p, a, b - a);
       }
       c->search_from = k + m < c->count ? k + m : 0;
+      c->last_run = m;
       return true;
     }
     if (rc != -EBUSY) {
@@ -208,12 +240,15 @@ static bool claim(mp_pool *p, uint32_t m) {
              UL(p->region.dev_offset + offset_of(c, k)), mp_strerror(-rc));
       return false;
     }
+    others = true;
     uint32_t next = (uint32_t)((busy_end + ((size_t)1 << c->shift) - 1) >> c->shift);
     if (next <= k) next = k + 1;
     tried += next - k;
     k = next;
   }
+  if (!others) return false;  /* our own blocks fill the window: nothing to wait for */
   p->stats.no_chunk++;
+  note_full(c, m);
   if (!c->said_full) {
     c->said_full = true;
     mp_log(MP_LOG_INFO, "no free chunk of %lu bytes in %s (other processes hold the window): spilling",
@@ -247,7 +282,7 @@ static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
     if (c->live[k]) continue;
     if (!mp_ranges_carve(&p->ranges, s, e - s)) mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
     size_t len = bytes_of(p, k, 1);
-    mp_region_drop(&p->region, offset_of(c, k), len);
+    mp_region_release(&p->region, offset_of(c, k), len);
     c->state[k] = MP_CHUNK_AWAY;
     c->inherited--;
     c->inherited_bytes -= len;
@@ -319,7 +354,7 @@ int mp_chunks_fork_child(mp_pool *p) {
     c->held_bytes -= len;
     if (cc.live == 0) {
       if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0)) mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
-      mp_region_drop(&p->region, offset_of(c, k), len);
+      mp_region_release(&p->region, offset_of(c, k), len);
       c->state[k] = MP_CHUNK_AWAY;
       continue;
     }
@@ -336,6 +371,7 @@ int mp_chunks_fork_child(mp_pool *p) {
   }
   c->search_from = 0;
   c->said_full = false;
+  c->full_run = UINT32_MAX;
   return rc;
 }
 

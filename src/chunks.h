@@ -11,9 +11,9 @@
  * In the ranges, a chunk that is not held is one in-use piece (never handed
  * out, never coalesced); claiming frees it into the ranges, releasing carves
  * it back. A held chunk that one free range covers is "whole free"; such
- * chunks go back to the device once more than 1 + held/8 of them exist
- * (hysteresis: a program that frees and reallocates does not claim and
- * release on every call).
+ * chunks go back to the device once more than max(1 + held/8, the run of
+ * the latest claim) of them exist (hysteresis: a program that frees and
+ * reallocates, even a large block, does not claim and release every time).
  *
  * fork: the child holds no chunk. Its inherited blocks are copied into
  * private memory chunk by chunk (only chunks with blocks in use, only the
@@ -31,7 +31,9 @@
  *   C4  live[k] of an inherited chunk is its granules in in-use ranges.
  * TIME BOUNDS: alloc and free O(1) plus, on the slow path, O(chunks + locks
  * held by others) system calls at most for a claim (a conflicting lock is
- * skipped whole, found with F_OFD_GETLK); release O(1) system calls.
+ * skipped whole, found with F_OFD_GETLK); release O(1) system calls. After
+ * a search finds no room for a run of m chunks, runs of m or more are not
+ * searched for 10 ms (a spilling program pays a clock read, not a scan).
  */
 #ifndef MP_CHUNKS_H
 #define MP_CHUNKS_H

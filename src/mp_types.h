@@ -213,7 +213,10 @@ typedef struct mp_chunks {
   uint32_t held, inherited, whole_free_count;
   uint64_t held_bytes, inherited_bytes;
   uint32_t search_from;     /* next-fit start of the claim search */
+  uint32_t last_run;        /* chunks of the latest claim (kept when whole free) */
   bool said_full;           /* "no free chunk" logged (level 2) */
+  uint32_t full_run;        /* runs this long found no room until full_until (ns, monotonic) */
+  uint64_t full_until;
   void *meta_base;
   size_t meta_len;
 } mp_chunks;

@@ -44,10 +44,11 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
     switch (*++f) {
     case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *)); break;
     case 'u':
+    case 'o':
     case 'x': {
       unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
       if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x");
-      unsigned base = *f == 'x' ? 16 : 10, digits = 1;
+      unsigned base = *f == 'x' ? 16 : *f == 'o' ? 8 : 10, digits = 1;
       for (unsigned long t = v / base; t; t /= base) digits++;
       while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
       pos = put_uint(buf, pos, len, v, base);

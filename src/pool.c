@@ -284,7 +284,6 @@ int mp_pool_fork_child(mp_pool *p) {
   mp_small_fork_child(p);
   int rc = 0;
   if (p->region.shared) {
-    mp_region_fork_child(&p->region);  /* without it the child claims nothing: it spills */
     if (p->chunks.fixed) {
       struct copy_ctx c = {p, 0};
       rc = mp_region_privatize(&p->region, copy_in_use, &c);

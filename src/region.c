@@ -7,10 +7,10 @@
  *
  * Shared mode (the interposer's default): open() reserves the window's
  * addresses (PROT_NONE) and maps nothing of the device; mp_region_claim()
- * locks a chunk's bytes with a non-blocking OFD write lock and maps it
- * MAP_SHARED|MAP_FIXED over the reservation. A mapping keeps its open file
- * description (and so its locks) alive even after the descriptor is closed:
- * a chunk stays ours until it is unmapped or the process dies.
+ * opens the device, locks a chunk's bytes with a non-blocking OFD write lock,
+ * maps it MAP_SHARED|MAP_FIXED over the reservation and closes the
+ * descriptor. A mapping keeps its open file description (and so its lock)
+ * alive: a chunk stays ours until it is unmapped or the process dies.
  * Exclusive mode (MEMPOOL_SHARE=0, API pools): the whole window is locked and
  * mapped at open.
  */
@@ -28,7 +28,6 @@
 #include "msg.h"
 
 #define UL(x) ((unsigned long)(x))
-#define HIGH_FD 512  /* where the library's descriptors live (bash uses 3..9, 10+ for its own) */
 
 static size_t page_size(void) {
   long p = sysconf(_SC_PAGESIZE);
@@ -44,57 +43,23 @@ void mp_meta_unmap(void *p, size_t len) {
   if (p) munmap(p, len);
 }
 
-/* ---- the library's descriptor -------------------------------------------- */
+/* ---- the device, opened for one claim ----------------------------------- */
 
-/* fd moved to a high number, close-on-exec (the original is closed). */
-static int move_high(int fd) {
-  struct rlimit rl;
-  int want = HIGH_FD;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= (rlim_t)want)
-    want = rl.rlim_cur > 16 ? (int)(rl.rlim_cur / 2) : 3;
-  int hi = fcntl(fd, F_DUPFD_CLOEXEC, want);
-  if (hi < 0) return fd;  /* keep the low number rather than nothing */
-  close(fd);
-  return hi;
-}
-
-/* Is r->fd still the descriptor the region opened (not closed by the
- * program, nor reused for something else)? */
-static bool fd_is_ours(const mp_region *r) {
-  struct stat st;
-  int fl = r->fd >= 0 ? fcntl(r->fd, F_GETFD) : -1;
-  return fl >= 0 && (fl & FD_CLOEXEC) && fstat(r->fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino;
-}
-
-/* A new open file description of the region's device, checked to be the
- * same file: through /proc/self/fd when the old descriptor is still ours,
- * else by path (O_NOFOLLOW). -1 when neither works. */
-static int reopen(const mp_region *r, bool via_old) {
-  int fd = -1;
-  if (via_old) {
-    char path[40];
-    mp_format(path, sizeof path, "/proc/self/fd/%d", r->fd);
-    fd = open(path, r->open_flags);
-  }
-  if (fd < 0) fd = open(r->device, r->open_flags | O_NOFOLLOW);
+/* The region keeps no descriptor: every chunk is claimed through an open of
+ * its own, closed at once; its mapping keeps that open file description, and
+ * so its lock, alive. Unmapping the chunk drops the lock. The program's
+ * descriptors are never touched, closed or reused, and a daemon's close loop
+ * cannot lose a claim. The path is opened again without following a final
+ * symlink and must still be the same file (device and inode). */
+static int open_same(const mp_region *r) {
+  int fd = open(r->device, r->open_flags | O_NOFOLLOW);
   struct stat st;
   if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_dev != r->dev || st.st_ino != r->ino)) {
     close(fd);
+    errno = ESTALE;
     fd = -1;
   }
   return fd;
-}
-
-/* The descriptor to lock through, re-opened when the program closed ours
- * (daemons' close loops, closefrom). Chunks claimed through the lost one
- * stay locked by their mappings: nothing is shared. */
-static int region_fd(mp_region *r) {
-  if (fd_is_ours(r)) return r->fd;
-  int fd = reopen(r, false);
-  if (fd < 0) return -1;
-  mp_log(MP_LOG_INFO, "the descriptor of %s was closed by the program; re-opened", r->device);
-  r->fd = move_high(fd);
-  return r->fd;
 }
 
 /* ---- opening --------------------------------------------------------------- */
@@ -227,7 +192,7 @@ static int open_backing(const mp_config *cfg, mp_region *r, open_ctx *o) {
   if (is_devmem && cfg->sync) flags |= O_SYNC;
   int fd = open_device(cfg, flags, o);
   if (fd < 0) return fd;
-  r->fd = move_high(fd);
+  r->fd = fd;
   r->open_flags = flags;
   struct stat st;
   if (fstat(r->fd, &st) != 0) {
@@ -283,14 +248,15 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   munmap(base + r->map_len, (size_t)(res + align - base));
   r->base = (uintptr_t)base;
   int rc = anon ? 0 : open_backing(cfg, r, &o);
+  if (r->fd >= 0) close(r->fd);  /* an exclusive window's lock lives on with its mapping */
+  r->fd = -1;
   if (rc != 0) mp_region_close(r);
   errno = saved_errno;
   return rc;
 }
 
 void mp_region_close(mp_region *r) {
-  if (r->base) munmap((void *)r->base, r->map_len);
-  if (r->fd >= 0 && fd_is_ours(r)) close(r->fd);
+  if (r->base) munmap((void *)r->base, r->map_len);  /* drops every lock */
   r->base = 0;
   r->size = 0;
   r->fd = -1;
@@ -323,11 +289,11 @@ static int give_blocks(mp_region *r, int fd, uint64_t dev_off, uint64_t len) {
 
 int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
   int saved = errno;
-  int fd = region_fd(r);
   int rc = 0;
   uint64_t dev_off = r->dev_offset + off;
+  int fd = open_same(r);
   if (fd < 0) {
-    rc = -EBADF;
+    rc = -errno;
   } else if (lock_range(fd, F_WRLCK, dev_off, len) != 0) {
     rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
     if (rc == -EBUSY && busy_end) {
@@ -339,8 +305,8 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
     if (rc == 0 && mmap((void *)(r->base + off), len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
                         (off_t)dev_off) == MAP_FAILED)
       rc = -errno;
-    if (rc != 0) lock_range(fd, F_UNLCK, dev_off, len);
   }
+  if (fd >= 0) close(fd);  /* without a mapping, the lock goes with it */
   errno = saved;
   return rc;
 }
@@ -354,17 +320,7 @@ static int reserve(mp_region *r, size_t off, size_t len) {
 
 void mp_region_release(mp_region *r, size_t off, size_t len) {
   int saved = errno;
-  /* Unmapped first: the chunk is never touched once another may have it. */
-  if (reserve(r, off, len) == 0) {
-    int fd = region_fd(r);
-    if (fd >= 0) lock_range(fd, F_UNLCK, r->dev_offset + off, len);
-  }
-  errno = saved;
-}
-
-void mp_region_drop(mp_region *r, size_t off, size_t len) {
-  int saved = errno;
-  reserve(r, off, len);
+  reserve(r, off, len);  /* the chunk's own open file description goes, and its lock */
   errno = saved;
 }
 
@@ -378,27 +334,6 @@ int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy
     return -e;
   }
   return 0;
-}
-
-int mp_region_fork_child(mp_region *r) {
-  if (!r->shared) return 0;
-  int saved = errno;
-  bool ours = fd_is_ours(r);
-  int fd = reopen(r, ours);
-  int rc = 0;
-  if (fd < 0) {
-    rc = -errno;
-    if (ours) close(r->fd);  /* never keep the parent's description (and locks) alive */
-    r->fd = -1;
-  } else if (ours) {
-    /* The same number, now our own description: the parent's is let go. */
-    if (dup3(fd, r->fd, O_CLOEXEC) < 0) rc = -errno;
-    close(fd);
-  } else {
-    r->fd = move_high(fd);
-  }
-  errno = saved;
-  return rc;
 }
 
 int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx) {

@@ -21,27 +21,22 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
 void mp_region_close(mp_region *r);
 
 /* Shared mode. Claims [off, off+len) of the window (offsets from its start,
- * page-aligned): a non-blocking OFD write lock on those bytes of the device,
- * real blocks for a regular file, then a MAP_SHARED mapping over the
- * reservation. 0, or -EBUSY (another description holds part of it;
- * *busy_end, when given, is the window offset where that lock ends),
- * -ENOSPC (file system full), -EBADF (the descriptor was lost and the device
- * cannot be re-opened) or what mmap said. O(1) system calls. */
+ * page-aligned) through an open of its own: a non-blocking OFD write lock on
+ * those bytes of the device, real blocks for a regular file, a MAP_SHARED
+ * mapping over the reservation, and the descriptor closed (the mapping keeps
+ * the lock). 0, or -EBUSY (another holds part of it; *busy_end, when given,
+ * is the window offset where that lock ends), -ENOSPC (file system full),
+ * -ESTALE (the path no longer names the file the region opened), or what
+ * open/mmap said. O(1) system calls. */
 int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end);
-/* Unmaps a claimed range (addresses stay reserved), then unlocks it. */
+/* Unmaps a claimed range (addresses stay reserved): its lock goes with its
+ * open file description. Claim and release ranges alike (one chunk each). */
 void mp_region_release(mp_region *r, size_t off, size_t len);
-/* Unmaps without unlocking: a fork child's inherited, never-locked range. */
-void mp_region_drop(mp_region *r, size_t off, size_t len);
 /* Replaces [off, off+len) by private anonymous memory holding what copy()
  * writes: copy(ctx, dst) writes region offset x at dst + x. 0 or -errno. */
 typedef void (*mp_copy_fn)(void *ctx, uintptr_t dst_base);
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx);
 
-/* In a fork child: the inherited descriptor shares the parent's open file
- * description (and its locks). Replace it (same number) by an own open of
- * the same file; 0, or -errno when none could be had (the child then
- * cannot claim). */
-int mp_region_fork_child(mp_region *r);
 /* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
 int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx);
 

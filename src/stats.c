@@ -101,7 +101,10 @@ void mp_stats_report_to(const mp_config *cfg, mp_pool *pool) {
   }
   int saved = errno;
   int fd = open(cfg->stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  if (fd < 0 && errno == EACCES) {  /* a process of the tree running as another user: quiet */
+    mp_log(MP_LOG_INFO, "cannot open MEMPOOL_STATS file %s: %s; no statistics", cfg->stats_path,
+           mp_strerror(errno));
+  } else if (fd < 0) {
     mp_msg("cannot open MEMPOOL_STATS file %s: %s; statistics go to stderr", cfg->stats_path,
            mp_strerror(errno));
     mp_stats_report(2, pool, cfg->stats_format);
@@ -120,7 +123,7 @@ void mp_stats_mallinfo2(mp_pool *pool, struct mallinfo2 *out) {
   if (!pool) return;
   mp_pool_info in;
   mp_pool_get_info(pool, &in);
-  out->arena = in.region_bytes;
+  out->arena = in.held_bytes + in.inherited_bytes;  /* what this process holds of the window */
   out->ordblks = in.free_ranges;
   out->uordblks = in.stats.pool_bytes + in.small_bytes;
   out->fordblks = in.free_bytes;

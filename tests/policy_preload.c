@@ -178,7 +178,8 @@ static void forkas_mode(void) {
   if (f) fclose(f);
   struct rlimit rl;
   getrlimit(RLIMIT_AS, &rl);
-  rl.rlim_cur = pages * 4096 + (16ul << 20);  /* less than the 64 MiB region */
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = pages * 4096 + (256ul << 10);  /* less than one chunk to copy (512 KiB) */
   CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
   unsetenv("LD_PRELOAD");
   char path[] = "/tmp/forkas-XXXXXX";
@@ -195,6 +196,8 @@ static void forkas_mode(void) {
   int st;
   CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "forkas: child did not exec and exit 0 (status %#x)", st);
+  rl.rlim_cur = was;
+  setrlimit(RLIMIT_AS, &rl);
   char msg[512] = "";
   ssize_t n = pread(fd, msg, sizeof msg - 1, 0);
   msg[n > 0 ? n : 0] = '\0';

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -250,6 +251,111 @@ START_TEST(region_busy) {
 }
 END_TEST
 
+/* ---- region files a hostile user may plant ---- */
+
+static int open_shared(const char *dev, mp_region *r, char *err) {
+  mp_config c = {.device = dev, .base = 0x100000, .high = 0x1FFFFF, .sync = true, .share = true, .chunk = 1 << 16};
+  return mp_region_open(&c, r, err, 320);
+}
+
+START_TEST(region_symlink_refused) {
+  char path[512], target[512], err[320];
+  snprintf(target, sizeof target, "%s/cfg_target_%d", tmpdir(), getpid());
+  snprintf(path, sizeof path, "%s/cfg_link_%d.dev", tmpdir(), getpid());
+  int fd = open(target, O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "precious", 8), 8);
+  close(fd);
+  unlink(path);
+  ck_assert_int_eq(symlink(target, path), 0);
+  mp_region r;
+  ck_assert_int_eq(open_shared(path, &r, err), -ELOOP);
+  ck_assert_msg(strstr(err, "is a symbolic link: not followed") != NULL, "%s", err);
+  struct stat st;
+  ck_assert_int_eq(stat(target, &st), 0);
+  ck_assert_int_eq(st.st_size, 8);  /* the file it points to is untouched */
+  unlink(path);
+  unlink(target);
+}
+END_TEST
+
+START_TEST(region_file_of_another_user_refused) {
+  char path[512], err[320];
+  if (geteuid() != 0) return;  /* needs root to give a file away (CI runs as root) */
+  snprintf(path, sizeof path, "%s/cfg_foreign_%d.dev", tmpdir(), getpid());
+  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
+  close(fd);
+  mp_region r;
+  ck_assert_int_eq(open_shared(path, &r, err), -EPERM);
+  ck_assert_msg(strstr(err, "is owned by uid 65534") != NULL, "%s", err);
+  unlink(path);
+}
+END_TEST
+
+START_TEST(region_file_writable_by_others_refused) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_0666_%d.dev", tmpdir(), getpid());
+  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fchmod(fd, 0666), 0);
+  close(fd);
+  mp_region r;
+  ck_assert_int_eq(open_shared(path, &r, err), -EPERM);
+  ck_assert_msg(strstr(err, "is writable by group or others (mode 666)") != NULL, "%s", err);
+  unlink(path);
+}
+END_TEST
+
+/* RLIMIT_FSIZE below the region's end: a line, never SIGXFSZ. */
+START_TEST(region_fsize_limit) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_fsize_%d.dev", tmpdir(), getpid());
+  unlink(path);
+  struct rlimit rl = {0x100000, RLIM_INFINITY};
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+  mp_region r;
+  ck_assert_int_eq(open_shared(path, &r, err), -EFBIG);
+  ck_assert_msg(strstr(err, "RLIMIT_FSIZE (1048576 bytes) is below the region's end") != NULL, "%s", err);
+  unlink(path);
+}
+END_TEST
+
+/* Missing files are never created in /dev, however the path is spelled. */
+START_TEST(never_created_in_dev) {
+  static const char *const spellings[] = {"//dev/mempool-test-x", "/dev/./mempool-test-x",
+                                          "/dev/../dev/mempool-test-x", "/dev//mempool-test-x"};
+  char err[320];
+  for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+    mp_region r;
+    ck_assert_int_eq(open_shared(spellings[i], &r, err), -ENOENT);
+    ck_assert_int_eq(access("/dev/mempool-test-x", F_OK), -1);
+  }
+}
+END_TEST
+
+/* The region keeps no descriptor open; a file it creates is the user's alone. */
+START_TEST(region_keeps_no_descriptor) {
+  char path[512], err[320];
+  snprintf(path, sizeof path, "%s/cfg_fd_%d.dev", tmpdir(), getpid());
+  unlink(path);
+  int before = open("/dev/null", O_RDONLY);
+  close(before);
+  mp_region r;
+  ck_assert_msg(open_shared(path, &r, err) == 0, "%s", err);
+  ck_assert_int_eq(r.fd, -1);
+  int after = open("/dev/null", O_RDONLY);
+  ck_assert_int_eq(after, before);  /* the lowest free number is still free */
+  close(after);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);  /* created for this user alone */
+  mp_region_close(&r);
+  unlink(path);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("parse");
@@ -265,6 +371,12 @@ int main(void) {
   tcase_add_test(tr, region_errors);
   tcase_add_test(tr, region_busy);
   tcase_add_test(tr, region_permission_denied);
+  tcase_add_test(tr, region_symlink_refused);
+  tcase_add_test(tr, region_file_of_another_user_refused);
+  tcase_add_test(tr, region_file_writable_by_others_refused);
+  tcase_add_test(tr, region_fsize_limit);
+  tcase_add_test(tr, never_created_in_dev);
+  tcase_add_test(tr, region_keeps_no_descriptor);
   suite_add_tcase(s, tr);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -37,6 +37,12 @@ static inline bool bit_test(const uint64_t *b, uint32_t k) { return (b[k >> 6] >
 static inline void bit_set(uint64_t *b, uint32_t k) { b[k >> 6] |= 1ull << (k & 63); }
 static inline void bit_clear(uint64_t *b, uint32_t k) { b[k >> 6] &= ~(1ull << (k & 63)); }
 
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
@@ -56,13 +62,17 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
   c->whole_free = (uint64_t *)m;
   c->live = (uint32_t *)(m + words * 8);
   c->state = (uint8_t *)(m + words * 8 + (size_t)c->count * 4);
-  int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : c->granules);
+  /* Not held: one in-use range, split at chunk ends as chunks are claimed
+   * (a piece per chunk would touch a bitmap page per chunk at every start). */
+  int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : granules);
+  c->away_ranges = fixed ? 0 : 1;
   if (rc != 0) {
     rc = -errno;
     mp_meta_unmap(m, len);
     return rc;
   }
   c->full_run = UINT32_MAX;
+  c->period_start = now_ns();
   if (fixed) {
     memset(c->state, MP_CHUNK_HELD, c->count);
     c->held = c->count;
@@ -78,6 +88,9 @@ void mp_chunks_destroy(mp_pool *p) {
 
 /* ---- whole free chunks and release --------------------------------------- */
 
+/* Chunks with blocks: what the process needs now. */
+static inline uint32_t needed(const mp_chunks *c) { return c->held - c->whole_free_count; }
+
 /* The held chunks overlapping [g, g+n) are no longer whole free. */
 static void consumed(mp_pool *p, uint32_t g, uint32_t n) {
   mp_chunks *c = &p->chunks;
@@ -85,6 +98,7 @@ static void consumed(mp_pool *p, uint32_t g, uint32_t n) {
     if (bit_test(c->whole_free, k)) {
       bit_clear(c->whole_free, k);
       c->whole_free_count--;
+      if (needed(c) > c->peak) c->peak = needed(c);
     }
 }
 
@@ -94,6 +108,7 @@ static void release(mp_pool *p, uint32_t k) {
   if (!mp_ranges_carve(&p->ranges, first_granule(c, k), granules_of(p, k))) mp_fatal("internal error: chunk %lu to release is not one free range", UL(k));
   bit_clear(c->whole_free, k);
   c->whole_free_count--;
+  c->away_ranges++;
   mp_region_release(&p->region, offset_of(c, k), len);
   c->state[k] = MP_CHUNK_AWAY;
   c->held--;
@@ -101,11 +116,31 @@ static void release(mp_pool *p, uint32_t k) {
   p->stats.chunk_releases++;
 }
 
-/* Whole free chunks kept: 1 + held/8, and at least the run of the latest
- * claim (a program that frees and reallocates a large block keeps its run). */
-static inline uint32_t retained(const mp_chunks *c) {
-  uint32_t r = 1 + c->held / 8;
-  return r > c->last_run ? r : c->last_run;
+/* Whole free chunks kept: 1 + held/8, and what the process needed beyond
+ * its present need at its peak of the last one to two decay periods, up to
+ * 1/8 of the window (a program that frees and reallocates keeps its working
+ * set; one that stays low gives the rest back at its first free a period
+ * later; none sits on more than an eighth of a shared window). */
+static void decay(mp_chunks *c) {
+  uint64_t now = now_ns();
+  if (now - c->period_start < MP_CHUNK_DECAY_NS) return;
+  c->prev_peak = now - c->period_start >= 2 * MP_CHUNK_DECAY_NS ? needed(c) : c->peak;
+  c->peak = needed(c);
+  c->period_start = now;
+}
+
+static uint32_t retained(const mp_chunks *c) {
+  uint32_t recent = c->peak > c->prev_peak ? c->peak : c->prev_peak;
+  uint32_t r = 1 + c->held / 8, above = recent > needed(c) ? recent - needed(c) : 0;
+  if (above > c->count / 8) above = c->count / 8;  /* never idle on more than 1/8 of the window */
+  return r > above ? r : above;
+}
+
+/* The bits of word w for chunks lo..hi. */
+static inline uint64_t bits_between(uint32_t w, uint32_t lo, uint32_t hi) {
+  uint32_t a = lo > w * 64 ? lo - w * 64 : 0, b = hi < w * 64 + 63 ? hi - w * 64 : 63;
+  if (hi < w * 64 || lo > w * 64 + 63) return 0;
+  return (~0ull >> (63 - b)) & (~0ull << a);
 }
 
 /* The held chunks inside free extent e that overlap [g, g+n) became whole
@@ -121,12 +156,16 @@ static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
       c->full_run = UINT32_MAX;  /* room of our own again: search at once */
     }
   }
+  /* Past the hysteresis, whole free chunks away from this block go first
+   * (the block's own chunks are what the program reuses next). */
+  decay(c);
+  for (uint32_t w = (c->count + 63) / 64; w-- > 0 && c->whole_free_count > retained(c);) {
+    uint64_t bits = c->whole_free[w] & ~bits_between(w, lo, hi);
+    for (; bits && c->whole_free_count > retained(c); bits &= bits - 1)
+      release(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
+  }
   for (uint32_t k = hi + 1; k-- > lo && c->whole_free_count > retained(c);)
     if (bit_test(c->whole_free, k)) release(p, k);
-  /* Still too many (kept earlier, when more was held): the highest go. */
-  for (uint32_t w = (c->count + 63) / 64; w-- > 0 && c->whole_free_count > retained(c);)
-    while (c->whole_free[w] && c->whole_free_count > retained(c))
-      release(p, w * 64 + 63 - (uint32_t)__builtin_clzll(c->whole_free[w]));
 }
 
 /* ---- claiming ----------------------------------------------------------- */
@@ -137,7 +176,10 @@ static void took(mp_pool *p, uint32_t k, uint32_t m) {
   size_t len = bytes_of(p, k, m);
   if (p->policy.check) memset((void *)(p->region.base + offset_of(c, k)), MP_GUARD_FREED_BYTE, len);
   for (uint32_t j = k; j < k + m; j++) {
+    c->away_ranges += mp_ranges_split(&p->ranges, first_granule(c, j));
+    c->away_ranges += mp_ranges_split(&p->ranges, first_granule(c, j + 1));
     mp_ranges_free(&p->ranges, first_granule(c, j));
+    c->away_ranges--;
     c->state[j] = MP_CHUNK_HELD;
     bit_set(c->whole_free, j);
   }
@@ -186,12 +228,6 @@ static int lock_run(mp_pool *p, uint32_t k, uint32_t m, size_t *busy_end) {
  * read per request, not a scan of the lock table. */
 #define MP_CLAIM_BACKOFF_NS 10000000ull
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool backoff_over(mp_chunks *c) {
   if (now_ns() < c->full_until) return false;
   c->full_run = UINT32_MAX;
@@ -232,7 +268,6 @@ static bool claim(mp_pool *p, uint32_t m) {
         if (c->state[a] == MP_CHUNK_AWAY) took(p, a, b - a);
       }
       c->search_from = k + m < c->count ? k + m : 0;
-      c->last_run = m;
       return true;
     }
     if (rc != -EBUSY) {
@@ -281,6 +316,7 @@ static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
     c->live[k] -= hi - lo;
     if (c->live[k]) continue;
     if (!mp_ranges_carve(&p->ranges, s, e - s)) mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
+    c->away_ranges++;
     size_t len = bytes_of(p, k, 1);
     mp_region_release(&p->region, offset_of(c, k), len);
     c->state[k] = MP_CHUNK_AWAY;
@@ -354,6 +390,7 @@ int mp_chunks_fork_child(mp_pool *p) {
     c->held_bytes -= len;
     if (cc.live == 0) {
       if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0)) mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
+      c->away_ranges++;
       mp_region_release(&p->region, offset_of(c, k), len);
       c->state[k] = MP_CHUNK_AWAY;
       continue;
@@ -372,6 +409,8 @@ int mp_chunks_fork_child(mp_pool *p) {
   c->search_from = 0;
   c->said_full = false;
   c->full_run = UINT32_MAX;
+  c->peak = c->prev_peak = 0;
+  c->period_start = now_ns();
   return rc;
 }
 
@@ -382,6 +421,7 @@ struct chunk_check {
   char *why;
   size_t whylen;
   int rc;
+  uint32_t away_ranges;
 };
 
 /* C2 for one range: the chunks it overlaps are all in the state its kind needs. */
@@ -392,7 +432,7 @@ static void check_range(void *vctx, uint32_t start, uint32_t size, bool in_use) 
   enum mp_range_kind kind = mp_ranges_kind_at(&cc->pool->ranges, start, &e);
   unsigned want = kind == MP_RANGE_LISTED ? MP_CHUNK_HELD : kind == MP_RANGE_PARKED ? MP_CHUNK_INHERITED
                                                                                      : c->state[chunk_of(c, start)];
-  (void)in_use;
+  cc->away_ranges += in_use && want == MP_CHUNK_AWAY;
   for (uint32_t k = chunk_of(c, start), last = chunk_of(c, start + size - 1); k <= last && !cc->rc; k++)
     if (c->state[k] != want) {
       mp_format(cc->why, cc->whylen, "C2: range at granule %lu (kind %u) overlaps chunk %lu of state %u",
@@ -411,16 +451,21 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
   mp_chunks *c = &p->chunks;
   const mp_ranges *r = &p->ranges;
   uint32_t whole = 0, held = 0, inherited = 0;
-  struct chunk_check cc = {p, why, whylen, 0};
+  struct chunk_check cc = {p, why, whylen, 0, 0};
   mp_ranges_walk(r, check_range, &cc);
   if (cc.rc) return cc.rc;
+  if (cc.away_ranges != c->away_ranges) {
+    mp_format(why, whylen, "C1: %lu ranges stand for chunks not held, counted %lu", UL(cc.away_ranges),
+              UL(c->away_ranges));
+    return -1;
+  }
   for (uint32_t k = 0; k < c->count; k++) {
     uint32_t g0 = first_granule(c, k), n = granules_of(p, k), live = 0;
     mp_extent e;
     enum mp_range_kind kind = mp_ranges_kind_at(r, g0, &e);
     bool whole_free = kind == MP_RANGE_LISTED && e.start + e.size >= g0 + n;
-    if (c->state[k] == MP_CHUNK_AWAY && (kind != MP_RANGE_IN_USE || e.start != g0 || e.size != n)) {
-      mp_format(why, whylen, "C1: chunk %lu is not held but is not one in-use range", UL(k));
+    if (c->state[k] == MP_CHUNK_AWAY && kind != MP_RANGE_IN_USE) {  /* C2 keeps held chunks out of it */
+      mp_format(why, whylen, "C1: chunk %lu is not held but is not in an in-use range", UL(k));
       return -1;
     }
     if (c->state[k] == MP_CHUNK_HELD) {

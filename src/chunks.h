@@ -8,9 +8,10 @@
  * locks of a process that dies, so a crash leaves its chunks claimable.
  * There is no shared metadata and no daemon: the lock table is the state.
  *
- * In the ranges, a chunk that is not held is one in-use piece (never handed
- * out, never coalesced); claiming frees it into the ranges, releasing carves
- * it back. A held chunk that one free range covers is "whole free"; such
+ * In the ranges, chunks that are not held lie in in-use ranges of their own
+ * (never handed out, never coalesced; at start one range covers the window);
+ * claiming splits the chunk out at its ends and frees it into the ranges,
+ * releasing carves it back. A held chunk that one free range covers is "whole free"; such
  * chunks go back to the device once more than max(1 + held/8, the run of
  * the latest claim) of them exist (hysteresis: a program that frees and
  * reallocates, even a large block, does not claim and release every time).
@@ -23,7 +24,8 @@
  * its own open of the device.
  *
  * INVARIANTS (pool lock held; checked by mp_chunks_check):
- *   C1  a chunk not held is exactly one in-use range [k*C, (k+1)*C);
+ *   C1  a chunk not held lies in an in-use range that covers chunks not
+ *       held only (counted by away_ranges);
  *   C2  listed free ranges lie in held chunks only, parked ones in
  *       inherited chunks only; a block lies in chunks of one state;
  *   C3  whole_free has a bit exactly for the held chunks one listed free

@@ -193,11 +193,12 @@ typedef struct mp_small {
 #define MP_CHUNK_MAX         (1u << 30)
 #define MP_CHUNK_DEFAULT_MAX (2u << 20)    /* windows of 256 MiB and more */
 #define MP_CHUNKS_PER_WINDOW 128u          /* smaller windows: window / 128, at least MIN */
+#define MP_CHUNK_DECAY_NS    1000000000ull /* whole free chunks kept for a recent peak: 1-2 s */
 _Static_assert(MP_CHUNK_MIN % MP_SPAN_SIZE == 0, "a span never crosses a chunk boundary");
 _Static_assert((MP_CHUNK_MIN & (MP_CHUNK_MIN - 1)) == 0, "chunk sizes are powers of two");
 
 enum mp_chunk_state {
-  MP_CHUNK_AWAY = 0,        /* not ours: reserved addresses, one in-use piece in the ranges */
+  MP_CHUNK_AWAY = 0,        /* not ours: reserved addresses, inside in-use ranges of away chunks only */
   MP_CHUNK_HELD,            /* locked and mapped: serves allocations */
   MP_CHUNK_INHERITED,       /* a fork child's private copy of a parent's chunk: frees only */
 };
@@ -211,9 +212,11 @@ typedef struct mp_chunks {
   uint32_t *live;           /* per inherited chunk: granules still in use */
   uint64_t *whole_free;     /* per held chunk: a bit when one free range covers it */
   uint32_t held, inherited, whole_free_count;
+  uint32_t away_ranges;     /* in-use ranges that stand for chunks not held */
   uint64_t held_bytes, inherited_bytes;
   uint32_t search_from;     /* next-fit start of the claim search */
-  uint32_t last_run;        /* chunks of the latest claim (kept when whole free) */
+  uint32_t peak, prev_peak; /* most chunks with blocks in this decay period, the last */
+  uint64_t period_start;    /* ns, monotonic */
   bool said_full;           /* "no free chunk" logged (level 2) */
   uint32_t full_run;        /* runs this long found no room until full_until (ns, monotonic) */
   uint64_t full_until;

@@ -315,7 +315,7 @@ void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {
   out->free_bytes = (uint64_t)r->free_granules << MP_GRANULE_SHIFT;
   out->used_bytes = p->stats.region_used;
   out->largest_free = (uint64_t)mp_ranges_largest_free(r) << MP_GRANULE_SHIFT;
-  out->used_ranges = r->inuse_ranges - (c->count - c->held - c->inherited);  /* not the pieces of chunks away */
+  out->used_ranges = r->inuse_ranges - c->away_ranges;  /* not the ranges standing for chunks away */
   out->free_ranges = r->free_ranges;
   out->meta_bytes = mp_ranges_meta_bytes(r) + c->meta_len;
   out->stats = p->stats;

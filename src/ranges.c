@@ -321,6 +321,14 @@ bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n) {
   return true;
 }
 
+bool mp_ranges_split(mp_ranges *r, uint32_t g) {
+  if (g == 0 || g >= r->granules || is_start(r, g)) return false;
+  if (!inuse_test(r, (uint32_t)mp_bitmap_prev_set(&r->starts, g))) return false;
+  mp_bitmap_set(&r->starts, g);  /* no node: both halves stay in use */
+  r->inuse_ranges++;
+  return true;
+}
+
 void mp_ranges_park_all(mp_ranges *r) {
   for (unsigned fl = 0; fl < MP_FL_COUNT; fl++)
     for (unsigned sl = 0; sl < MP_SL_COUNT; sl++)

@@ -22,6 +22,7 @@
  *              of at most 64 nodes in one bucket for itself and each neighbour
  *   size/grow  O(levels)
  *   carve      O(levels)
+ *   split      O(levels)
  *   park_all   O(free ranges)
  * where levels <= 5 (64 GiB region). No metadata lives in the region.
  */
@@ -34,7 +35,7 @@
  * one private mapping. Returns 0 or -1 (errno from mmap). */
 int mp_ranges_init(mp_ranges *r, uint32_t granules);
 /* The same with every granule in use, as in-use ranges of `piece` granules
- * (the last may be shorter): a window whose chunks are not held yet. */
+ * (the last may be shorter); piece >= granules: one in-use range. */
 int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece);
 void mp_ranges_destroy(mp_ranges *r);
 
@@ -56,6 +57,9 @@ int mp_ranges_free_as(mp_ranges *r, uint32_t g, bool parked, mp_extent *merged);
  * range; what is left of the free range stays free, of its kind. False (and
  * nothing changes) when [g, g+n) is not inside one free range. */
 bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n);
+/* Splits the in-use range holding g so that one starts at g. True when a
+ * range was made (false: g is a start already, or in a free range). O(levels). */
+bool mp_ranges_split(mp_ranges *r, uint32_t g);
 /* Every listed free range becomes parked: nothing is allocatable. */
 void mp_ranges_park_all(mp_ranges *r);
 /* Status of g as a block start (MP_RANGES_OK if an in-use range starts there). */

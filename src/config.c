@@ -144,6 +144,8 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   v = get("MEMPOOL_SHARE");
   if (parse_bool(v, true, &cfg->share) != 0)
     return fail(err, errlen, "MEMPOOL_SHARE='%s' must be 0 or 1%s", v, suffix);
+  v = get("MEMPOOL_SYSFS_ROOT");
+  if (v && *v) cfg->sysfs_root = v;
   v = get("MEMPOOL_CHUNK");
   if (v && *v) {
     uint64_t c;

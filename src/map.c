@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "chunks.h"
 #include "outbuf.h"
 #include "pool.h"
 #include "sizeclass.h"
@@ -20,7 +21,9 @@ static void one_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   uintptr_t off = (uintptr_t)start << MP_GRANULE_SHIFT;
   unsigned long bytes = (unsigned long)size << MP_GRANULE_SHIFT;
   unsigned cls = in_use ? mp_small_class_at(c->pool, off) : 0;
-  if (cls)
+  if (in_use && mp_chunk_state_at(c->pool, start) == MP_CHUNK_AWAY)  /* chunks this process does not hold */
+    mp_out_printf(c->out, "range %#lx %lu away\n", (unsigned long)off, bytes);
+  else if (cls)
     mp_out_printf(c->out, "range %#lx %lu span:%u\n", (unsigned long)off, bytes, (unsigned)mp_class_size[cls - 1]);
   else
     mp_out_printf(c->out, "range %#lx %lu %s\n", (unsigned long)off, bytes, in_use ? "used" : "free");

@@ -2,7 +2,8 @@
  * scripts/mempool-map to draw. Format, one item per line:
  *   # mempool map v1
  *   region DEVICE BASE_HEX SIZE_BYTES
- *   range OFFSET_HEX SIZE_BYTES free|used|span:CLASS_BYTES
+ *   range OFFSET_HEX SIZE_BYTES free|used|span:CLASS_BYTES|away
+ * ("away": chunks of the shared window this process does not hold)
  */
 #ifndef MP_MAP_H
 #define MP_MAP_H

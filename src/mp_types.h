@@ -53,6 +53,7 @@ typedef struct mp_config {
   const char *map_path;     /* MEMPOOL_MAP: region map written at exit */
   bool share;               /* MEMPOOL_SHARE: claim chunks (1) or the whole window (0) */
   uint64_t chunk;           /* MEMPOOL_CHUNK: chunk bytes; 0 = derived from the window */
+  const char *sysfs_root;   /* MEMPOOL_SYSFS_ROOT (tests): where /sys is; NULL = /sys */
   int log_level;            /* 0 silent .. 3 debug; default 1 (problems) */
   const char *log_path;     /* MEMPOOL_LOG_FILE, else stderr */
   mp_policy policy;

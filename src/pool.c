@@ -16,6 +16,20 @@
 
 #define SMALL_MIN_REGION (8u << 20)  /* below this, spans would crowd the region */
 
+/* A device that maps only in units of its alignment (device dax): chunks
+ * are a multiple of it, and the window must start and end on it. */
+static int fit_device_align(mp_config *c, char *err, size_t errlen) {
+  uint64_t a = strcmp(c->device, "anon") ? mp_region_device_align(c->device, c->sysfs_root) : 0;
+  if (a <= 1) return 0;
+  if ((a & (a - 1)) || c->base % a || (c->high + 1) % a) {
+    mp_format(err, errlen, "%s maps in units of %lu bytes: MEMPOOL_BASE (%#lx) and MEMPOOL_HIGH+1 (%#lx) must be multiples",
+              c->device, (unsigned long)a, (unsigned long)c->base, (unsigned long)(c->high + 1));
+    return -EINVAL;
+  }
+  if (c->chunk < a) c->chunk = a;
+  return 0;
+}
+
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
@@ -24,7 +38,8 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   pthread_mutex_init(&p->lock, NULL);
   mp_config c = *cfg;
   if (!c.chunk) c.chunk = mp_chunk_size_for(cfg->high - cfg->base + 1);
-  int rc = mp_region_open(&c, &p->region, err, errlen);
+  int rc = fit_device_align(&c, err, errlen);
+  if (rc == 0) rc = mp_region_open(&c, &p->region, err, errlen);
   if (rc != 0) return rc;
   int saved = errno;
   bool fixed = !c.share || !p->region.shared;  /* exclusive, or anon */

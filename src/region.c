@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -60,6 +61,23 @@ static int open_same(const mp_region *r) {
     fd = -1;
   }
   return fd;
+}
+
+/* ---- device geometry -------------------------------------------------------- */
+
+uint64_t mp_region_device_align(const char *device, const char *sysfs_root) {
+  struct stat st;
+  if (stat(device, &st) != 0 || !S_ISCHR(st.st_mode)) return 0;
+  char path[4200], buf[32];
+  mp_format(path, sizeof path, "%s/dev/char/%u:%u/align", sysfs_root && *sysfs_root ? sysfs_root : "/sys",
+            major(st.st_rdev), minor(st.st_rdev));
+  int saved = errno, fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  uint64_t a = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) a = a * 10 + (uint64_t)(buf[i] - '0');
+  return a;
 }
 
 /* ---- opening --------------------------------------------------------------- */

@@ -18,6 +18,10 @@
  *   or what open/fstat/ftruncate/mmap said.
  * The descriptor is the library's own: close-on-exec, at a high number. */
 int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen);
+/* The mapping alignment a character device asks for (device dax:
+ * SYSFS/dev/char/MAJ:MIN/align, 2 MiB by default), or 0 (none known).
+ * sysfs_root NULL or empty: /sys. Reads one file; allocates nothing. */
+uint64_t mp_region_device_align(const char *device, const char *sysfs_root);
 void mp_region_close(mp_region *r);
 
 /* Shared mode. Claims [off, off+len) of the window (offsets from its start,

@@ -303,6 +303,34 @@ START_TEST(no_descriptor_is_kept) {
 }
 END_TEST
 
+/* A device that maps in units of its alignment (device dax, found in
+ * sysfs): chunks follow it. /dev/zero (1:5) stands in, with a fake sysfs. */
+START_TEST(dax_alignment_sets_the_chunk) {
+  char root[600], dir[700], file[720], err[320];
+  snprintf(root, sizeof root, "%s.sysfs", g_path);
+  snprintf(dir, sizeof dir, "%s/dev/char/1:5", root);
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(file, sizeof file, "%s/align", dir);
+  FILE *f = fopen(file, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("2097152\n", f);
+  fclose(f);
+  mp_pool p;
+  mp_config c = {.device = "/dev/zero", .base = 0, .high = (8 << 20) - 1, .share = true, .sysfs_root = root};
+  ck_assert_msg(mp_pool_open(&p, &c, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(1u << p.chunks.shift, 2u << 20);  /* not the 64 KiB an 8 MiB window would get */
+  ck_assert_uint_eq(p.region.base & ((2u << 20) - 1), 0);
+  mp_pool_close(&p);
+  c.base = 64 << 10;  /* not a multiple of the alignment: refused with a line */
+  ck_assert_int_eq(mp_pool_open(&p, &c, err, sizeof err), -EINVAL);
+  ck_assert_msg(strstr(err, "/dev/zero maps in units of 2097152 bytes") != NULL, "%s", err);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chunks");
   TCase *tc = tcase_create("shared window");
@@ -316,6 +344,7 @@ int main(void) {
   tcase_add_test(tc, fork_child_copies_and_claims_its_own);
   tcase_add_test(tc, exclusive_mode_refuses_a_second);
   tcase_add_test(tc, no_descriptor_is_kept);
+  tcase_add_test(tc, dax_alignment_sets_the_chunk);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -369,8 +369,30 @@ static void copy_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   memcpy((void *)(cc->dst + off), (const void *)(cc->pool->region.base + off), (size_t)size << MP_GRANULE_SHIFT);
 }
 
+static void bound_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  uint32_t *b = vctx;
+  if (!in_use) return;
+  if (start < b[0]) b[0] = start;
+  b[1] = start + size;
+}
+
+/* Faults one page at a time cost more than the copy (the child has no page
+ * table entries for the parent's shared chunk): both sides of the live
+ * part are populated in one call each first (ignored where unsupported). */
+static void populate(uintptr_t src, uintptr_t dst, size_t off, size_t end) {
+  size_t pg = 4096;
+  off &= ~(pg - 1);
+  end = (end + pg - 1) & ~(pg - 1);
+  madvise((void *)(src + off), end - off, MADV_POPULATE_READ);
+  madvise((void *)(dst + off), end - off, MADV_POPULATE_WRITE);
+}
+
 static void copy_chunk(void *vctx, uintptr_t dst) {
   struct chunk_copy *cc = vctx;
+  uint32_t b[2] = {UINT32_MAX, 0};
+  mp_ranges_walk_in(&cc->pool->ranges, cc->g0, cc->g1, bound_live, b);
+  if (b[0] < b[1])
+    populate(cc->pool->region.base, dst, (size_t)b[0] << MP_GRANULE_SHIFT, (size_t)b[1] << MP_GRANULE_SHIFT);
   cc->dst = dst;
   mp_ranges_walk_in(&cc->pool->ranges, cc->g0, cc->g1, copy_live, cc);
 }

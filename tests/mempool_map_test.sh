@@ -3,9 +3,12 @@
 # maps: a valid one with used blocks, free ranges and spans (exit 0, a valid
 # PNG of the requested size, the default output name, summary figures equal
 # to the ones computed here with awk), one of 200000 tiny alternating ranges
-# (pixels mixing used and free get a shade between the two colours), and
-# broken ones (a gap, an overlap, a short tiling, a bad state, a range
-# before the region line: exit 1 and a message naming the line).
+# (pixels mixing used and free get a shade between the two colours), one of
+# a shared window with "away" ranges (chunks this process does not hold:
+# counted as neither used nor free, drawn grey, listed as "not held"), and
+# broken ones (a gap, an overlap, a short tiling, a bad state, a bad away
+# state, a gap where an away range was, a range before the region line:
+# exit 1 and a message naming the line).
 set -u
 tool=$1
 tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-${TMPDIR:-/tmp}}/mempool_map.XXXXXX")
@@ -24,11 +27,13 @@ check_eq() {  # check_eq DESC GOT WANT
 # A PNG checker independent of the tool: signature, chunk CRCs, IHDR (8-bit
 # RGB), IDAT inflating to exactly H rows of 1+3W bytes, every filter undone.
 # Prints "W H"; with "mixed" also checks that the most common colour of the
-# strips' pixels lies strictly between the free and the used colour
-# (light grey and red in scripts/mempool-map; keep them in sync).
+# strips' pixels lies strictly between the free and the used colour; with
+# "away" that the most common colour of the lower half's strips is the away
+# colour; with "noaway" that no pixel anywhere has the away colour (light
+# grey, red and mid grey in scripts/mempool-map; keep them in sync).
 cat >"$tmp/pngcheck.py" <<'EOF'
 import struct, sys, zlib
-FREE, USED = (217, 217, 217), (200, 40, 30)
+FREE, USED, AWAY = (217, 217, 217), (200, 40, 30), (160, 160, 160)
 path = sys.argv[1]
 data = open(path, "rb").read()
 if data[:8] != b"\x89PNG\r\n\x1a\n":
@@ -81,6 +86,20 @@ if len(sys.argv) > 2 and sys.argv[2] == "mixed":
     between = all(min(f, u) <= t <= max(f, u) for t, f, u in zip(top, FREE, USED))
     if top in (FREE, USED) or not between:
         sys.exit(f"{path}: most common strip colour {top} is not a free/used mix")
+if len(sys.argv) > 2 and sys.argv[2] == "away":
+    count = {}
+    for line in rows[h // 2:]:
+        for x in range(w // 3, w - 20):
+            px = tuple(line[3 * x:3 * x + 3])
+            count[px] = count.get(px, 0) + 1
+    count.pop((255, 255, 255), None)
+    top = max(count, key=count.get)
+    if top != AWAY:
+        sys.exit(f"{path}: most common colour of the lower strips is {top}, not the away colour {AWAY}")
+if len(sys.argv) > 2 and sys.argv[2] == "noaway":
+    n = sum(1 for line in rows for x in range(w) if tuple(line[3 * x:3 * x + 3]) == AWAY)
+    if n:
+        sys.exit(f"{path}: {n} pixels of the away colour {AWAY} in a map without away ranges")
 EOF
 pngcheck() { python3 "$tmp/pngcheck.py" "$@"; }
 
@@ -115,6 +134,9 @@ check_eq "used bytes" "$(field 'used bytes')" "$want_used"
 check_eq "free bytes" "$(field 'free bytes')" "$want_free"
 check_eq "largest free" "$(field 'largest free')" "$want_largest"
 check_eq "fragmentation" "$(field fragmentation)" "$want_frag"
+# no away ranges: nothing not held, all of the region held
+check_eq "not held" "$(field 'not held')" 0
+check_eq "held bytes" "$(field 'held bytes')" $((64 * 1048576))
 has "$tmp/out" "^region: */dev/mem base 0x20000000 size 67108864 " "region line"
 has "$tmp/out" "span classes: *16:2, 32:1, 64:1" "span classes"
 case $want_frag in 0.00%|100.00%) fail "synthetic map has trivial fragmentation $want_frag" ;; esac
@@ -123,6 +145,7 @@ if [ -s "$tmp/valid.png" ]; then
   dims=$(pngcheck "$tmp/valid.png") || fail "valid.png is not a valid PNG"
   read -r w h <<<"$dims"
   check_eq "PNG width" "$w" 900
+  pngcheck "$tmp/valid.png" noaway >/dev/null 2>"$tmp/err" || { fail "valid.png:"; sed 's/^/  | /' "$tmp/err" >&2; }
   has "$tmp/out" "^png: .*valid.png (900x$h)" "summary names the PNG"
   [ "${h:-0}" -ge 200 ] || fail "PNG height $h"
   if command -v file >/dev/null; then
@@ -151,6 +174,61 @@ check_eq "many: largest free" "$(field 'largest free')" 32
 check_eq "many: fragmentation" "$(field fragmentation)" "100.00%"
 pngcheck "$tmp/many.png" mixed >/dev/null 2>"$tmp/err" || { fail "many.png:"; sed 's/^/  | /' "$tmp/err" >&2; }
 
+# ---- a shared window: ranges this process does not hold ("away") -----------
+# 8 MiB in chunks of 1 MiB: chunks 0, 2 and 5 held (spans, used blocks, free
+# ranges), 1, 3 and 4 away (3 and 4 as two adjacent away ranges), 6-7 one
+# away range. The away ranges are bigger than any free range: they must not
+# count as free, nor as the largest free range, nor in the fragmentation.
+awk 'BEGIN {
+  M = 1048576
+  print "# mempool map v1"
+  print "region /dev/shm/shared 0x40000000 8388608"
+  printf "range 0x0 65536 span:32\n"
+  printf "range 0x10000 %d used\n", 196608
+  printf "range 0x40000 %d free\n", 262144
+  printf "range 0x80000 %d used\n", 131072
+  printf "range 0xa0000 %d free\n", 393216
+  printf "range 0x%x %d away\n", 1 * M, M
+  printf "range 0x%x %d used\n", 2 * M, 524288
+  printf "range 0x%x %d free\n", 2 * M + 524288, 524288
+  printf "range 0x%x %d away\n", 3 * M, M
+  printf "range 0x%x %d away\n", 4 * M, M
+  printf "range 0x%x %d free\n", 5 * M, 131072
+  printf "range 0x%x %d used\n", 5 * M + 131072, 917504
+  printf "range 0x%x %d away\n", 6 * M, 2 * M
+}' >"$tmp/away.map"
+read -r a_ranges a_used a_free a_away a_largest a_frag < <(awk '
+  $1 == "range" { n++
+    if ($4 == "free") { free += $3; if ($3 > big) big = $3 }
+    else if ($4 == "away") away += $3
+    else used += $3 }
+  END { printf "%d %d %d %d %d %.2f%%\n", n, used, free, away, big, (free ? 100 * (1 - big / free) : 0) }' "$tmp/away.map")
+# the figures, by hand: a slip in the awk above must not hide one in the tool
+check_eq "away: expected used" "$a_used" $((65536 + 196608 + 131072 + 524288 + 917504))
+check_eq "away: expected free" "$a_free" $((262144 + 393216 + 524288 + 131072))
+check_eq "away: expected not held" "$a_away" $((5 * 1048576))
+expect 0 "away map" "$tool" "$tmp/away.map" -o "$tmp/away.png" --width 900 --rows 8
+check_eq "away: ranges" "$(field ranges)" "$a_ranges"
+has "$tmp/out" "^ranges: .*free 4, not held 4)" "away: ranges by kind"
+check_eq "away: used bytes" "$(field 'used bytes')" "$a_used"
+check_eq "away: free bytes" "$(field 'free bytes')" "$a_free"
+check_eq "away: not held" "$(field 'not held')" "$a_away"
+check_eq "away: held bytes" "$(field 'held bytes')" $((8388608 - a_away))
+check_eq "away: largest free" "$(field 'largest free')" "$a_largest"
+check_eq "away: fragmentation" "$(field fragmentation)" "$a_frag"
+has "$tmp/out" "^largest free: .* at offset 0x280000$" "away: the largest free range is a free one"
+case $a_frag in 0.00%|100.00%) fail "away map has trivial fragmentation $a_frag" ;; esac
+pngcheck "$tmp/away.png" away >/dev/null 2>"$tmp/err" || { fail "away.png:"; sed 's/^/  | /' "$tmp/err" >&2; }
+# all of it away: nothing used or free, no fragmentation
+printf '# mempool map v1\nregion anon 0x0 4194304\nrange 0x0 1048576 away\nrange 0x100000 3145728 away\n' >"$tmp/allaway.map"
+expect 0 "all away" "$tool" "$tmp/allaway.map" -o "$tmp/allaway.png" --rows 2
+check_eq "all away: used bytes" "$(field 'used bytes')" 0
+check_eq "all away: free bytes" "$(field 'free bytes')" 0
+check_eq "all away: not held" "$(field 'not held')" 4194304
+check_eq "all away: held bytes" "$(field 'held bytes')" 0
+check_eq "all away: fragmentation" "$(field fragmentation)" "0.00%"
+pngcheck "$tmp/allaway.png" away >/dev/null 2>"$tmp/err" || { fail "allaway.png:"; sed 's/^/  | /' "$tmp/err" >&2; }
+
 # ---- broken maps: exit 1, the line named, no picture --------------------------
 # broken MAPFILE LINE REGEX DESC
 broken() {
@@ -177,6 +255,17 @@ broken "$tmp/long.map" "$last" "beyond the region" "range beyond the region"
 # A state that is not free, used or span:N.
 sed '9s/used$/busy/' "$tmp/valid.map" >"$tmp/state.map"
 broken "$tmp/state.map" 9 "malformed range line" "bad state"
+# Away takes no argument, and is spelt in lower case.
+sed '8s/away$/away:4096/' "$tmp/away.map" >"$tmp/awayarg.map"
+grep -q '^range .* away$' <(sed -n 8p "$tmp/away.map") || fail "line 8 of away.map is not an away range"
+broken "$tmp/awayarg.map" 8 "malformed range line" "away with an argument"
+sed '8s/away$/Away/' "$tmp/away.map" >"$tmp/awaycase.map"
+broken "$tmp/awaycase.map" 8 "malformed range line" "away in capitals"
+sed '8s/away$/awayfoo/' "$tmp/away.map" >"$tmp/awayjunk.map"
+broken "$tmp/awayjunk.map" 8 "malformed range line" "away with trailing junk"
+# Away ranges tile like the others: dropping one leaves a gap.
+sed '8d' "$tmp/away.map" >"$tmp/awaygap.map"
+broken "$tmp/awaygap.map" 8 "gap of 1048576 bytes" "gap where an away range was"
 # A range before the region line.
 printf '# mempool map v1\nrange 0x0 4096 used\nregion anon 0x0 4096\n' >"$tmp/order.map"
 broken "$tmp/order.map" 2 "before the 'region' line" "range before region"

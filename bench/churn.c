@@ -17,8 +17,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s LIVE MIN MAX OPS [SEED]\n", argv[0]);
     return 2;
   }
-  size_t live = arg_ull(argc, argv, 1, 0), min = arg_ull(argc, argv, 2, 16),
-         max = arg_ull(argc, argv, 3, 4096);
+  size_t live = arg_ull(argc, argv, 1, 0), min = arg_ull(argc, argv, 2, 16), max = arg_ull(argc, argv, 3, 4096);
   unsigned long long ops = arg_ull(argc, argv, 4, 0);
   rng_t r = {arg_ull(argc, argv, 5, 42)};
   size_table_init(&sizes_tab, min, max, r.s);

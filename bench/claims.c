@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < blocks; i++) {
       if (touch) {
         slot_new(&slot[i], size, &r);
-      } else {  /* tags only: slot_set without the page writes */
+      } else { /* tags only: slot_set without the page writes */
         slot_t *s = &slot[i];
         s->p = xmalloc(size);
         s->n = (uint32_t)size;
@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
   uint64_t t1 = now_ns();
   free(slot);
   printf("RESULT us_per_round=%.2f ns_per_op=%.1f rounds=%llu blocks=%zu size=%zu touch=%d\n",
-         (double)(t1 - t0) / (double)rounds / 1e3, (double)(t1 - t0) / (double)(rounds * blocks), rounds,
-         blocks, size, touch);
+         (double)(t1 - t0) / (double)rounds / 1e3, (double)(t1 - t0) / (double)(rounds * blocks), rounds, blocks, size,
+         touch);
   return 0;
 }

@@ -28,7 +28,9 @@ static inline uint64_t now_ns(void) {
 }
 
 /* splitmix64: tiny, fast, good enough for picking slots and sizes */
-typedef struct { uint64_t s; } rng_t;
+typedef struct {
+  uint64_t s;
+} rng_t;
 
 static inline uint64_t rng_next(rng_t *r) {
   uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
@@ -62,9 +64,7 @@ static inline void size_table_init(size_table *t, size_t min, size_t max, uint64
   }
 }
 
-static inline size_t size_pick(const size_table *t, rng_t *r) {
-  return t->v[rng_next(r) >> (64 - SIZE_TABLE_BITS)];
-}
+static inline size_t size_pick(const size_table *t, rng_t *r) { return t->v[rng_next(r) >> (64 - SIZE_TABLE_BITS)]; }
 
 /* Write the tag at both ends and one byte on every 4 KiB of the body. */
 static inline void block_fill(void *p, size_t n, uint64_t tag) {
@@ -123,17 +123,18 @@ static inline void slot_set(slot_t *s, void *p, size_t n, rng_t *r) {
 
 static inline void slot_new(slot_t *s, size_t n, rng_t *r) { slot_set(s, xmalloc(n), n, r); }
 
-static inline void slot_check(const slot_t *s, const char *what) {
-  block_check(s->p, s->n, tag64(s->tag), what);
-}
+static inline void slot_check(const slot_t *s, const char *what) { block_check(s->p, s->n, tag64(s->tag), what); }
 
 static inline unsigned long long arg_ull(int argc, char **argv, int i, unsigned long long dflt) {
   if (i >= argc) return dflt;
   char *end;
   unsigned long long v = strtoull(argv[i], &end, 0);
-  if (*end == 'k' || *end == 'K') v <<= 10;
-  else if (*end == 'm' || *end == 'M') v <<= 20;
-  else if (*end == 'g' || *end == 'G') v <<= 30;
+  if (*end == 'k' || *end == 'K')
+    v <<= 10;
+  else if (*end == 'm' || *end == 'M')
+    v <<= 20;
+  else if (*end == 'g' || *end == 'G')
+    v <<= 30;
   return v;
 }
 

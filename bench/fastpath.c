@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
   uint64_t t0 = now_ns();
   unsigned long acc = loop(iters, size);
   uint64_t t1 = now_ns();
-  printf("RESULT ns_per_pair=%.3f iters=%llu size=%zu acc=%lu\n",
-         iters ? (double)(t1 - t0) / (double)iters : 0.0, iters, size, acc);
+  printf("RESULT ns_per_pair=%.3f iters=%llu size=%zu acc=%lu\n", iters ? (double)(t1 - t0) / (double)iters : 0.0,
+         iters, size, acc);
   return 0;
 }

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     }
     size_t sz = size_pick(&sizes_tab, &r);
     void *p = xmalloc(sz);
-    memset(p, 0x5a, sz);  /* every byte written */
+    memset(p, 0x5a, sz); /* every byte written */
     slot_set(&slot[count++], p, sz, &r);
     total += sz;
   }

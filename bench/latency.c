@@ -28,8 +28,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s LIVE MIN MAX OPS [SEED]\n", argv[0]);
     return 2;
   }
-  size_t live = arg_ull(argc, argv, 1, 100000), min = arg_ull(argc, argv, 2, 16),
-         max = arg_ull(argc, argv, 3, 4096);
+  size_t live = arg_ull(argc, argv, 1, 100000), min = arg_ull(argc, argv, 2, 16), max = arg_ull(argc, argv, 3, 4096);
   size_t ops = arg_ull(argc, argv, 4, 1000000);
   rng_t r = {arg_ull(argc, argv, 5, 42)};
   if (ops < 1) ops = 1;
@@ -71,11 +70,11 @@ int main(int argc, char **argv) {
   }
   qsort(lm, ops, sizeof *lm, cmp_u32);
   qsort(lf, ops, sizeof *lf, cmp_u32);
-  printf("RESULT malloc_p50=%u malloc_p99=%u malloc_p9999=%u malloc_max=%u "
-         "free_p50=%u free_p99=%u free_p9999=%u free_max=%u timer_ns=%u ns_per_op=%.2f live=%zu ops=%zu\n",
-         pct(lm, ops, 0.50), pct(lm, ops, 0.99), pct(lm, ops, 0.9999), lm[ops - 1], pct(lf, ops, 0.50),
-         pct(lf, ops, 0.99), pct(lf, ops, 0.9999), lf[ops - 1], tim[500], (double)(end - start) / (double)ops,
-         live, ops);
+  printf(
+      "RESULT malloc_p50=%u malloc_p99=%u malloc_p9999=%u malloc_max=%u "
+      "free_p50=%u free_p99=%u free_p9999=%u free_max=%u timer_ns=%u ns_per_op=%.2f live=%zu ops=%zu\n",
+      pct(lm, ops, 0.50), pct(lm, ops, 0.99), pct(lm, ops, 0.9999), lm[ops - 1], pct(lf, ops, 0.50), pct(lf, ops, 0.99),
+      pct(lf, ops, 0.9999), lf[ops - 1], tim[500], (double)(end - start) / (double)ops, live, ops);
   free(lm);
   free(lf);
   free(slot);

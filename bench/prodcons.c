@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
   pthread_join(tc, NULL);
   uint64_t t1 = now_ns();
   free(ring);
-  printf("RESULT ns_per_msg=%.2f messages=%llu min=%zu max=%zu ring=%zu\n",
-         (double)(t1 - t0) / (double)messages, messages, min, max, cap);
+  printf("RESULT ns_per_msg=%.2f messages=%llu min=%zu max=%zu ring=%zu\n", (double)(t1 - t0) / (double)messages,
+         messages, min, max, cap);
   return 0;
 }

@@ -60,8 +60,8 @@ int main(int argc, char **argv) {
     }
   clock_gettime(CLOCK_MONOTONIC, &b);
   long long ns = (long long)(b.tv_sec - a.tv_sec) * 1000000000ll + (b.tv_nsec - a.tv_nsec);
-  fprintf(out, "wall_ns=%lld status=%d maxrss_kib=%ld utime_us=%lld stime_us=%lld minflt=%ld majflt=%ld\n", ns,
-          status, ru.ru_maxrss, (long long)ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
+  fprintf(out, "wall_ns=%lld status=%d maxrss_kib=%ld utime_us=%lld stime_us=%lld minflt=%ld majflt=%ld\n", ns, status,
+          ru.ru_maxrss, (long long)ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
           (long long)ru.ru_stime.tv_sec * 1000000ll + ru.ru_stime.tv_usec, ru.ru_minflt, ru.ru_majflt);
   fclose(out);
   return 0;

@@ -18,7 +18,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 typedef void (*new_handler_fn)(void);
-extern new_handler_fn _ZSt15get_new_handlerv(void) __attribute__((weak));  /* std::get_new_handler() */
+extern new_handler_fn _ZSt15get_new_handlerv(void) __attribute__((weak));   /* std::get_new_handler() */
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc() */
 
 static void *try_alloc(size_t n, size_t align) {
@@ -45,22 +45,68 @@ static void delete_impl(void *p) { mp_free(mp_preload_owner_pool(), p); }
 
 EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, false); }
 EXPORT void *_Znam(size_t n) { return new_impl(n, 0, false); }
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_impl(n, 0, true); }
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_impl(n, 0, true); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) {
+  (void)nt;
+  return new_impl(n, 0, true);
+}
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) {
+  (void)nt;
+  return new_impl(n, 0, true);
+}
 EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
 EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
-EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) { (void)nt; return new_impl(n, a, true); }
-EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) { (void)nt; return new_impl(n, a, true); }
+EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) {
+  (void)nt;
+  return new_impl(n, a, true);
+}
+EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) {
+  (void)nt;
+  return new_impl(n, a, true);
+}
 
 EXPORT void _ZdlPv(void *p) { delete_impl(p); }
 EXPORT void _ZdaPv(void *p) { delete_impl(p); }
-EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; delete_impl(p); }
-EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; delete_impl(p); }
-EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; delete_impl(p); }
-EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; delete_impl(p); }
-EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; delete_impl(p); }
-EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; delete_impl(p); }
-EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; delete_impl(p); }
-EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; delete_impl(p); }
-EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt) { (void)a; (void)nt; delete_impl(p); }
-EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt) { (void)a; (void)nt; delete_impl(p); }
+EXPORT void _ZdlPvm(void *p, size_t n) {
+  (void)n;
+  delete_impl(p);
+}
+EXPORT void _ZdaPvm(void *p, size_t n) {
+  (void)n;
+  delete_impl(p);
+}
+EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) {
+  (void)nt;
+  delete_impl(p);
+}
+EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) {
+  (void)nt;
+  delete_impl(p);
+}
+EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) {
+  (void)a;
+  delete_impl(p);
+}
+EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) {
+  (void)a;
+  delete_impl(p);
+}
+EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
+  (void)n;
+  (void)a;
+  delete_impl(p);
+}
+EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
+  (void)n;
+  (void)a;
+  delete_impl(p);
+}
+EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt) {
+  (void)a;
+  (void)nt;
+  delete_impl(p);
+}
+EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt) {
+  (void)a;
+  (void)nt;
+  delete_impl(p);
+}

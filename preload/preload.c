@@ -22,13 +22,13 @@
 #include "pool.h"
 #include "stats.h"
 
-#define EXPORT __attribute__((visibility("default")))
+#define EXPORT    __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 
 static mp_pool g_pool;
-static mp_pool *g_active;   /* &g_pool once the region is usable, else NULL */
+static mp_pool *g_active; /* &g_pool once the region is usable, else NULL */
 static mp_config g_cfg;
-static int g_ready;         /* set (release) once initialization is complete */
+static int g_ready; /* set (release) once initialization is complete */
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int t_in_init __attribute__((tls_model("initial-exec")));
 
@@ -39,7 +39,7 @@ static const char *env(const char *name) { return secure_getenv(name); }
 static mp_pool *g_forking;
 
 static void fork_prepare(void) {
-  pthread_mutex_lock(&g_init_lock);  /* no child inherits an initialization in progress */
+  pthread_mutex_lock(&g_init_lock); /* no child inherits an initialization in progress */
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   if (g_forking) mp_pool_fork_prepare(g_forking);
 }
@@ -52,19 +52,21 @@ static void fork_child(void) {
   if (!g_forking) return;
   int rc = mp_pool_fork_child(g_forking);
   if (rc != 0)
-    mp_msg("fork: no memory for the child's private copy of the pool (%s): the child allocates from jemalloc and "
-           "the region is read-only in it", mp_strerror(-rc));
+    mp_msg(
+        "fork: no memory for the child's private copy of the pool (%s): the child allocates from jemalloc and "
+        "the region is read-only in it",
+        mp_strerror(-rc));
 }
 
 static void initialize(void) {
   char err[320];
-  if (getauxval(AT_SECURE)) return;  /* setuid/setgid: ignore the environment */
+  if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
   mp_log_setup(g_cfg.log_level, g_cfg.log_path);
   if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
   if (rc == 0) rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
   if (rc != 0) {
-    if (g_cfg.policy.strict)  /* MEMPOOL_STRICT: no pool, no program */
+    if (g_cfg.policy.strict) /* MEMPOOL_STRICT: no pool, no program */
       mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
     /* A process of the tree that runs as another user (a privilege drop
      * before exec) may not open the device: like a window others hold, that
@@ -78,16 +80,15 @@ static void initialize(void) {
     return;
   }
   if (g_cfg.policy.check) mp_guard_init(&g_pool);
-  mp_pool_enable_small(&g_pool);  /* small regions stay on the range path */
-  mp_log(MP_LOG_INFO, "region %s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device,
-         (unsigned long)g_cfg.base, (unsigned long)g_cfg.high, (void *)g_pool.region.base,
-         (unsigned long)g_pool.region.size, g_pool.small.enabled ? ", thread caches on" : "",
-         g_cfg.policy.strict ? ", strict" : "");
+  mp_pool_enable_small(&g_pool); /* small regions stay on the range path */
+  mp_log(MP_LOG_INFO, "region %s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device, (unsigned long)g_cfg.base,
+         (unsigned long)g_cfg.high, (void *)g_pool.region.base, (unsigned long)g_pool.region.size,
+         g_pool.small.enabled ? ", thread caches on" : "", g_cfg.policy.strict ? ", strict" : "");
   __atomic_store_n(&g_active, &g_pool, __ATOMIC_RELEASE);
 }
 
 static __attribute__((noinline)) mp_pool *pool_slow(void) {
-  if (t_in_init) return NULL;  /* a call from inside initialize(): jemalloc */
+  if (t_in_init) return NULL; /* a call from inside initialize(): jemalloc */
   pthread_mutex_lock(&g_init_lock);
   if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
     t_in_init = 1;
@@ -141,9 +142,13 @@ EXPORT struct mallinfo2 mallinfo2(void) {
 EXPORT struct mallinfo mallinfo(void) {
   struct mallinfo2 m2;
   mp_stats_mallinfo2(pool(), &m2);
-  struct mallinfo m = {
-      .arena = (int)m2.arena, .ordblks = (int)m2.ordblks, .hblkhd = (int)m2.hblkhd, .usmblks = (int)m2.usmblks,
-      .uordblks = (int)m2.uordblks, .fordblks = (int)m2.fordblks, .keepcost = (int)m2.keepcost};
+  struct mallinfo m = {.arena = (int)m2.arena,
+                       .ordblks = (int)m2.ordblks,
+                       .hblkhd = (int)m2.hblkhd,
+                       .usmblks = (int)m2.usmblks,
+                       .uordblks = (int)m2.uordblks,
+                       .fordblks = (int)m2.fordblks,
+                       .keepcost = (int)m2.keepcost};
   return m;
 }
 

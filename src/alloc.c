@@ -25,13 +25,15 @@ static inline bool routed(const mp_pool *p, size_t n) {
 static inline void *pool_alloc(mp_pool *p, size_t n, size_t align, bool zero, const char *caller) {
   if (__builtin_expect(p->policy.check, 0)) return mp_guard_alloc(p, n, align, zero, caller);
   void *r = mp_pool_alloc(p, n, align);
-  if (r && zero) memset(r, 0, n);  /* region memory is recycled or physical */
+  if (r && zero) memset(r, 0, n); /* region memory is recycled or physical */
   return r;
 }
 
 static inline void pool_free(mp_pool *p, void *ptr, const char *caller) {
-  if (__builtin_expect(p->policy.check, 0)) mp_guard_free(p, ptr, caller);
-  else mp_pool_free(p, ptr, caller);
+  if (__builtin_expect(p->policy.check, 0))
+    mp_guard_free(p, ptr, caller);
+  else
+    mp_pool_free(p, ptr, caller);
 }
 
 static inline size_t pool_usable(mp_pool *p, const void *ptr, const char *caller) {
@@ -89,7 +91,7 @@ void mp_free(mp_pool *p, void *ptr) {
       mp_pool_free_small(p, ptr, off, c - 1, "free");
       return;
     }
-    int saved = errno;  /* a first cache for this thread may mmap */
+    int saved = errno; /* a first cache for this thread may mmap */
     pool_free(p, ptr, "free");
     errno = saved;
     return;
@@ -107,7 +109,7 @@ size_t mp_malloc_usable_size(mp_pool *p, const void *ptr) {
 
 void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   if (!ptr) return mp_malloc(p, n);
-  if (n == 0) {  /* glibc: frees and returns NULL */
+  if (n == 0) { /* glibc: frees and returns NULL */
     mp_free(p, ptr);
     return NULL;
   }
@@ -119,7 +121,7 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   if (mp_pool_owns(p, ptr)) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;
     unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
-    if (c) {  /* a small object: stays in its class, or moves by the fast paths */
+    if (c) { /* a small object: stays in its class, or moves by the fast paths */
       int st = mp_span_check_held(p, off, c - 1);
       if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, "realloc", st == MP_SMALL_NOT_HELD);
       size_t cs = mp_class_size[c - 1];
@@ -155,7 +157,7 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   if (n > old && n <= SIZE_MAX / 2 && !p->policy.check && routed(p, n + n / 8))
     q = mp_pool_try_alloc(p, n + n / 8, MIN_ALIGN);
   if (!q) q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
-  if (!q) return NULL;  /* ptr untouched, errno = ENOMEM */
+  if (!q) return NULL; /* ptr untouched, errno = ENOMEM */
   memcpy(q, ptr, old < n ? old : n);
   pool_free(p, ptr, "realloc");
   return q;
@@ -176,7 +178,7 @@ int mp_posix_memalign(mp_pool *p, void **out, size_t align, size_t n) {
   if (!pow2(align) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
   void *r = alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "posix_memalign");
-  errno = saved;  /* posix_memalign reports through its return value only */
+  errno = saved; /* posix_memalign reports through its return value only */
   if (!r) return ENOMEM;
   *out = r;
   return 0;
@@ -191,11 +193,11 @@ void *mp_aligned_alloc(mp_pool *p, size_t align, size_t n) {
 }
 
 void *mp_memalign(mp_pool *p, size_t align, size_t n) {
-  if (align > SIZE_MAX / 2 + 1) {  /* glibc: EINVAL above SIZE_MAX/2+1 */
+  if (align > SIZE_MAX / 2 + 1) { /* glibc: EINVAL above SIZE_MAX/2+1 */
     errno = EINVAL;
     return NULL;
   }
-  if (align > MIN_ALIGN && !pow2(align)) align = (size_t)1 << (64 - __builtin_clzl(align));  /* round up (glibc) */
+  if (align > MIN_ALIGN && !pow2(align)) align = (size_t)1 << (64 - __builtin_clzl(align)); /* round up (glibc) */
   return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "memalign");
 }
 

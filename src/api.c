@@ -23,10 +23,10 @@
 
 struct mempool {
   mp_pool pool;
-  struct mempool *prev, *next;  /* g_pools, under g_lock */
-  uint64_t rejected;            /* calloc overflows: refused before the pool saw them */
-  size_t map_len;               /* this object's mapping */
-  char device[];                /* the region keeps a pointer to its device name */
+  struct mempool *prev, *next; /* g_pools, under g_lock */
+  uint64_t rejected;           /* calloc overflows: refused before the pool saw them */
+  size_t map_len;              /* this object's mapping */
+  char device[];               /* the region keeps a pointer to its device name */
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,7 +49,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   for (mempool_t *m = g_pools; m; m = m->next) {
     int rc = mp_pool_fork_child(&m->pool);
-    if (rc != 0)  /* the pool is detached: NULL for every request, region read-only */
+    if (rc != 0) /* the pool is detached: NULL for every request, region read-only */
       mp_msg("fork: no memory for the child's private copy of pool %s %#lx (%s): it serves nothing in the child",
              m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
   }
@@ -79,8 +79,8 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
     return fail(err, errlen, EINVAL, why);
   }
   if (prm->base % page) {
-    mp_format(why, sizeof why, "base (%#lx) is not aligned to the page size (%lu)",
-              (unsigned long)prm->base, (unsigned long)page);
+    mp_format(why, sizeof why, "base (%#lx) is not aligned to the page size (%lu)", (unsigned long)prm->base,
+              (unsigned long)page);
     return fail(err, errlen, EINVAL, why);
   }
   uint64_t size = prm->high - prm->base + 1;
@@ -94,17 +94,16 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   mempool_t *m = mp_meta_map(len);
   if (!m) {
     int e = errno;
-    mp_format(why, sizeof why, "cannot map %lu bytes for the pool object: %s", (unsigned long)len,
-              mp_strerror(e));
+    mp_format(why, sizeof why, "cannot map %lu bytes for the pool object: %s", (unsigned long)len, mp_strerror(e));
     return fail(err, errlen, e, why);
   }
   m->map_len = len;
   memcpy(m->device, prm->device, dlen + 1);
-  mp_config cfg = {.device = m->device, .base = prm->base, .high = prm->high,
-                   .sync = !prm->cached, .stats = MP_STATS_OFF};
+  mp_config cfg = {
+      .device = m->device, .base = prm->base, .high = prm->high, .sync = !prm->cached, .stats = MP_STATS_OFF};
   int rc = mp_pool_open(&m->pool, &cfg, why, sizeof why);
   if (rc != 0) {
-    if (rc == -EBUSY)  /* the lock is per open: another pool or the interposer counts too */
+    if (rc == -EBUSY) /* the lock is per open: another pool or the interposer counts too */
       mp_format(why, sizeof why, "region %s %#lx..%#lx is in use (by another pool, the interposer or another process)",
                 prm->device, (unsigned long)prm->base, (unsigned long)prm->high);
     mp_meta_unmap(m, len);
@@ -130,8 +129,10 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
 EXPORT void mempool_destroy(mempool_t *m) {
   if (!m) return;
   pthread_mutex_lock(&g_lock);
-  if (m->prev) m->prev->next = m->next;
-  else g_pools = m->next;
+  if (m->prev)
+    m->prev->next = m->next;
+  else
+    g_pools = m->next;
   if (m->next) m->next->prev = m->prev;
   pthread_mutex_unlock(&g_lock);
   mp_pool_close(&m->pool);
@@ -192,7 +193,7 @@ EXPORT void *mempool_realloc(mempool_t *m, void *p, size_t size) {
     mp_pool_free(&m->pool, p, "mempool_realloc");
     return NULL;
   }
-  size_t old = mp_pool_usable_size(&m->pool, p, "mempool_realloc");  /* traps if not a live block */
+  size_t old = mp_pool_usable_size(&m->pool, p, "mempool_realloc"); /* traps if not a live block */
   if (mp_pool_resize(&m->pool, p, size, "mempool_realloc")) return p;
   void *q = serve(m, size, MP_GRANULE);
   if (!q) return NULL;

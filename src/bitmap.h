@@ -15,9 +15,7 @@ size_t mp_bitmap_bytes(uint64_t n);
 /* Lays the levels out in mem (zeroed, mp_bitmap_bytes(n) long). */
 void mp_bitmap_init(mp_bitmap *b, uint64_t n, void *mem);
 
-static inline bool mp_bitmap_test(const mp_bitmap *b, uint64_t i) {
-  return (b->level[0][i >> 6] >> (i & 63)) & 1;
-}
+static inline bool mp_bitmap_test(const mp_bitmap *b, uint64_t i) { return (b->level[0][i >> 6] >> (i & 63)) & 1; }
 void mp_bitmap_set(mp_bitmap *b, uint64_t i);
 void mp_bitmap_clear(mp_bitmap *b, uint64_t i);
 /* Smallest set index >= i, or UINT64_MAX. */

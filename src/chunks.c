@@ -105,7 +105,8 @@ static void consumed(mp_pool *p, uint32_t g, uint32_t n) {
 static void release(mp_pool *p, uint32_t k) {
   mp_chunks *c = &p->chunks;
   size_t len = bytes_of(p, k, 1);
-  if (!mp_ranges_carve(&p->ranges, first_granule(c, k), granules_of(p, k))) mp_fatal("internal error: chunk %lu to release is not one free range", UL(k));
+  if (!mp_ranges_carve(&p->ranges, first_granule(c, k), granules_of(p, k)))
+    mp_fatal("internal error: chunk %lu to release is not one free range", UL(k));
   bit_clear(c->whole_free, k);
   c->whole_free_count--;
   c->away_ranges++;
@@ -132,7 +133,7 @@ static void decay(mp_chunks *c) {
 static uint32_t retained(const mp_chunks *c) {
   uint32_t recent = c->peak > c->prev_peak ? c->peak : c->prev_peak;
   uint32_t r = 1 + c->held / 8, above = recent > needed(c) ? recent - needed(c) : 0;
-  if (above > c->count / 8) above = c->count / 8;  /* never idle on more than 1/8 of the window */
+  if (above > c->count / 8) above = c->count / 8; /* never idle on more than 1/8 of the window */
   return r > above ? r : above;
 }
 
@@ -153,7 +154,7 @@ static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
     if (s >= e.start && s + granules_of(p, k) <= e.start + e.size && !bit_test(c->whole_free, k)) {
       bit_set(c->whole_free, k);
       c->whole_free_count++;
-      c->full_run = UINT32_MAX;  /* room of our own again: search at once */
+      c->full_run = UINT32_MAX; /* room of our own again: search at once */
     }
   }
   /* Past the hysteresis, whole free chunks away from this block go first
@@ -217,7 +218,7 @@ static int lock_run(mp_pool *p, uint32_t k, uint32_t m, size_t *busy_end) {
   for (; a < k + m && rc == 0; a++)
     if (c->state[a] == MP_CHUNK_AWAY) rc = mp_region_claim(&p->region, offset_of(c, a), bytes_of(p, a, 1), busy_end);
   if (rc == 0) return 0;
-  for (uint32_t x = k; x + 1 < a; x++)  /* states are unchanged: the away ones before a-1 are this call's */
+  for (uint32_t x = k; x + 1 < a; x++) /* states are unchanged: the away ones before a-1 are this call's */
     if (c->state[x] == MP_CHUNK_AWAY) mp_region_release(&p->region, offset_of(c, x), bytes_of(p, x, 1));
   return rc;
 }
@@ -245,17 +246,17 @@ static void note_full(mp_chunks *c, uint32_t m) {
 static bool claim(mp_pool *p, uint32_t m) {
   mp_chunks *c = &p->chunks;
   uint32_t k = c->search_from, tried = 0;
-  bool others = false;  /* did another process's lock stand in the way? */
-  if (m >= c->full_run && !backoff_over(c)) return false;  /* the window was full a moment ago */
+  bool others = false;                                    /* did another process's lock stand in the way? */
+  if (m >= c->full_run && !backoff_over(c)) return false; /* the window was full a moment ago */
   while (tried < c->count) {
-    if (k + m > c->count) {  /* wrap */
+    if (k + m > c->count) { /* wrap */
       tried += c->count - k;
       k = 0;
       continue;
     }
     uint32_t j = k;
     while (j < k + m && runnable(c, j)) j++;
-    if (j < k + m) {  /* a chunk of ours with blocks in the way */
+    if (j < k + m) { /* a chunk of ours with blocks in the way */
       tried += j + 1 - k;
       k = j + 1;
       continue;
@@ -281,7 +282,7 @@ static bool claim(mp_pool *p, uint32_t m) {
     tried += next - k;
     k = next;
   }
-  if (!others) return false;  /* our own blocks fill the window: nothing to wait for */
+  if (!others) return false; /* our own blocks fill the window: nothing to wait for */
   p->stats.no_chunk++;
   note_full(c, m);
   if (!c->said_full) {
@@ -315,7 +316,8 @@ static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
     uint32_t lo = g > s ? g : s, hi = g + n < e ? g + n : e;
     c->live[k] -= hi - lo;
     if (c->live[k]) continue;
-    if (!mp_ranges_carve(&p->ranges, s, e - s)) mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
+    if (!mp_ranges_carve(&p->ranges, s, e - s))
+      mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
     c->away_ranges++;
     size_t len = bytes_of(p, k, 1);
     mp_region_release(&p->region, offset_of(c, k), len);
@@ -336,9 +338,10 @@ void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n) {
 }
 
 bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
-  if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) return n <= old;  /* kept whole until freed */
+  if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) return n <= old; /* kept whole until freed */
   if (!mp_ranges_resize(&p->ranges, g, n)) return false;
-  if (n > old) consumed(p, g + old, n - old);
+  if (n > old)
+    consumed(p, g + old, n - old);
   else if (n < old && !p->chunks.fixed) {
     /* The cut tail was freed (and may have merged with a free successor). */
     uint32_t s = g + n, end = s + mp_ranges_size(&p->ranges, s);
@@ -352,7 +355,7 @@ bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
 struct chunk_copy {
   mp_pool *pool;
   uint32_t g0, g1;
-  uint32_t live;      /* granules in use in [g0, g1) */
+  uint32_t live; /* granules in use in [g0, g1) */
   uintptr_t dst;
 };
 
@@ -404,14 +407,15 @@ int mp_chunks_fork_child(mp_pool *p) {
   memset(c->whole_free, 0, ((c->count + 63) / 64) * 8);
   c->whole_free_count = 0;
   for (uint32_t k = 0; k < c->count; k++) {
-    if (c->state[k] != MP_CHUNK_HELD) continue;  /* inherited ones are private already */
+    if (c->state[k] != MP_CHUNK_HELD) continue; /* inherited ones are private already */
     struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, 0};
     mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
     size_t len = bytes_of(p, k, 1);
     c->held--;
     c->held_bytes -= len;
     if (cc.live == 0) {
-      if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0)) mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
+      if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0))
+        mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
       c->away_ranges++;
       mp_region_release(&p->region, offset_of(c, k), len);
       c->state[k] = MP_CHUNK_AWAY;
@@ -452,13 +456,14 @@ static void check_range(void *vctx, uint32_t start, uint32_t size, bool in_use) 
   mp_chunks *c = &cc->pool->chunks;
   mp_extent e;
   enum mp_range_kind kind = mp_ranges_kind_at(&cc->pool->ranges, start, &e);
-  unsigned want = kind == MP_RANGE_LISTED ? MP_CHUNK_HELD : kind == MP_RANGE_PARKED ? MP_CHUNK_INHERITED
-                                                                                     : c->state[chunk_of(c, start)];
+  unsigned want = kind == MP_RANGE_LISTED   ? MP_CHUNK_HELD
+                  : kind == MP_RANGE_PARKED ? MP_CHUNK_INHERITED
+                                            : c->state[chunk_of(c, start)];
   cc->away_ranges += in_use && want == MP_CHUNK_AWAY;
   for (uint32_t k = chunk_of(c, start), last = chunk_of(c, start + size - 1); k <= last && !cc->rc; k++)
     if (c->state[k] != want) {
-      mp_format(cc->why, cc->whylen, "C2: range at granule %lu (kind %u) overlaps chunk %lu of state %u",
-                UL(start), (unsigned)kind, UL(k), c->state[k]);
+      mp_format(cc->why, cc->whylen, "C2: range at granule %lu (kind %u) overlaps chunk %lu of state %u", UL(start),
+                (unsigned)kind, UL(k), c->state[k]);
       cc->rc = -1;
     }
 }
@@ -486,7 +491,7 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
     mp_extent e;
     enum mp_range_kind kind = mp_ranges_kind_at(r, g0, &e);
     bool whole_free = kind == MP_RANGE_LISTED && e.start + e.size >= g0 + n;
-    if (c->state[k] == MP_CHUNK_AWAY && kind != MP_RANGE_IN_USE) {  /* C2 keeps held chunks out of it */
+    if (c->state[k] == MP_CHUNK_AWAY && kind != MP_RANGE_IN_USE) { /* C2 keeps held chunks out of it */
       mp_format(why, whylen, "C1: chunk %lu is not held but is not in an in-use range", UL(k));
       return -1;
     }
@@ -510,8 +515,8 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
     }
   }
   if ((!c->fixed && whole != c->whole_free_count) || held != c->held || inherited != c->inherited) {
-    mp_format(why, whylen, "C3: counters: whole free %lu/%lu, held %lu/%lu, inherited %lu/%lu",
-              UL(c->whole_free_count), UL(whole), UL(c->held), UL(held), UL(c->inherited), UL(inherited));
+    mp_format(why, whylen, "C3: counters: whole free %lu/%lu, held %lu/%lu, inherited %lu/%lu", UL(c->whole_free_count),
+              UL(whole), UL(c->held), UL(held), UL(c->inherited), UL(inherited));
     return -1;
   }
   return 0;

@@ -22,10 +22,14 @@ int mp_parse_u64(const char *s, uint64_t *out) {
   }
   for (; *s; s++) {
     unsigned d;
-    if (*s >= '0' && *s <= '9') d = (unsigned)(*s - '0');
-    else if (base == 16 && *s >= 'a' && *s <= 'f') d = (unsigned)(*s - 'a' + 10);
-    else if (base == 16 && *s >= 'A' && *s <= 'F') d = (unsigned)(*s - 'A' + 10);
-    else return -1;
+    if (*s >= '0' && *s <= '9')
+      d = (unsigned)(*s - '0');
+    else if (base == 16 && *s >= 'a' && *s <= 'f')
+      d = (unsigned)(*s - 'a' + 10);
+    else if (base == 16 && *s >= 'A' && *s <= 'F')
+      d = (unsigned)(*s - 'A' + 10);
+    else
+      return -1;
     if (v > (UINT64_MAX - d) / base) return -1;
     v = v * base + d;
   }
@@ -39,10 +43,13 @@ int mp_parse_size(const char *s, uint64_t *out) {
   unsigned shift = 0;
   if (n == 0 || n >= sizeof num) return -1;
   switch (s[n - 1]) {
-  case 'K': case 'k': shift = 10; break;
-  case 'M': case 'm': shift = 20; break;
-  case 'G': case 'g': shift = 30; break;
-  default: break;
+    case 'K':
+    case 'k': shift = 10; break;
+    case 'M':
+    case 'm': shift = 20; break;
+    case 'G':
+    case 'g': shift = 30; break;
+    default: break;
   }
   memcpy(num, s, n + 1);
   if (shift) num[n - 1] = '\0';
@@ -58,15 +65,24 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *name, con
 }
 
 static int parse_bool(const char *v, bool dflt, bool *out) {
-  if (!v || !*v) { *out = dflt; return 0; }
-  if (!strcmp(v, "1")) { *out = true; return 0; }
-  if (!strcmp(v, "0")) { *out = false; return 0; }
+  if (!v || !*v) {
+    *out = dflt;
+    return 0;
+  }
+  if (!strcmp(v, "1")) {
+    *out = true;
+    return 0;
+  }
+  if (!strcmp(v, "0")) {
+    *out = false;
+    return 0;
+  }
   return -1;
 }
 
 int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   const char *v;
-  const char *suffix = "";  /* the caller says what it does about it */
+  const char *suffix = ""; /* the caller says what it does about it */
   char why[200];
 
   memset(cfg, 0, sizeof *cfg);
@@ -94,13 +110,19 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
     return fail(err, errlen, "MEMPOOL_STRICT='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_STATS");
   if (v && *v && strcmp(v, "0")) {
-    if (!strcmp(v, "1")) cfg->stats = MP_STATS_STDERR;
-    else { cfg->stats = MP_STATS_PATH; cfg->stats_path = v; }
+    if (!strcmp(v, "1"))
+      cfg->stats = MP_STATS_STDERR;
+    else {
+      cfg->stats = MP_STATS_PATH;
+      cfg->stats_path = v;
+    }
   }
   v = get("MEMPOOL_STATS_FORMAT");
   if (v && *v) {
-    if (!strcmp(v, "json")) cfg->stats_format = MP_STATS_JSON;
-    else if (strcmp(v, "text")) return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%s' must be text or json%s", v, suffix);
+    if (!strcmp(v, "json"))
+      cfg->stats_format = MP_STATS_JSON;
+    else if (strcmp(v, "text"))
+      return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%s' must be text or json%s", v, suffix);
   }
   v = get("MEMPOOL_MAP");
   if (v && *v) cfg->map_path = v;
@@ -115,8 +137,7 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   for (int i = 0; i < 2; i++) {
     v = get(names[i]);
     if (v && mp_parse_u64(v, dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%s' is not a hex (0x...) or decimal number%s",
-                names[i], v, suffix);
+      mp_format(why, sizeof why, "%s='%s' is not a hex (0x...) or decimal number%s", names[i], v, suffix);
       return fail(err, errlen, "%s", why, "");
     }
   }
@@ -125,8 +146,8 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   for (int i = 0; i < 2; i++) {
     v = get(size_names[i]);
     if (v && mp_parse_size(v, size_dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%s' is not a size (a number with an optional K, M or G)%s",
-                size_names[i], v, suffix);
+      mp_format(why, sizeof why, "%s='%s' is not a size (a number with an optional K, M or G)%s", size_names[i], v,
+                suffix);
       return fail(err, errlen, "%s", why, "");
     }
   }
@@ -139,11 +160,9 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   if (parse_bool(v, false, &cfg->policy.check) != 0)
     return fail(err, errlen, "MEMPOOL_CHECK='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYNC");
-  if (parse_bool(v, true, &cfg->sync) != 0)
-    return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1%s", v, suffix);
+  if (parse_bool(v, true, &cfg->sync) != 0) return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SHARE");
-  if (parse_bool(v, true, &cfg->share) != 0)
-    return fail(err, errlen, "MEMPOOL_SHARE='%s' must be 0 or 1%s", v, suffix);
+  if (parse_bool(v, true, &cfg->share) != 0) return fail(err, errlen, "MEMPOOL_SHARE='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYSFS_ROOT");
   if (v && *v) cfg->sysfs_root = v;
   v = get("MEMPOOL_CHUNK");
@@ -155,24 +174,23 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   }
 
   if (cfg->high <= cfg->base) {
-    mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s",
-              (unsigned long)cfg->high, (unsigned long)cfg->base, suffix);
-    return -1;
-  }
-  if (cfg->base % PAGE_SIZE_MIN) {
-    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not page-aligned (4096)%s",
+    mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s", (unsigned long)cfg->high,
               (unsigned long)cfg->base, suffix);
     return -1;
   }
-  uint64_t size = cfg->high - cfg->base + 1;  /* high > base: no overflow unless high = max */
+  if (cfg->base % PAGE_SIZE_MIN) {
+    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not page-aligned (4096)%s", (unsigned long)cfg->base, suffix);
+    return -1;
+  }
+  uint64_t size = cfg->high - cfg->base + 1; /* high > base: no overflow unless high = max */
   if (cfg->high == UINT64_MAX || size < PAGE_SIZE_MIN) {
-    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)%s",
-              (unsigned long)cfg->base, (unsigned long)cfg->high, suffix);
+    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)%s", (unsigned long)cfg->base,
+              (unsigned long)cfg->high, suffix);
     return -1;
   }
   if (size / MP_GRANULE > MP_MAX_GRANULES) {
-    mp_format(err, errlen, "region %#lx..%#lx is larger than the 64 GiB supported%s",
-              (unsigned long)cfg->base, (unsigned long)cfg->high, suffix);
+    mp_format(err, errlen, "region %#lx..%#lx is larger than the 64 GiB supported%s", (unsigned long)cfg->base,
+              (unsigned long)cfg->high, suffix);
     return -1;
   }
   return 0;

@@ -8,7 +8,7 @@
 
 #define FREED_BYTE  MP_GUARD_FREED_BYTE
 #define CANARY_BYTE 0xCAu
-#define SIZE_KEY    0x6d656d706f6f6c21ull  /* "mempool!": an encoded size is not a plain number */
+#define SIZE_KEY    0x6d656d706f6f6c21ull /* "mempool!": an encoded size is not a plain number */
 #define PAD         16u
 
 /* Chunks claimed later are filled as they are claimed (chunks.c). */
@@ -25,8 +25,8 @@ void *mp_guard_alloc(mp_pool *p, size_t n, size_t align, bool zero, const char *
   size_t u = mp_pool_usable_size(p, r, caller);
   for (size_t i = 0; i < u; i++)
     if (r[i] != FREED_BYTE)
-      mp_fatal("%s: block %p (%zu bytes, pool offset %#lx) was written after it was freed: byte %zu is %#x",
-               caller, (void *)r, u, (unsigned long)offset(p, r), i, r[i]);
+      mp_fatal("%s: block %p (%zu bytes, pool offset %#lx) was written after it was freed: byte %zu is %#x", caller,
+               (void *)r, u, (unsigned long)offset(p, r), i, r[i]);
   if (zero) memset(r, 0, n);
   memset(r + n, CANARY_BYTE, u - 8 - n);
   uint64_t enc = (uint64_t)n ^ SIZE_KEY;
@@ -44,13 +44,14 @@ static size_t verified_size(mp_pool *p, const unsigned char *r, size_t u, const 
              caller, (const void *)r, u, (unsigned long)offset(p, r));
   for (size_t i = n; i < u - 8; i++)
     if (r[i] != CANARY_BYTE)
-      mp_fatal("%s(%p): heap overflow: byte %zu past the end of the block (%lu bytes requested, pool offset %#lx) was overwritten",
-               caller, (const void *)r, i - (size_t)n, (unsigned long)n, (unsigned long)offset(p, r));
+      mp_fatal(
+          "%s(%p): heap overflow: byte %zu past the end of the block (%lu bytes requested, pool offset %#lx) was overwritten",
+          caller, (const void *)r, i - (size_t)n, (unsigned long)n, (unsigned long)offset(p, r));
   return (size_t)n;
 }
 
 void mp_guard_free(mp_pool *p, void *ptr, const char *caller) {
-  size_t u = mp_pool_usable_size(p, ptr, caller);  /* traps on a bad pointer */
+  size_t u = mp_pool_usable_size(p, ptr, caller); /* traps on a bad pointer */
   verified_size(p, ptr, u, caller);
   memset(ptr, FREED_BYTE, u);
   mp_pool_free(p, ptr, caller);

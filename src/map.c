@@ -21,7 +21,7 @@ static void one_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   uintptr_t off = (uintptr_t)start << MP_GRANULE_SHIFT;
   unsigned long bytes = (unsigned long)size << MP_GRANULE_SHIFT;
   unsigned cls = in_use ? mp_small_class_at(c->pool, off) : 0;
-  if (in_use && mp_chunk_state_at(c->pool, start) == MP_CHUNK_AWAY)  /* chunks this process does not hold */
+  if (in_use && mp_chunk_state_at(c->pool, start) == MP_CHUNK_AWAY) /* chunks this process does not hold */
     mp_out_printf(c->out, "range %#lx %lu away\n", (unsigned long)off, bytes);
   else if (cls)
     mp_out_printf(c->out, "range %#lx %lu span:%u\n", (unsigned long)off, bytes, (unsigned)mp_class_size[cls - 1]);

@@ -26,7 +26,9 @@ EXPORT int init_mem_delegate(MemAllocDelegate *d, unsigned long base, unsigned l
   /* secure_getenv: a setuid program must not be pointed at another device. */
   const char *dev = secure_getenv("MEMPOOL_DEVICE");
   const char *sync = secure_getenv("MEMPOOL_SYNC");
-  struct mempool_params prm = {.device = dev ? dev : MP_DEFAULT_DEVICE, .base = base, .high = high,
+  struct mempool_params prm = {.device = dev ? dev : MP_DEFAULT_DEVICE,
+                               .base = base,
+                               .high = high,
                                .cached = sync && sync[0] == '0' && !sync[1]};
   char why[320];
   mempool_t *p = mempool_create(&prm, why, sizeof why);

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 typedef struct MemAllocDelegate {
-  struct mempool *pool;  /* NULL until init_mem_delegate succeeds */
+  struct mempool *pool; /* NULL until init_mem_delegate succeeds */
 } MemAllocDelegate;
 
 /* Maps [base, high] (inclusive device offsets / physical addresses) of the

@@ -47,14 +47,14 @@ typedef struct mempool mempool_t;
 /* What to map. The region is [base, high] of the device (inclusive), i.e.
  * device offsets / physical addresses. */
 struct mempool_params {
-  const char *device;  /* "/dev/mem", another character device, a regular file
-                          (created, or extended sparse, to reach high+1; its
-                          offsets stand in for physical addresses), or "anon"
-                          (private anonymous memory of the same size) */
-  uint64_t base;       /* first byte; a multiple of the page size */
-  uint64_t high;       /* last byte; high > base, at least one page, at most 64 GiB */
-  bool cached;         /* /dev/mem only: open without O_SYNC (MEMPOOL_SYNC=0;
-                          needed on arm64, see README.md) */
+  const char *device; /* "/dev/mem", another character device, a regular file
+                         (created, or extended sparse, to reach high+1; its
+                         offsets stand in for physical addresses), or "anon"
+                         (private anonymous memory of the same size) */
+  uint64_t base;      /* first byte; a multiple of the page size */
+  uint64_t high;      /* last byte; high > base, at least one page, at most 64 GiB */
+  bool cached;        /* /dev/mem only: open without O_SYNC (MEMPOOL_SYNC=0;
+                         needed on arm64, see README.md) */
 };
 
 /* Maps the region (lazily: no page is touched) and returns a pool, or NULL
@@ -96,17 +96,17 @@ bool mempool_owns(const mempool_t *pool, const void *p);
 void *mempool_base(const mempool_t *pool);
 
 struct mempool_stats {
-  uint64_t region_bytes;     /* usable bytes of the region */
-  uint64_t bytes_in_use;     /* in live blocks, 16-byte rounded */
-  uint64_t peak_bytes;       /* highest bytes_in_use so far */
-  uint64_t bytes_free;       /* region_bytes - bytes_in_use */
-  uint64_t largest_free;     /* largest free range: the biggest block that fits */
-  uint64_t allocations;      /* blocks handed out (a moving realloc counts one) */
-  uint64_t frees;            /* blocks returned (a moving realloc counts one) */
-  uint64_t failed_requests;  /* requests answered NULL + ENOMEM */
-  uint64_t ranges_in_use;    /* live blocks */
-  uint64_t ranges_free;      /* free ranges (1 when nothing is allocated) */
-  uint64_t metadata_bytes;   /* metadata touched so far, outside the region */
+  uint64_t region_bytes;    /* usable bytes of the region */
+  uint64_t bytes_in_use;    /* in live blocks, 16-byte rounded */
+  uint64_t peak_bytes;      /* highest bytes_in_use so far */
+  uint64_t bytes_free;      /* region_bytes - bytes_in_use */
+  uint64_t largest_free;    /* largest free range: the biggest block that fits */
+  uint64_t allocations;     /* blocks handed out (a moving realloc counts one) */
+  uint64_t frees;           /* blocks returned (a moving realloc counts one) */
+  uint64_t failed_requests; /* requests answered NULL + ENOMEM */
+  uint64_t ranges_in_use;   /* live blocks */
+  uint64_t ranges_free;     /* free ranges (1 when nothing is allocated) */
+  uint64_t metadata_bytes;  /* metadata touched so far, outside the region */
 };
 /* Fills *out with a consistent snapshot. 0, or -1 + EINVAL for NULL args. */
 int mempool_get_stats(mempool_t *pool, struct mempool_stats *out);

@@ -19,12 +19,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MP_GRANULE_SHIFT 4u                    /* 16 bytes = max_align_t */
+#define MP_GRANULE_SHIFT 4u /* 16 bytes = max_align_t */
 #define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
-#define MP_MAX_GRANULES  0xFFFFFFF0u           /* granule indexes are uint32 */
-#define MP_NONE          UINT32_MAX            /* "no granule" / "no node" */
+#define MP_MAX_GRANULES  0xFFFFFFF0u /* granule indexes are uint32 */
+#define MP_NONE          UINT32_MAX  /* "no granule" / "no node" */
 
-#define MP_GUARD_FREED_BYTE 0xFDu   /* MEMPOOL_CHECK: free memory holds this pattern */
+#define MP_GUARD_FREED_BYTE 0xFDu /* MEMPOOL_CHECK: free memory holds this pattern */
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -37,41 +37,41 @@ enum mp_stats_format { MP_STATS_TEXT, MP_STATS_JSON };
 
 /* What the pool serves and how strictly: copied into each pool. */
 typedef struct mp_policy {
-  uint64_t min_size, max_size;  /* only requests in [min, max] go to the region */
-  bool strict;                  /* no jemalloc fallback for those requests */
-  bool check;                   /* debug: freed-block pattern and canaries */
+  uint64_t min_size, max_size; /* only requests in [min, max] go to the region */
+  bool strict;                 /* no jemalloc fallback for those requests */
+  bool check;                  /* debug: freed-block pattern and canaries */
 } mp_policy;
 
 typedef struct mp_config {
-  const char *device;       /* path, or "anon"; points into the environment */
-  uint64_t base;            /* first byte of the region (device offset) */
-  uint64_t high;            /* last byte of the region, inclusive */
-  bool sync;                /* O_SYNC on /dev/mem (uncached on x86) */
+  const char *device; /* path, or "anon"; points into the environment */
+  uint64_t base;      /* first byte of the region (device offset) */
+  uint64_t high;      /* last byte of the region, inclusive */
+  bool sync;          /* O_SYNC on /dev/mem (uncached on x86) */
   enum mp_stats_mode stats;
-  const char *stats_path;   /* when stats == MP_STATS_PATH */
+  const char *stats_path; /* when stats == MP_STATS_PATH */
   enum mp_stats_format stats_format;
-  const char *map_path;     /* MEMPOOL_MAP: region map written at exit */
-  bool share;               /* MEMPOOL_SHARE: claim chunks (1) or the whole window (0) */
-  uint64_t chunk;           /* MEMPOOL_CHUNK: chunk bytes; 0 = derived from the window */
-  const char *sysfs_root;   /* MEMPOOL_SYSFS_ROOT (tests): where /sys is; NULL = /sys */
-  int log_level;            /* 0 silent .. 3 debug; default 1 (problems) */
-  const char *log_path;     /* MEMPOOL_LOG_FILE, else stderr */
+  const char *map_path;   /* MEMPOOL_MAP: region map written at exit */
+  bool share;             /* MEMPOOL_SHARE: claim chunks (1) or the whole window (0) */
+  uint64_t chunk;         /* MEMPOOL_CHUNK: chunk bytes; 0 = derived from the window */
+  const char *sysfs_root; /* MEMPOOL_SYSFS_ROOT (tests): where /sys is; NULL = /sys */
+  int log_level;          /* 0 silent .. 3 debug; default 1 (problems) */
+  const char *log_path;   /* MEMPOOL_LOG_FILE, else stderr */
   mp_policy policy;
 } mp_config;
 
 /* ---- region ------------------------------------------------------------- */
 
 typedef struct mp_region {
-  uintptr_t base;           /* virtual address of the first byte (chunk-aligned) */
-  size_t size;              /* usable bytes, a multiple of MP_GRANULE */
-  size_t map_len;           /* bytes reserved (page-rounded) */
-  uint64_t dev_offset;      /* device offset of base (the physical address) */
-  int fd;                   /* the library's own descriptor (high, close-on-exec); -1 for anon */
-  int open_flags;           /* how fd was opened (a fork child re-opens alike) */
-  dev_t dev;                /* what fd must still be: the program may close it */
+  uintptr_t base;      /* virtual address of the first byte (chunk-aligned) */
+  size_t size;         /* usable bytes, a multiple of MP_GRANULE */
+  size_t map_len;      /* bytes reserved (page-rounded) */
+  uint64_t dev_offset; /* device offset of base (the physical address) */
+  int fd;              /* the library's own descriptor (high, close-on-exec); -1 for anon */
+  int open_flags;      /* how fd was opened (a fork child re-opens alike) */
+  dev_t dev;           /* what fd must still be: the program may close it */
   ino_t ino;
-  bool shared;              /* device-backed: fork must give the child a copy */
-  bool is_file;             /* a regular file standing in for a device */
+  bool shared;  /* device-backed: fork must give the child a copy */
+  bool is_file; /* a regular file standing in for a device */
   const char *device;
 } mp_region;
 
@@ -89,11 +89,11 @@ typedef struct mp_bitmap {
 /* A free range. In-use ranges have no node at all: a start bit without a
  * node says "in use", the size is the distance to the next start. */
 typedef struct mp_free_node {
-  uint32_t start, size;     /* in granules */
-  uint32_t prev, next;      /* segregated free list (size class); unused when parked */
-  uint32_t bucket_next;     /* chain of free nodes starting in the same bucket */
-  bool parked;              /* free but never allocated from (a fork child's inherited
-                               copy): on no size-class list, merges only with parked */
+  uint32_t start, size; /* in granules */
+  uint32_t prev, next;  /* segregated free list (size class); unused when parked */
+  uint32_t bucket_next; /* chain of free nodes starting in the same bucket */
+  bool parked;          /* free but never allocated from (a fork child's inherited
+                           copy): on no size-class list, merges only with parked */
 } mp_free_node;
 
 /* A run of granules: what a free coalesced into. */
@@ -101,23 +101,23 @@ typedef struct mp_extent {
   uint32_t start, size;
 } mp_extent;
 
-#define MP_SL_LOG2   4u                         /* 16 sub-classes per power of two */
-#define MP_SL_COUNT  (1u << MP_SL_LOG2)
-#define MP_FL_COUNT  29u                        /* covers sizes up to 2^32 granules */
-#define MP_BUCKET_SHIFT 7u                      /* a bucket = 128 granules = 2 KiB */
+#define MP_SL_LOG2      4u /* 16 sub-classes per power of two */
+#define MP_SL_COUNT     (1u << MP_SL_LOG2)
+#define MP_FL_COUNT     29u /* covers sizes up to 2^32 granules */
+#define MP_BUCKET_SHIFT 7u  /* a bucket = 128 granules = 2 KiB */
 
 typedef struct mp_ranges {
-  uint32_t granules;        /* region size in granules */
-  mp_bitmap starts;         /* bit set where a range begins */
-  uint32_t *bucket_head;    /* per bucket: first free node starting in it */
-  mp_free_node *nodes;      /* node arena (index 0 unused = null) */
+  uint32_t granules;     /* region size in granules */
+  mp_bitmap starts;      /* bit set where a range begins */
+  uint32_t *bucket_head; /* per bucket: first free node starting in it */
+  mp_free_node *nodes;   /* node arena (index 0 unused = null) */
   uint32_t node_cap, node_top, node_free;
-  uint32_t fl_bitmap;                       /* non-empty first-level classes */
-  uint32_t sl_bitmap[MP_FL_COUNT];          /* non-empty second-level classes */
-  uint32_t heads[MP_FL_COUNT][MP_SL_COUNT]; /* free list heads */
-  uint32_t free_granules, free_ranges, inuse_ranges;  /* listed (allocatable) free */
+  uint32_t fl_bitmap;                                /* non-empty first-level classes */
+  uint32_t sl_bitmap[MP_FL_COUNT];                   /* non-empty second-level classes */
+  uint32_t heads[MP_FL_COUNT][MP_SL_COUNT];          /* free list heads */
+  uint32_t free_granules, free_ranges, inuse_ranges; /* listed (allocatable) free */
   uint32_t parked_granules, parked_ranges;
-  void *meta_base;          /* one private mapping holds all of the above */
+  void *meta_base; /* one private mapping holds all of the above */
   size_t meta_len;
 } mp_ranges;
 
@@ -133,54 +133,54 @@ typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_us
  *   alloc bit set  = the object is held by the user (atomic: any thread frees)
  *   neither        = the object sits in some thread's cache.
  * The alloc bit makes double frees and interior pointers detectable in O(1). */
-#define MP_SPAN_SHIFT   16u
-#define MP_SPAN_SIZE    (1u << MP_SPAN_SHIFT)
-#define MP_SPAN_WORDS   (MP_SPAN_SIZE / MP_GRANULE / 64)   /* 64 words: 4096 objects of 16 B */
+#define MP_SPAN_SHIFT    16u
+#define MP_SPAN_SIZE     (1u << MP_SPAN_SHIFT)
+#define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
 #define MP_SMALL_CLASSES 32u
-#define MP_SMALL_MAX    8192u
-#define MP_TCACHE_MAX   128u
+#define MP_SMALL_MAX     8192u
+#define MP_TCACHE_MAX    128u
 
 typedef struct mp_span {
-  uint16_t nobj, navail;    /* objects in the span, of which free in it */
-  uint32_t prev, next;      /* partial list of the class (span index + 1; 0 = none) */
-  uint64_t *avail;          /* ceil(nobj / 64) words each, from the bitmap */
-  uint64_t *alloc;          /*   arena: 2 bits per object, sized by class */
+  uint16_t nobj, navail; /* objects in the span, of which free in it */
+  uint32_t prev, next;   /* partial list of the class (span index + 1; 0 = none) */
+  uint64_t *avail;       /* ceil(nobj / 64) words each, from the bitmap */
+  uint64_t *alloc;       /*   arena: 2 bits per object, sized by class */
 } mp_span;
 
 typedef struct mp_class {
   pthread_mutex_t lock;
-  uint32_t partial;         /* spans with avail objects (span index + 1) */
-  uint32_t spans;           /* spans of this class */
-  uint64_t *free_bitmaps;   /* released bitmap blocks of this class's size */
+  uint32_t partial;       /* spans with avail objects (span index + 1) */
+  uint32_t spans;         /* spans of this class */
+  uint64_t *free_bitmaps; /* released bitmap blocks of this class's size */
 } mp_class;
 
 typedef struct mp_tcache_bin {
   uint32_t n, cap;
-  uint64_t allocs, frees;   /* this thread's objects of the class (statistics) */
+  uint64_t allocs, frees; /* this thread's objects of the class (statistics) */
   void *items[MP_TCACHE_MAX];
 } mp_tcache_bin;
 
 struct mp_pool;
 typedef struct mp_tcache {
   struct mp_pool *pool;
-  struct mp_tcache *next_all;           /* every cache ever made (for statistics) */
-  struct mp_tcache *next_free;          /* recycled caches of exited threads */
+  struct mp_tcache *next_all;  /* every cache ever made (for statistics) */
+  struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
 } mp_tcache;
 
 typedef struct mp_small {
   bool enabled;
-  uint8_t *span_class;      /* per 64 KiB of region: 0, or class + 1 for a small span */
-  mp_span *spans;           /* per 64 KiB of region (lazily touched) */
+  uint8_t *span_class; /* per 64 KiB of region: 0, or class + 1 for a small span */
+  mp_span *spans;      /* per 64 KiB of region (lazily touched) */
   size_t nspans;
-  uint64_t *bitmap_arena;   /* span bitmaps, bump-allocated (lazily touched) */
-  size_t bitmap_words, bitmap_used;  /* capacity, used (atomic) */
+  uint64_t *bitmap_arena;           /* span bitmaps, bump-allocated (lazily touched) */
+  size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
-  pthread_mutex_t tcache_lock;          /* guards the cache lists below */
+  pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;
-  char *tcache_chunk;                   /* metadata chunk caches are carved from */
+  char *tcache_chunk; /* metadata chunk caches are carved from */
   size_t tcache_chunk_left;
-  pthread_key_t key;                    /* thread exit flushes the cache */
+  pthread_key_t key; /* thread exit flushes the cache */
   uint64_t retired_allocs, retired_frees, retired_bytes_alloc, retired_bytes_freed;
   void *meta_base;
   size_t meta_len;
@@ -199,21 +199,21 @@ _Static_assert(MP_CHUNK_MIN % MP_SPAN_SIZE == 0, "a span never crosses a chunk b
 _Static_assert((MP_CHUNK_MIN & (MP_CHUNK_MIN - 1)) == 0, "chunk sizes are powers of two");
 
 enum mp_chunk_state {
-  MP_CHUNK_AWAY = 0,        /* not ours: reserved addresses, inside in-use ranges of away chunks only */
-  MP_CHUNK_HELD,            /* locked and mapped: serves allocations */
-  MP_CHUNK_INHERITED,       /* a fork child's private copy of a parent's chunk: frees only */
+  MP_CHUNK_AWAY = 0,  /* not ours: reserved addresses, inside in-use ranges of away chunks only */
+  MP_CHUNK_HELD,      /* locked and mapped: serves allocations */
+  MP_CHUNK_INHERITED, /* a fork child's private copy of a parent's chunk: frees only */
 };
 
 typedef struct mp_chunks {
-  unsigned shift;           /* log2 of the chunk size */
-  uint32_t count;           /* chunks in the window (the last may be partial) */
-  uint32_t granules;        /* granules per chunk */
-  bool fixed;               /* all held from the start, never claimed or released (anon, exclusive) */
-  uint8_t *state;           /* per chunk: enum mp_chunk_state */
-  uint32_t *live;           /* per inherited chunk: granules still in use */
-  uint64_t *whole_free;     /* per held chunk: a bit when one free range covers it */
+  unsigned shift;       /* log2 of the chunk size */
+  uint32_t count;       /* chunks in the window (the last may be partial) */
+  uint32_t granules;    /* granules per chunk */
+  bool fixed;           /* all held from the start, never claimed or released (anon, exclusive) */
+  uint8_t *state;       /* per chunk: enum mp_chunk_state */
+  uint32_t *live;       /* per inherited chunk: granules still in use */
+  uint64_t *whole_free; /* per held chunk: a bit when one free range covers it */
   uint32_t held, inherited, whole_free_count;
-  uint32_t away_ranges;     /* in-use ranges that stand for chunks not held */
+  uint32_t away_ranges; /* in-use ranges that stand for chunks not held */
   uint64_t held_bytes, inherited_bytes;
   uint32_t search_from;     /* next-fit start of the claim search */
   uint32_t peak, prev_peak; /* most chunks with blocks in this decay period, the last */
@@ -228,25 +228,25 @@ typedef struct mp_chunks {
 /* ---- pool --------------------------------------------------------------- */
 
 typedef struct mp_stats {
-  uint64_t pool_allocs, pool_frees;       /* range-level user blocks */
-  uint64_t pool_bytes;                    /* bytes of range-level user blocks */
-  uint64_t region_used, region_peak;      /* bytes of in-use ranges (spans included) */
-  uint64_t pool_failed;                   /* requests the region could not serve */
-  uint64_t chunk_claims, chunk_releases;  /* chunks locked and unlocked */
-  uint64_t no_chunk;                      /* claims that found every chunk held by others */
+  uint64_t pool_allocs, pool_frees;      /* range-level user blocks */
+  uint64_t pool_bytes;                   /* bytes of range-level user blocks */
+  uint64_t region_used, region_peak;     /* bytes of in-use ranges (spans included) */
+  uint64_t pool_failed;                  /* requests the region could not serve */
+  uint64_t chunk_claims, chunk_releases; /* chunks locked and unlocked */
+  uint64_t no_chunk;                     /* claims that found every chunk held by others */
 } mp_stats;
 
 typedef struct mp_pool {
-  bool fast_small;          /* small requests take the thread-cache fast path */
-  bool detached;            /* fork child without a private copy: serves nothing */
+  bool fast_small; /* small requests take the thread-cache fast path */
+  bool detached;   /* fork child without a private copy: serves nothing */
   mp_policy policy;
   mp_region region;
   mp_ranges ranges;
-  mp_chunks chunks;         /* which parts of the window this process holds */
-  pthread_mutex_t lock;     /* guards ranges, chunks and stats; taken after a class lock */
-  mp_stats stats;           /* range-level user blocks, under lock */
-  mp_small small;           /* size-class spans and thread caches (optional) */
-  int fork_pipe[2];         /* the parent waits until the child has its copy */
+  mp_chunks chunks;     /* which parts of the window this process holds */
+  pthread_mutex_t lock; /* guards ranges, chunks and stats; taken after a class lock */
+  mp_stats stats;       /* range-level user blocks, under lock */
+  mp_small small;       /* size-class spans and thread caches (optional) */
+  int fork_pipe[2];     /* the parent waits until the child has its copy */
 } mp_pool;
 
 #endif

@@ -42,35 +42,35 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
     while (f[1] >= '1' && f[1] <= '9') width = width * 10 + (unsigned)(*++f - '0');
     if (f[1] == 'l' || f[1] == 'z') wide = true, f++;
     switch (*++f) {
-    case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *)); break;
-    case 'u':
-    case 'o':
-    case 'x': {
-      unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
-      if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x");
-      unsigned base = *f == 'x' ? 16 : *f == 'o' ? 8 : 10, digits = 1;
-      for (unsigned long t = v / base; t; t /= base) digits++;
-      while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
-      pos = put_uint(buf, pos, len, v, base);
-      break;
-    }
-    case 'p':
-      pos = put_str(buf, pos, len, "0x");
-      pos = put_uint(buf, pos, len, (unsigned long)(uintptr_t)va_arg(ap, void *), 16);
-      break;
-    case 'd': {
-      long v = wide ? va_arg(ap, long) : va_arg(ap, int);
-      if (v < 0) {
-        pos = put_str(buf, pos, len, "-");
-        pos = put_uint(buf, pos, len, 0ul - (unsigned long)v, 10);
-      } else {
-        pos = put_uint(buf, pos, len, (unsigned long)v, 10);
+      case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *)); break;
+      case 'u':
+      case 'o':
+      case 'x': {
+        unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+        if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x");
+        unsigned base = *f == 'x' ? 16 : *f == 'o' ? 8 : 10, digits = 1;
+        for (unsigned long t = v / base; t; t /= base) digits++;
+        while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
+        pos = put_uint(buf, pos, len, v, base);
+        break;
       }
-      break;
-    }
-    case '%': buf[pos++] = '%'; break;
-    case '\0': f--; break;
-    default: buf[pos++] = '?'; break;
+      case 'p':
+        pos = put_str(buf, pos, len, "0x");
+        pos = put_uint(buf, pos, len, (unsigned long)(uintptr_t)va_arg(ap, void *), 16);
+        break;
+      case 'd': {
+        long v = wide ? va_arg(ap, long) : va_arg(ap, int);
+        if (v < 0) {
+          pos = put_str(buf, pos, len, "-");
+          pos = put_uint(buf, pos, len, 0ul - (unsigned long)v, 10);
+        } else {
+          pos = put_uint(buf, pos, len, (unsigned long)v, 10);
+        }
+        break;
+      }
+      case '%': buf[pos++] = '%'; break;
+      case '\0': f--; break;
+      default: buf[pos++] = '?'; break;
     }
   }
   buf[pos] = '\0';
@@ -119,8 +119,10 @@ void mp_log_setup(int level, const char *path) {
   if (path && level > 0) {
     int saved = errno;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) mp_log_fd = fd;
-    else mp_msg_fd(2, "cannot open MEMPOOL_LOG_FILE %s: %s; logging to stderr", path, mp_strerror(errno));
+    if (fd >= 0)
+      mp_log_fd = fd;
+    else
+      mp_msg_fd(2, "cannot open MEMPOOL_LOG_FILE %s: %s; logging to stderr", path, mp_strerror(errno));
     errno = saved;
   }
 }
@@ -138,7 +140,7 @@ void mp_fatal(const char *fmt, ...) {
   va_start(ap, fmt);
   vmsg(2, fmt, ap);
   va_end(ap);
-  if (mp_log_fd != 2) {  /* the log file gets the trap too */
+  if (mp_log_fd != 2) { /* the log file gets the trap too */
     va_start(ap, fmt);
     vmsg(mp_log_fd, fmt, ap);
     va_end(ap);

@@ -13,8 +13,7 @@
 
 /* Formats into buf (always NUL-terminated), returns the length written. */
 size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap);
-size_t mp_format(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+size_t mp_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Writes "mempool: <formatted>\n" to fd in one write(2). */
 void mp_msg_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

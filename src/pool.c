@@ -14,7 +14,7 @@
 #include "span.h"
 #include "tcache.h"
 
-#define SMALL_MIN_REGION (8u << 20)  /* below this, spans would crowd the region */
+#define SMALL_MIN_REGION (8u << 20) /* below this, spans would crowd the region */
 
 /* A device that maps only in units of its alignment (device dax): chunks
  * are a multiple of it, and the window must start and end on it. */
@@ -22,7 +22,8 @@ static int fit_device_align(mp_config *c, char *err, size_t errlen) {
   uint64_t a = strcmp(c->device, "anon") ? mp_region_device_align(c->device, c->sysfs_root) : 0;
   if (a <= 1) return 0;
   if ((a & (a - 1)) || c->base % a || (c->high + 1) % a) {
-    mp_format(err, errlen, "%s maps in units of %lu bytes: MEMPOOL_BASE (%#lx) and MEMPOOL_HIGH+1 (%#lx) must be multiples",
+    mp_format(err, errlen,
+              "%s maps in units of %lu bytes: MEMPOOL_BASE (%#lx) and MEMPOOL_HIGH+1 (%#lx) must be multiples",
               c->device, (unsigned long)a, (unsigned long)c->base, (unsigned long)(c->high + 1));
     return -EINVAL;
   }
@@ -34,7 +35,7 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
   p->policy = cfg->policy;
-  if (!p->policy.max_size) p->policy.max_size = UINT64_MAX;  /* 0: no limit */
+  if (!p->policy.max_size) p->policy.max_size = UINT64_MAX; /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
   mp_config c = *cfg;
   if (!c.chunk) c.chunk = mp_chunk_size_for(cfg->high - cfg->base + 1);
@@ -42,7 +43,7 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   if (rc == 0) rc = mp_region_open(&c, &p->region, err, errlen);
   if (rc != 0) return rc;
   int saved = errno;
-  bool fixed = !c.share || !p->region.shared;  /* exclusive, or anon */
+  bool fixed = !c.share || !p->region.shared; /* exclusive, or anon */
   if ((rc = mp_chunks_init(p, c.chunk, fixed)) != 0) {
     mp_format(err, errlen, "cannot map metadata for %lu bytes of region: %s", (unsigned long)p->region.size,
               mp_strerror(-rc));
@@ -79,11 +80,12 @@ static inline uint32_t granule_of(const mp_pool *p, const void *ptr) {
 /* The one-line traps for a pointer that is not a block held by the user. */
 void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
   if (freed)
-    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)",
-             caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
-  mp_fatal("%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block"
-           " (interior pointer, never allocated, or already freed)",
-           caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
+    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)", caller, ptr,
+             (unsigned long)((uintptr_t)ptr - p->region.base));
+  mp_fatal(
+      "%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block"
+      " (interior pointer, never allocated, or already freed)",
+      caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
 }
 
 /* Range-level check, pool lock held (released before trapping). A pointer
@@ -116,8 +118,10 @@ static inline void count_used(mp_pool *p, int64_t bytes, bool user_block) {
   if (bytes > 0 && p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
   if (!user_block) return;
   p->stats.pool_bytes += (uint64_t)bytes;
-  if (bytes > 0) p->stats.pool_allocs++;
-  else p->stats.pool_frees++;
+  if (bytes > 0)
+    p->stats.pool_allocs++;
+  else
+    p->stats.pool_frees++;
 }
 
 /* n granules at a from the held chunks, claiming more when may_claim. */
@@ -219,7 +223,7 @@ size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
 
 bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   unsigned c = small_held(p, ptr, caller);
-  if (c) {  /* stays while the size still belongs near its class */
+  if (c) { /* stays while the size still belongs near its class */
     size_t cs = mp_class_size[c - 1];
     return size <= cs && (size > cs / 2 || mp_class_of(size ? size : 1) == c - 1);
   }
@@ -304,7 +308,7 @@ int mp_pool_fork_child(mp_pool *p) {
       rc = mp_region_privatize(&p->region, copy_in_use, &c);
     } else {
       rc = mp_chunks_fork_child(p);
-      mp_small_fork_purge(p);  /* spans of inherited chunks serve nothing new */
+      mp_small_fork_purge(p); /* spans of inherited chunks serve nothing new */
     }
     if (rc != 0) detach(p);
   }
@@ -330,7 +334,7 @@ void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {
   out->free_bytes = (uint64_t)r->free_granules << MP_GRANULE_SHIFT;
   out->used_bytes = p->stats.region_used;
   out->largest_free = (uint64_t)mp_ranges_largest_free(r) << MP_GRANULE_SHIFT;
-  out->used_ranges = r->inuse_ranges - c->away_ranges;  /* not the ranges standing for chunks away */
+  out->used_ranges = r->inuse_ranges - c->away_ranges; /* not the ranges standing for chunks away */
   out->free_ranges = r->free_ranges;
   out->meta_bytes = mp_ranges_meta_bytes(r) + c->meta_len;
   out->stats = p->stats;

@@ -15,9 +15,7 @@ void mp_pool_close(mp_pool *p);
  * pool per process: the caches are thread-local). Needs an 8 MiB region. */
 int mp_pool_enable_small(mp_pool *p);
 
-static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) {
-  return p && mp_region_contains(&p->region, ptr);
-}
+static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) { return p && mp_region_contains(&p->region, ptr); }
 
 /* A block of at least size bytes aligned to align (a power of two >= 16),
  * or NULL when the region cannot serve it (errno untouched). */
@@ -35,8 +33,7 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
 
 /* The one-line trap: "mempool: CALLER(PTR): double free ..." or "invalid
  * pointer ...", then abort(). */
-_Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed)
-    __attribute__((cold));
+_Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) __attribute__((cold));
 
 /* Frees a small object (offset off, class cls) into the thread's cache. */
 static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller) {
@@ -61,11 +58,11 @@ void mp_pool_fork_parent(mp_pool *p);
 int mp_pool_fork_child(mp_pool *p);
 
 typedef struct mp_pool_info {
-  uint64_t region_bytes;                 /* the window */
-  uint64_t chunk_bytes, held_bytes, inherited_bytes;  /* chunk size; device bytes held; private copies */
-  uint64_t used_bytes, free_bytes, largest_free;      /* of what is held or inherited */
+  uint64_t region_bytes;                             /* the window */
+  uint64_t chunk_bytes, held_bytes, inherited_bytes; /* chunk size; device bytes held; private copies */
+  uint64_t used_bytes, free_bytes, largest_free;     /* of what is held or inherited */
   uint64_t used_ranges, free_ranges, meta_bytes;
-  uint64_t small_allocs, small_frees, small_bytes;  /* objects served from spans */
+  uint64_t small_allocs, small_frees, small_bytes; /* objects served from spans */
   mp_stats stats;
 } mp_pool_info;
 void mp_pool_get_info(mp_pool *p, mp_pool_info *out);

@@ -17,7 +17,7 @@
 #include "msg.h"
 #include "region.h"
 
-#define NIL 0u  /* node index 0 is never used */
+#define NIL 0u /* node index 0 is never used */
 
 static inline unsigned fls32(uint32_t x) { return 31u - (unsigned)__builtin_clz(x); }
 
@@ -78,8 +78,10 @@ static void list_remove(mp_ranges *r, uint32_t i) {
   unsigned fl, sl;
   mp_free_node *n = N(r, i);
   class_of(n->size, &fl, &sl);
-  if (n->prev != NIL) N(r, n->prev)->next = n->next;
-  else r->heads[fl][sl] = n->next;
+  if (n->prev != NIL)
+    N(r, n->prev)->next = n->next;
+  else
+    r->heads[fl][sl] = n->next;
   if (n->next != NIL) N(r, n->next)->prev = n->prev;
   if (r->heads[fl][sl] == NIL) {
     r->sl_bitmap[fl] &= ~(1u << sl);
@@ -192,7 +194,7 @@ int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece) {
     r->free_granules = granules;
     return 0;
   }
-  for (uint64_t g = 0; g < granules; g += piece) {  /* in-use pieces: no nodes */
+  for (uint64_t g = 0; g < granules; g += piece) { /* in-use pieces: no nodes */
     mp_bitmap_set(&r->starts, g);
     r->inuse_ranges++;
   }
@@ -291,7 +293,7 @@ int mp_ranges_free_as(mp_ranges *r, uint32_t g, bool parked, mp_extent *merged) 
   count_free(r, parked, 0, size);
 
   uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
-  if (i != NIL && N(r, i)->parked == parked) {  /* merge the next range */
+  if (i != NIL && N(r, i)->parked == parked) { /* merge the next range */
     size += N(r, i)->size;
     free_range_drop(r, i);
     mp_bitmap_clear(&r->starts, end);
@@ -302,7 +304,7 @@ int mp_ranges_free_as(mp_ranges *r, uint32_t g, bool parked, mp_extent *merged) 
     i = bucket_find(r, p);
     if (i != NIL && N(r, i)->parked != parked) i = NIL;
   }
-  if (i != NIL) {  /* merge into the previous range: its node stays */
+  if (i != NIL) { /* merge into the previous range: its node stays */
     free_range_resize(r, i, N(r, i)->size + size);
     mp_bitmap_clear(&r->starts, g);
   } else {
@@ -324,7 +326,7 @@ bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n) {
 bool mp_ranges_split(mp_ranges *r, uint32_t g) {
   if (g == 0 || g >= r->granules || is_start(r, g)) return false;
   if (!inuse_test(r, (uint32_t)mp_bitmap_prev_set(&r->starts, g))) return false;
-  mp_bitmap_set(&r->starts, g);  /* no node: both halves stay in use */
+  mp_bitmap_set(&r->starts, g); /* no node: both halves stay in use */
   r->inuse_ranges++;
   return true;
 }
@@ -371,14 +373,14 @@ bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
   if (n < size) {
     /* Shrink: the cut-off tail becomes an in-use range, then is freed (and
      * so coalesces with a free successor). */
-    mp_bitmap_set(&r->starts, g + n);  /* no node: an in-use range */
+    mp_bitmap_set(&r->starts, g + n); /* no node: an in-use range */
     r->inuse_ranges++;
     mp_ranges_free(r, g + n);
     return true;
   }
   if (n == size) return true;
   uint32_t i = end < r->granules ? bucket_find(r, end) : NIL;
-  if (i == NIL || N(r, i)->parked) return false;  /* grows into listed free space only */
+  if (i == NIL || N(r, i)->parked) return false; /* grows into listed free space only */
   uint32_t next_size = N(r, i)->size;
   if ((uint64_t)size + next_size < n) return false;
   uint32_t rest = size + next_size - n;
@@ -417,17 +419,17 @@ size_t mp_ranges_meta_bytes(const mp_ranges *r) {
   return (size_t)((char *)r->nodes - (char *)r->meta_base) + (size_t)r->node_top * sizeof(mp_free_node);
 }
 
-#define VIOLATION(k, ...)                                   \
-  do {                                                      \
-    if (why) mp_format(why, whylen, __VA_ARGS__);           \
-    return k;                                               \
+#define VIOLATION(k, ...)                         \
+  do {                                            \
+    if (why) mp_format(why, whylen, __VA_ARGS__); \
+    return k;                                     \
   } while (0)
 
 int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
   if (mp_bitmap_check(&r->starts)) VIOLATION(5, "start bitmap summary levels disagree with level 0");
   if (r->granules && !is_start(r, 0)) VIOLATION(1, "granule 0 is not a range start");
   uint64_t sum = 0, nfree = 0, ninuse = 0, freeg = 0, nparked = 0, parkedg = 0;
-  int prev_kind = -1;  /* -1 in use, 0 listed free, 1 parked free */
+  int prev_kind = -1; /* -1 in use, 0 listed free, 1 parked free */
   for (uint32_t g = 0; g < r->granules;) {
     uint32_t end = range_end(r, g);
     uint32_t size = end - g;
@@ -438,8 +440,8 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
       kind = N(r, i)->parked;
       if (prev_kind == kind) VIOLATION(2, "free range at %lu follows a free range of its kind", (unsigned long)g);
       if (N(r, i)->size != size)
-        VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g,
-                  (unsigned long)N(r, i)->size, (unsigned long)size);
+        VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g, (unsigned long)N(r, i)->size,
+                  (unsigned long)size);
       if (kind) {
         nparked++;
         parkedg += size;
@@ -459,18 +461,21 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
   for (uint32_t b = 0; b <= (r->granules >> MP_BUCKET_SHIFT); b++)
     for (uint32_t j = r->bucket_head[b]; j != NIL; j = N(r, j)->bucket_next) {
       if (++chained > nfree + nparked) VIOLATION(4, "more nodes in buckets than free ranges");
-      if ((N(r, j)->start >> MP_BUCKET_SHIFT) != b) VIOLATION(4, "node at %lu in bucket %lu", (unsigned long)N(r, j)->start, (unsigned long)b);
+      if ((N(r, j)->start >> MP_BUCKET_SHIFT) != b)
+        VIOLATION(4, "node at %lu in bucket %lu", (unsigned long)N(r, j)->start, (unsigned long)b);
     }
   if (chained != nfree + nparked)
     VIOLATION(4, "%lu nodes in buckets for %lu free ranges", (unsigned long)chained, (unsigned long)(nfree + nparked));
-  if (sum != r->granules) VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
+  if (sum != r->granules)
+    VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
   /* Every listed node is a live free range; list links are consistent. */
   uint64_t listed = 0;
   for (unsigned fl = 0; fl < MP_FL_COUNT; fl++) {
     for (unsigned sl = 0; sl < MP_SL_COUNT; sl++) {
       uint32_t h = r->heads[fl][sl];
       bool marked = ((r->fl_bitmap >> fl) & 1) && ((r->sl_bitmap[fl] >> sl) & 1);
-      if ((h != NIL) != marked) VIOLATION(3, "class bitmap wrong for list %lu/%lu", (unsigned long)fl, (unsigned long)sl);
+      if ((h != NIL) != marked)
+        VIOLATION(3, "class bitmap wrong for list %lu/%lu", (unsigned long)fl, (unsigned long)sl);
       uint32_t prev = NIL;
       for (uint32_t j = h; j != NIL; prev = j, j = N(r, j)->next) {
         if (N(r, j)->prev != prev) VIOLATION(3, "list %lu/%lu: broken prev link", (unsigned long)fl, (unsigned long)sl);
@@ -484,20 +489,21 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
         if (bucket_find(r, s) != j) VIOLATION(3, "listed node at %lu is not its range's node", (unsigned long)s);
         unsigned cf, cs;
         class_of(N(r, j)->size, &cf, &cs);
-        if (cf != fl || cs != sl) VIOLATION(3, "node at %lu is in list %lu/%lu, its class is %lu/%lu",
-                                            (unsigned long)s, (unsigned long)fl, (unsigned long)sl,
-                                            (unsigned long)cf, (unsigned long)cs);
+        if (cf != fl || cs != sl)
+          VIOLATION(3, "node at %lu is in list %lu/%lu, its class is %lu/%lu", (unsigned long)s, (unsigned long)fl,
+                    (unsigned long)sl, (unsigned long)cf, (unsigned long)cs);
       }
       if (r->sl_bitmap[fl] >> MP_SL_COUNT) VIOLATION(3, "stray sl bits");
     }
   }
-  if (listed != nfree) VIOLATION(3, "%lu listed nodes for %lu free ranges", (unsigned long)listed, (unsigned long)nfree);
+  if (listed != nfree)
+    VIOLATION(3, "%lu listed nodes for %lu free ranges", (unsigned long)listed, (unsigned long)nfree);
   if (nparked != r->parked_ranges || parkedg != r->parked_granules)
     VIOLATION(6, "counters: parked %lu/%lu ranges, %lu/%lu granules", (unsigned long)r->parked_ranges,
               (unsigned long)nparked, (unsigned long)r->parked_granules, (unsigned long)parkedg);
   if (nfree != r->free_ranges || ninuse != r->inuse_ranges || freeg != r->free_granules)
-    VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu",
-              (unsigned long)r->free_ranges, (unsigned long)nfree, (unsigned long)r->inuse_ranges,
-              (unsigned long)ninuse, (unsigned long)r->free_granules, (unsigned long)freeg);
+    VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu", (unsigned long)r->free_ranges,
+              (unsigned long)nfree, (unsigned long)r->inuse_ranges, (unsigned long)ninuse,
+              (unsigned long)r->free_granules, (unsigned long)freeg);
   return 0;
 }

@@ -45,8 +45,8 @@ uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phas
 
 enum mp_ranges_status {
   MP_RANGES_OK = 0,
-  MP_RANGES_NOT_A_START = -1,  /* interior or never-allocated address */
-  MP_RANGES_NOT_IN_USE = -2,   /* double free */
+  MP_RANGES_NOT_A_START = -1, /* interior or never-allocated address */
+  MP_RANGES_NOT_IN_USE = -2,  /* double free */
 };
 /* Frees the in-use range starting at g; coalesces with free neighbours. */
 int mp_ranges_free(mp_ranges *r, uint32_t g);

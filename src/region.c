@@ -101,9 +101,12 @@ static int create_file(const char *dev, int flags) {
   if (dfd < 0) return -errno;
   struct stat d, devdir;
   int rc;
-  if (fstat(dfd, &d) != 0) rc = -errno;
-  else if (stat("/dev", &devdir) == 0 && d.st_dev == devdir.st_dev && d.st_ino == devdir.st_ino) rc = -ENOENT;
-  else if ((rc = openat(dfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0) rc = -errno;
+  if (fstat(dfd, &d) != 0)
+    rc = -errno;
+  else if (stat("/dev", &devdir) == 0 && d.st_dev == devdir.st_dev && d.st_ino == devdir.st_ino)
+    rc = -ENOENT;
+  else if ((rc = openat(dfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0)
+    rc = -errno;
   close(dfd);
   return rc;
 }
@@ -114,12 +117,14 @@ static int open_device(const mp_config *cfg, int flags, open_ctx *o) {
   int e = fd < 0 ? errno : 0;
   if (e == ENOENT) {
     fd = create_file(dev, flags);
-    if (fd == -EEXIST && (fd = open(dev, flags | O_NOFOLLOW)) < 0) fd = -errno;  /* created meanwhile */
+    if (fd == -EEXIST && (fd = open(dev, flags | O_NOFOLLOW)) < 0) fd = -errno; /* created meanwhile */
     e = fd < 0 ? -fd : 0;
   }
   if (e) {
-    if (e == ELOOP) mp_format(o->err, o->errlen, "%s is a symbolic link: not followed", dev);
-    else mp_format(o->err, o->errlen, "cannot open %s: %s", dev, mp_strerror(e));
+    if (e == ELOOP)
+      mp_format(o->err, o->errlen, "%s is a symbolic link: not followed", dev);
+    else
+      mp_format(o->err, o->errlen, "cannot open %s: %s", dev, mp_strerror(e));
     return -e;
   }
   return fd;
@@ -266,7 +271,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   munmap(base + r->map_len, (size_t)(res + align - base));
   r->base = (uintptr_t)base;
   int rc = anon ? 0 : open_backing(cfg, r, &o);
-  if (r->fd >= 0) close(r->fd);  /* an exclusive window's lock lives on with its mapping */
+  if (r->fd >= 0) close(r->fd); /* an exclusive window's lock lives on with its mapping */
   r->fd = -1;
   if (rc != 0) mp_region_close(r);
   errno = saved_errno;
@@ -274,7 +279,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
 }
 
 void mp_region_close(mp_region *r) {
-  if (r->base) munmap((void *)r->base, r->map_len);  /* drops every lock */
+  if (r->base) munmap((void *)r->base, r->map_len); /* drops every lock */
   r->base = 0;
   r->size = 0;
   r->fd = -1;
@@ -287,7 +292,7 @@ void mp_region_close(mp_region *r) {
 static uint64_t busy_until(int fd, uint64_t dev_off, uint64_t len) {
   struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)dev_off, .l_len = (off_t)len};
   if (fcntl(fd, F_OFD_GETLK, &q) != 0 || q.l_type == F_UNLCK) return dev_off + len;
-  if (q.l_len == 0) return UINT64_MAX;  /* locked to the end of the file */
+  if (q.l_len == 0) return UINT64_MAX; /* locked to the end of the file */
   return (uint64_t)q.l_start + (uint64_t)q.l_len;
 }
 
@@ -324,28 +329,28 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
                         (off_t)dev_off) == MAP_FAILED)
       rc = -errno;
   }
-  if (fd >= 0) close(fd);  /* without a mapping, the lock goes with it */
+  if (fd >= 0) close(fd); /* without a mapping, the lock goes with it */
   errno = saved;
   return rc;
 }
 
 /* [off, off+len) becomes reserved addresses again (no device, no memory). */
 static int reserve(mp_region *r, size_t off, size_t len) {
-  void *m = mmap((void *)(r->base + off), len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                 -1, 0);
+  void *m =
+      mmap((void *)(r->base + off), len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   return m == MAP_FAILED ? -errno : 0;
 }
 
 void mp_region_release(mp_region *r, size_t off, size_t len) {
   int saved = errno;
-  reserve(r, off, len);  /* the chunk's own open file description goes, and its lock */
+  reserve(r, off, len); /* the chunk's own open file description goes, and its lock */
   errno = saved;
 }
 
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx) {
   char *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (tmp == MAP_FAILED) return -errno;
-  copy(ctx, (uintptr_t)tmp - off);  /* the copy's addresses: region offsets */
+  copy(ctx, (uintptr_t)tmp - off); /* the copy's addresses: region offsets */
   if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(r->base + off)) == MAP_FAILED) {
     int e = errno;
     munmap(tmp, len);

@@ -44,9 +44,7 @@ int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy
 /* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
 int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx);
 
-static inline bool mp_region_contains(const mp_region *r, const void *p) {
-  return (uintptr_t)p - r->base < r->size;
-}
+static inline bool mp_region_contains(const mp_region *r, const void *p) { return (uintptr_t)p - r->base < r->size; }
 
 /* Private anonymous memory for metadata (never from malloc). */
 void *mp_meta_map(size_t len);

@@ -14,7 +14,7 @@
 
 int mp_small_init(mp_pool *p) {
   mp_small *sm = &p->small;
-  size_t nspans = p->region.size >> MP_SPAN_SHIFT;  /* whole 64 KiB chunks: where spans can be */
+  size_t nspans = p->region.size >> MP_SPAN_SHIFT; /* whole 64 KiB chunks: where spans can be */
   /* One class byte for every chunk the region touches, the partial tail
    * included: a range block there looks its chunk up too (and finds 0). */
   size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
@@ -84,8 +84,10 @@ static void partial_push(mp_small *sm, mp_class *c, uint32_t si) {
 
 static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   mp_span *s = &sm->spans[si];
-  if (s->prev) sm->spans[s->prev - 1].next = s->next;
-  else c->partial = s->next;
+  if (s->prev)
+    sm->spans[s->prev - 1].next = s->next;
+  else
+    c->partial = s->next;
   if (s->next) sm->spans[s->next - 1].prev = s->prev;
   s->prev = s->next = 0;
 }
@@ -234,11 +236,11 @@ void mp_small_fork_purge(mp_pool *p) {
   mp_tcache_flush_current(p);
 }
 
-#define VIOLATION(...)                                 \
-  do {                                                 \
-    if (why) mp_format(why, whylen, __VA_ARGS__);      \
-    rc = -1;                                           \
-    goto out;                                          \
+#define VIOLATION(...)                            \
+  do {                                            \
+    if (why) mp_format(why, whylen, __VA_ARGS__); \
+    rc = -1;                                      \
+    goto out;                                     \
   } while (0)
 
 int mp_small_check(mp_pool *p, char *why, size_t whylen) {
@@ -250,8 +252,9 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
   for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
     uint32_t listed = 0, counted = 0;
     for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
-      if (sm->span_class[si1 - 1] != cls + 1) VIOLATION("S2: span %lu on list of class %u has class %u",
-                                                         (unsigned long)(si1 - 1), cls, sm->span_class[si1 - 1]);
+      if (sm->span_class[si1 - 1] != cls + 1)
+        VIOLATION("S2: span %lu on list of class %u has class %u", (unsigned long)(si1 - 1), cls,
+                  sm->span_class[si1 - 1]);
       if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
       if (span_inherited(p, si1 - 1)) VIOLATION("S2: inherited span %lu on a partial list", (unsigned long)(si1 - 1));
       if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
@@ -262,10 +265,12 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       uint32_t na = 0;
       counted++;
       for (uint32_t w = 0; w < class_words(cls); w++) {
-        if (s->avail[w] & s->alloc[w]) VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
+        if (s->avail[w] & s->alloc[w])
+          VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
         na += (uint32_t)__builtin_popcountll(s->avail[w]);
         uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
-        if ((s->avail[w] | s->alloc[w]) & beyond) VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+        if ((s->avail[w] | s->alloc[w]) & beyond)
+          VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
       }
       if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
       uint32_t g = (uint32_t)(si * SPAN_GRANULES);
@@ -273,8 +278,8 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
           mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
         VIOLATION("S3: span %lu is not an in-use range of one span", (unsigned long)si);
     }
-    if (counted != sm->classes[cls].spans) VIOLATION("S2: class %u counts %u spans, table has %u", cls,
-                                                      sm->classes[cls].spans, counted);
+    if (counted != sm->classes[cls].spans)
+      VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);
   }
 out:
   pthread_mutex_unlock(&p->lock);

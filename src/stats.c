@@ -29,12 +29,15 @@ static void report_text(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
     unsigned long frag = frag_permille(&in);
     mp_out_printf(o, "mempool:   region            %s offset %#lx, %lu bytes at %p\n", pool->region.device,
                   UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
-    mp_out_printf(o, "mempool:   device held       %lu bytes in chunks of %lu (claimed %lu, released %lu, none free %lu times); private copies %lu bytes\n",
-                  UL(in.held_bytes), UL(in.chunk_bytes), UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk),
-                  UL(in.inherited_bytes));
+    mp_out_printf(
+        o,
+        "mempool:   device held       %lu bytes in chunks of %lu (claimed %lu, released %lu, none free %lu times); private copies %lu bytes\n",
+        UL(in.held_bytes), UL(in.chunk_bytes), UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk),
+        UL(in.inherited_bytes));
     mp_out_printf(o, "mempool:   pool allocations  %lu (frees %lu, failed requests %lu)\n",
                   UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
-    mp_out_printf(o, "mempool:   pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu\n",
+    mp_out_printf(o,
+                  "mempool:   pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu\n",
                   UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
     mp_out_printf(o, "mempool:   pool free         %lu bytes in %lu ranges, largest %lu bytes\n", UL(in.free_bytes),
                   UL(in.free_ranges), UL(in.largest_free));
@@ -62,13 +65,14 @@ static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
                   UL(in.inherited_bytes));
     mp_out_printf(o, "\"chunks_claimed\":%lu,\"chunks_released\":%lu,\"no_free_chunk\":%lu},\"pool\":{",
                   UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk));
-    mp_out_printf(o, "\"allocations\":%lu,\"frees\":%lu,\"failed_requests\":%lu,",
-                  UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
+    mp_out_printf(o, "\"allocations\":%lu,\"frees\":%lu,\"failed_requests\":%lu,", UL(s->pool_allocs + in.small_allocs),
+                  UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
     mp_out_printf(o, "\"bytes_in_use\":%lu,\"small_bytes_in_use\":%lu,\"region_in_use\":%lu,\"region_peak\":%lu,",
                   UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
     mp_out_printf(o, "\"free_bytes\":%lu,\"free_ranges\":%lu,\"used_ranges\":%lu,\"largest_free\":%lu,",
                   UL(in.free_bytes), UL(in.free_ranges), UL(in.used_ranges), UL(in.largest_free));
-    mp_out_printf(o, "\"fragmentation\":%lu.%03lu,\"metadata_bytes\":%lu}", frag / 1000, frag % 1000, UL(in.meta_bytes));
+    mp_out_printf(o, "\"fragmentation\":%lu.%03lu,\"metadata_bytes\":%lu}", frag / 1000, frag % 1000,
+                  UL(in.meta_bytes));
   } else {
     mp_out_printf(o, "null,\"pool\":null");
   }
@@ -80,8 +84,10 @@ void mp_stats_report(int fd, mp_pool *pool, enum mp_stats_format format) {
   mp_fallback_stats fb;
   mp_fallback_get_stats(&fb);
   mp_outbuf o = {.fd = fd};
-  if (format == MP_STATS_JSON) report_json(&o, pool, &fb);
-  else report_text(&o, pool, &fb);
+  if (format == MP_STATS_JSON)
+    report_json(&o, pool, &fb);
+  else
+    report_text(&o, pool, &fb);
   mp_out_flush(&o);
 }
 
@@ -101,12 +107,10 @@ void mp_stats_report_to(const mp_config *cfg, mp_pool *pool) {
   }
   int saved = errno;
   int fd = open(cfg->stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == EACCES) {  /* a process of the tree running as another user: quiet */
-    mp_log(MP_LOG_INFO, "cannot open MEMPOOL_STATS file %s: %s; no statistics", cfg->stats_path,
-           mp_strerror(errno));
+  if (fd < 0 && errno == EACCES) { /* a process of the tree running as another user: quiet */
+    mp_log(MP_LOG_INFO, "cannot open MEMPOOL_STATS file %s: %s; no statistics", cfg->stats_path, mp_strerror(errno));
   } else if (fd < 0) {
-    mp_msg("cannot open MEMPOOL_STATS file %s: %s; statistics go to stderr", cfg->stats_path,
-           mp_strerror(errno));
+    mp_msg("cannot open MEMPOOL_STATS file %s: %s; statistics go to stderr", cfg->stats_path, mp_strerror(errno));
     mp_stats_report(2, pool, cfg->stats_format);
   } else {
     mp_stats_report(fd, pool, cfg->stats_format);
@@ -123,7 +127,7 @@ void mp_stats_mallinfo2(mp_pool *pool, struct mallinfo2 *out) {
   if (!pool) return;
   mp_pool_info in;
   mp_pool_get_info(pool, &in);
-  out->arena = in.held_bytes + in.inherited_bytes;  /* what this process holds of the window */
+  out->arena = in.held_bytes + in.inherited_bytes; /* what this process holds of the window */
   out->ordblks = in.free_ranges;
   out->uordblks = in.stats.pool_bytes + in.small_bytes;
   out->fordblks = in.free_bytes;

@@ -16,9 +16,7 @@ static __thread bool t_cache_dead __attribute__((tls_model("initial-exec")));
 
 static void thread_exit(void *arg);
 
-int mp_tcache_init(mp_pool *p) {
-  return pthread_key_create(&p->small.key, thread_exit) == 0 ? 0 : -1;
-}
+int mp_tcache_init(mp_pool *p) { return pthread_key_create(&p->small.key, thread_exit) == 0 ? 0 : -1; }
 
 static mp_tcache *tcache_new(mp_pool *p) {
   mp_small *sm = &p->small;
@@ -58,7 +56,7 @@ static mp_tcache *tcache_get(mp_pool *p) {
   if (tc) return tc->pool == p ? tc : NULL;
   if (t_cache_dead) return NULL;
   tc = tcache_new(p);
-  mp_t_tcache = tc;  /* before setspecific: should it allocate, it finds the cache */
+  mp_t_tcache = tc; /* before setspecific: should it allocate, it finds the cache */
   /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
   if (tc) pthread_setspecific(p->small.key, tc);
   mp_log(MP_LOG_DEBUG, "thread cache %p for thread %lu", (void *)tc, (unsigned long)pthread_self());
@@ -74,7 +72,7 @@ static void bin_flush(mp_pool *p, mp_tcache_bin *b, unsigned cls, uint32_t keep)
 void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
   mp_tcache *tc = tcache_get(p);
   void *obj;
-  if (!tc) {  /* no cache for this thread: one object straight from the spans */
+  if (!tc) { /* no cache for this thread: one object straight from the spans */
     if (mp_span_take(p, cls, &obj, 1) == 0) return NULL;
     mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
     __atomic_fetch_add(&p->small.retired_allocs, 1, __ATOMIC_RELAXED);
@@ -88,7 +86,7 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
 }
 
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
-  int saved = errno;  /* free keeps errno; a first cache may mmap */
+  int saved = errno; /* free keeps errno; a first cache may mmap */
   mp_tcache *tc = tcache_get(p);
   errno = saved;
   if (!tc) {

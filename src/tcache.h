@@ -13,7 +13,7 @@
 
 extern __thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec")));
 
-int mp_tcache_init(mp_pool *p);   /* the thread-exit key; once per pool */
+int mp_tcache_init(mp_pool *p); /* the thread-exit key; once per pool */
 void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls);
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls);
 /* Flushes the calling thread's cache (exhaustion path, tests). */

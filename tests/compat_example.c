@@ -70,11 +70,10 @@ int main(void) {
     }
     long long off = device_offset(buf[i], dev);
     long long last = device_offset((char *)(buf[i] + counts[i]) - 1, dev);
-    printf("buffer %d: %zu x %zu bytes at %p, %s offset %#llx\n", i, counts[i], sizeof(unsigned),
-           (void *)buf[i], dev, off);
+    printf("buffer %d: %zu x %zu bytes at %p, %s offset %#llx\n", i, counts[i], sizeof(unsigned), (void *)buf[i], dev,
+           off);
     if (off < (long long)BASE || last < off || last > (long long)HIGH) {
-      fprintf(stderr, "compat_example: buffer %d (%p) is not in %s %#lx..%#lx\n", i, (void *)buf[i],
-              dev, BASE, HIGH);
+      fprintf(stderr, "compat_example: buffer %d (%p) is not in %s %#lx..%#lx\n", i, (void *)buf[i], dev, BASE, HIGH);
       bad = 1;
     }
   }

@@ -141,8 +141,7 @@ int main() {
   for (std::uint32_t i = 0; i < 20000; i++) usum += um.at(i * 2654435761u).size() * i;
   total.u64(usum);
   std::printf("map: %zu keys, first %s, last %s; unordered_map: %zu keys, sum %llu\n", m.size(),
-              m.begin()->first.c_str(), m.rbegin()->first.c_str(), um.size(),
-              static_cast<unsigned long long>(usum));
+              m.begin()->first.c_str(), m.rbegin()->first.c_str(), um.size(), static_cast<unsigned long long>(usum));
 
   // shared_ptr tree
   auto root = std::make_shared<Node>("root");
@@ -163,8 +162,8 @@ int main() {
   total.u64(td.h);
   level.clear();
   root.reset();
-  std::printf("shared_ptr tree: %llu nodes, expired after reset: %s\n",
-              static_cast<unsigned long long>(nodes), weak.expired() ? "yes" : "no");
+  std::printf("shared_ptr tree: %llu nodes, expired after reset: %s\n", static_cast<unsigned long long>(nodes),
+              weak.expired() ? "yes" : "no");
 
   // exceptions
   int caught = 0;
@@ -200,8 +199,8 @@ int main() {
       asum += a->v[7] + static_cast<double>(a->tag);
       delete a;
     }
-  Aligned *arr = new Aligned[17]{Aligned(1), Aligned(2), Aligned(3), Aligned(4), Aligned(5), Aligned(6),
-                                 Aligned(7), Aligned(8), Aligned(9), Aligned(10), Aligned(11), Aligned(12),
+  Aligned *arr = new Aligned[17]{Aligned(1),  Aligned(2),  Aligned(3),  Aligned(4),  Aligned(5),  Aligned(6),
+                                 Aligned(7),  Aligned(8),  Aligned(9),  Aligned(10), Aligned(11), Aligned(12),
                                  Aligned(13), Aligned(14), Aligned(15), Aligned(16), Aligned(17)};
   if (reinterpret_cast<std::uintptr_t>(arr) % alignof(Aligned) != 0) misaligned++;
   asum += arr[16].v[0];

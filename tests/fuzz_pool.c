@@ -64,22 +64,22 @@
 #include "pool.h"
 #include "span.h"
 
-#define SLOTS 128
-#define MAX_OPS 4096
+#define SLOTS       128
+#define MAX_OPS     4096
 #define CHECK_EVERY 64
-#define DENSE (64u << 10)          /* blocks up to this size are checked byte by byte */
-#define LIVE_CAP (96ull << 20)     /* keep the live requested bytes below this */
-#define PLAIN_SIZE (1u << 20)
-#define SMALL_SIZE (16u << 20)
+#define DENSE       (64u << 10)   /* blocks up to this size are checked byte by byte */
+#define LIVE_CAP    (96ull << 20) /* keep the live requested bytes below this */
+#define PLAIN_SIZE  (1u << 20)
+#define SMALL_SIZE  (16u << 20)
 
 typedef struct block {
   uint8_t *p;
-  size_t req;       /* bytes requested */
-  size_t usable;    /* mp_malloc_usable_size at the last check */
-  size_t align;     /* alignment asked for */
-  uint64_t id;      /* pattern seed */
-  bool owned;       /* in the pool's region */
-  bool small;       /* in a small-object span */
+  size_t req;    /* bytes requested */
+  size_t usable; /* mp_malloc_usable_size at the last check */
+  size_t align;  /* alignment asked for */
+  uint64_t id;   /* pattern seed */
+  bool owned;    /* in the pool's region */
+  bool small;    /* in a small-object span */
 } block;
 
 static mp_pool g_plain, g_small;
@@ -121,8 +121,8 @@ static _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt
   abort();
 }
 
-#define REQUIRE(cond, ...)         \
-  do {                             \
+#define REQUIRE(cond, ...)          \
+  do {                              \
     if (!(cond)) fail(__VA_ARGS__); \
   } while (0)
 
@@ -178,8 +178,10 @@ static size_t pattern_range(uint8_t *p, uint64_t id, size_t lo, size_t hi, int w
       i += 8;
     } else {
       uint8_t b = what == DO_ZERO ? 0 : pat_byte(id, i);
-      if (what == DO_FILL) p[i] = b;
-      else if (p[i] != b) return i;
+      if (what == DO_FILL)
+        p[i] = b;
+      else if (p[i] != b)
+        return i;
       i++;
     }
   }
@@ -189,9 +191,9 @@ static size_t pattern_range(uint8_t *p, uint64_t id, size_t lo, size_t hi, int w
 /* The tracked positions of a block of size bytes, clipped to [0, upto). */
 static size_t pattern(uint8_t *p, uint64_t id, size_t size, size_t upto, int what) {
   size_t r;
-#define RANGE(a, b)                                                               \
-  do {                                                                            \
-    size_t lo_ = (a), hi_ = (b) < upto ? (b) : upto;                              \
+#define RANGE(a, b)                                                                    \
+  do {                                                                                 \
+    size_t lo_ = (a), hi_ = (b) < upto ? (b) : upto;                                   \
     if (lo_ < hi_ && (r = pattern_range(p, id, lo_, hi_, what)) != SIZE_MAX) return r; \
   } while (0)
   if (size <= DENSE) {
@@ -209,8 +211,8 @@ static void fill_block(block *b) { pattern(b->p, b->id, b->req, b->req, DO_FILL)
 
 static void verify_block(const block *b, size_t upto, const char *when) {
   size_t bad = pattern(b->p, b->id, b->req, upto, DO_CHECK);
-  REQUIRE(bad == SIZE_MAX, "%s: block id %lu at %p (%zu bytes, %s) has a wrong byte at offset %zu: %#x, want %#x",
-          when, (unsigned long)b->id, (void *)b->p, b->req, b->owned ? "pool" : "jemalloc", bad, b->p[bad],
+  REQUIRE(bad == SIZE_MAX, "%s: block id %lu at %p (%zu bytes, %s) has a wrong byte at offset %zu: %#x, want %#x", when,
+          (unsigned long)b->id, (void *)b->p, b->req, b->owned ? "pool" : "jemalloc", bad, b->p[bad],
           pat_byte(b->id, bad));
 }
 
@@ -273,8 +275,8 @@ static void adopt(int i, void *p, size_t req, size_t align, bool zeroed) {
   REQUIRE(b->owned || !must, "the empty pool did not serve %zu bytes aligned to %zu (got %p)", req, align, p);
   if (zeroed) {
     size_t bad = pattern(b->p, 0, req, req, DO_ZERO);
-    REQUIRE(bad == SIZE_MAX, "calloc block %p (%zu bytes, %s) not zero at %zu", p, req,
-            b->owned ? "pool" : "jemalloc", bad);
+    REQUIRE(bad == SIZE_MAX, "calloc block %p (%zu bytes, %s) not zero at %zu", p, req, b->owned ? "pool" : "jemalloc",
+            bad);
   }
   fill_block(b);
   live_bytes += req;
@@ -303,8 +305,10 @@ static void check_pool(const char *when) {
     if (!b->p) continue;
     REQUIRE(mp_pool_owns(P, b->p) == b->owned, "%s: ownership of %p changed", when, (void *)b->p);
     if (!b->owned) continue;
-    if (b->small) small_bytes += b->usable, small_n++;
-    else range_bytes += b->usable, range_n++;
+    if (b->small)
+      small_bytes += b->usable, small_n++;
+    else
+      range_bytes += b->usable, range_n++;
   }
   REQUIRE(in.used_bytes + in.free_bytes == in.region_bytes && in.region_bytes == P->region.size,
           "%s: used %lu + free %lu != region %lu", when, (unsigned long)in.used_bytes, (unsigned long)in.free_bytes,
@@ -313,8 +317,8 @@ static void check_pool(const char *when) {
           (unsigned long)in.stats.region_used, (unsigned long)in.used_bytes);
   REQUIRE(in.stats.pool_bytes == range_bytes, "%s: stats.pool_bytes %lu, model %lu", when,
           (unsigned long)in.stats.pool_bytes, (unsigned long)range_bytes);
-  REQUIRE(in.stats.pool_allocs - in.stats.pool_frees == range_n, "%s: pool_allocs - pool_frees = %lu, model %lu",
-          when, (unsigned long)(in.stats.pool_allocs - in.stats.pool_frees), (unsigned long)range_n);
+  REQUIRE(in.stats.pool_allocs - in.stats.pool_frees == range_n, "%s: pool_allocs - pool_frees = %lu, model %lu", when,
+          (unsigned long)(in.stats.pool_allocs - in.stats.pool_frees), (unsigned long)range_n);
   REQUIRE(in.small_bytes == small_bytes, "%s: small_bytes %lu, model %lu", when, (unsigned long)in.small_bytes,
           (unsigned long)small_bytes);
   REQUIRE(in.small_allocs - in.small_frees == small_n, "%s: small_allocs - small_frees = %lu, model %lu", when,
@@ -323,8 +327,8 @@ static void check_pool(const char *when) {
   REQUIRE(in.used_bytes >= range_bytes && span_bytes % MP_SPAN_SIZE == 0,
           "%s: %lu bytes in use beyond range blocks, not whole spans", when, (unsigned long)span_bytes);
   REQUIRE(span_bytes == 0 || P->small.enabled, "%s: span bytes in a pool without small objects", when);
-  REQUIRE(in.used_ranges >= range_n, "%s: %lu in-use ranges for %lu range blocks", when,
-          (unsigned long)in.used_ranges, (unsigned long)range_n);
+  REQUIRE(in.used_ranges >= range_n, "%s: %lu in-use ranges for %lu range blocks", when, (unsigned long)in.used_ranges,
+          (unsigned long)range_n);
   REQUIRE(in.largest_free <= in.free_bytes, "%s: largest free %lu > free %lu", when, (unsigned long)in.largest_free,
           (unsigned long)in.free_bytes);
 }
@@ -350,25 +354,30 @@ static size_t dec_size(reader *r) {
   unsigned b = u8(r);
   size_t n;
   switch (b >> 5) {
-    case 0: case 1: case 2: n = u8(r); break;
-    case 3: n = u8(r) | (u8(r) & 0x1f) << 8; break;                 /* < 8 KiB */
-    case 4: n = u16(r); break;                                      /* < 64 KiB */
-    case 5: {                                                       /* log-uniform, up to the region */
+    case 0:
+    case 1:
+    case 2: n = u8(r); break;
+    case 3: n = u8(r) | (u8(r) & 0x1f) << 8; break; /* < 8 KiB */
+    case 4: n = u16(r); break;                      /* < 64 KiB */
+    case 5: {                                       /* log-uniform, up to the region */
       unsigned sh = u8(r) % (unsigned)(64 - __builtin_clzl(R));
       n = ((size_t)1 << sh) + (u24(r) & (((size_t)1 << sh) - 1));
       if (n > R) n = R;
       break;
     }
     case 6: {
-      const size_t edge[] = {0, 1, 8, 9, 15, 16, 17, 128, 129, 4096, 8191, 8192, 8193, 65535, 65536, 65537,
-                             R / 2 - 16, R / 2, R / 2 + 16, R - 65536, R - 4096, R - 32, R - 16, R - 1,
-                             R, R + 1, R + 16, R + 4096, 2 * R, 3 * R / 2, R / 4, R / 3};
+      const size_t edge[] = {0,          1,     8,          9,         15,       16,        17,     128,
+                             129,        4096,  8191,       8192,      8193,     65535,     65536,  65537,
+                             R / 2 - 16, R / 2, R / 2 + 16, R - 65536, R - 4096, R - 32,    R - 16, R - 1,
+                             R,          R + 1, R + 16,     R + 4096,  2 * R,    3 * R / 2, R / 4,  R / 3};
       n = edge[b & 31];
       break;
     }
     default:
-      if (b == 0xFF) n = R / 2 + u24(r) % (3 * R / 2 + 1);          /* half the region .. twice it */
-      else n = u8(r) | (u8(r) & 0x3f) << 8;                         /* < 16 KiB */
+      if (b == 0xFF)
+        n = R / 2 + u24(r) % (3 * R / 2 + 1); /* half the region .. twice it */
+      else
+        n = u8(r) | (u8(r) & 0x3f) << 8; /* < 16 KiB */
       break;
   }
   if (n > DENSE && live_bytes + n > LIVE_CAP) n %= DENSE;
@@ -400,7 +409,7 @@ static void do_realloc(int i, size_t n, bool array, size_t nmemb) {
   errno = 0;
   void *q = array ? mp_reallocarray(P, b->p, nmemb, n / nmemb) : mp_realloc(P, b->p, n);
   if (array) n = nmemb * (n / nmemb);
-  if (n == 0) {  /* glibc: frees, returns NULL */
+  if (n == 0) { /* glibc: frees, returns NULL */
     REQUIRE(q == NULL, "realloc(%p, 0) returned %p", (void *)old.p, q);
     live_bytes -= old.req;
     memset(b, 0, sizeof *b);
@@ -424,7 +433,9 @@ static void do_realloc(int i, size_t n, bool array, size_t nmemb) {
 static void run_op(reader *r) {
   unsigned op = u8(r) % 16;
   switch (op) {
-    case 0: case 1: case 2: {  /* malloc */
+    case 0:
+    case 1:
+    case 2: { /* malloc */
       int i = pick_slot(r);
       size_t n = dec_size(r);
       void *p = mp_malloc(P, n);
@@ -432,7 +443,7 @@ static void run_op(reader *r) {
       adopt(i, p, n, 16, false);
       break;
     }
-    case 3: {  /* calloc, sometimes overflowing */
+    case 3: { /* calloc, sometimes overflowing */
       int i = pick_slot(r);
       unsigned m = u8(r);
       size_t n = dec_size(r);
@@ -447,7 +458,8 @@ static void run_op(reader *r) {
       adopt(i, p, nmemb * size, 16, true);
       break;
     }
-    case 4: case 5: {  /* realloc of a live block (or of NULL) */
+    case 4:
+    case 5: { /* realloc of a live block (or of NULL) */
       int i = (int)(u8(r) % SLOTS);
       size_t n = dec_size(r);
       if (!slots[i].p) {
@@ -459,7 +471,7 @@ static void run_op(reader *r) {
       }
       break;
     }
-    case 6: {  /* realloc to 0, reallocarray, realloc to a size near the current one */
+    case 6: { /* realloc to 0, reallocarray, realloc to a size near the current one */
       int i = pick_live(r);
       unsigned k = u8(r);
       if (i < 0) break;
@@ -467,7 +479,7 @@ static void run_op(reader *r) {
         do_realloc(i, 0, false, 1);
       } else if (k % 8 < 4) {
         do_realloc(i, dec_size(r), true, 1 + k % 4);
-      } else {  /* small steps: in-place growth and shrink */
+      } else { /* small steps: in-place growth and shrink */
         size_t cur = slots[i].req, d = (k >> 3) * 16;
         size_t n = (k & 4) ? cur + d : (cur > d ? cur - d : 1);
         if (n > DENSE && live_bytes + n - cur > LIVE_CAP) n = cur;
@@ -475,14 +487,16 @@ static void run_op(reader *r) {
       }
       break;
     }
-    case 7: case 8: {  /* aligned allocations */
+    case 7:
+    case 8: { /* aligned allocations */
       int i = pick_slot(r);
       unsigned kind = u8(r) % 6;
       size_t align = dec_align(r), n = dec_size(r);
       void *p = NULL;
       size_t want = align < 16 ? 16 : align;
       switch (kind) {
-        case 0: case 1: {
+        case 0:
+        case 1: {
           void *out = (void *)0x1;
           int rc = mp_posix_memalign(P, &out, align, n);
           if (align < sizeof(void *)) {
@@ -493,12 +507,10 @@ static void run_op(reader *r) {
           p = out;
           break;
         }
-        case 2:
-          p = mp_aligned_alloc(P, align, n);
-          break;
-        case 3: {  /* memalign, also with an alignment that is not a power of two */
+        case 2: p = mp_aligned_alloc(P, align, n); break;
+        case 3: { /* memalign, also with an alignment that is not a power of two */
           size_t a = align;
-          if (align > 16 && (n & 1)) a = align - align / 4;  /* rounded up to align */
+          if (align > 16 && (n & 1)) a = align - align / 4; /* rounded up to align */
           p = mp_memalign(P, a, n);
           break;
         }
@@ -517,12 +529,14 @@ static void run_op(reader *r) {
       adopt(i, p, n, want, false);
       break;
     }
-    case 9: case 10: case 11: {  /* free */
+    case 9:
+    case 10:
+    case 11: { /* free */
       int i = pick_live(r);
       if (i >= 0) release(i, "before free");
       break;
     }
-    case 12: {  /* usable size, and the slack is writable without harm */
+    case 12: { /* usable size, and the slack is writable without harm */
       int i = pick_live(r);
       if (i < 0) break;
       block *b = &slots[i];
@@ -532,7 +546,7 @@ static void run_op(reader *r) {
       verify_block(b, b->req, "usable size");
       break;
     }
-    case 13: {  /* refused sizes; a live block survives a refused realloc */
+    case 13: { /* refused sizes; a live block survives a refused realloc */
       unsigned k = u8(r);
       size_t huge = (size_t)PTRDIFF_MAX + 1 + (k & 15);
       errno = 0;
@@ -543,8 +557,7 @@ static void run_op(reader *r) {
       REQUIRE(mp_aligned_alloc(P, 48 + 32 * (k & 7), 10) == NULL && errno == EINVAL,
               "aligned_alloc(%u, 10) not refused", 48 + 32 * (k & 7));
       errno = 0;
-      REQUIRE(mp_memalign(P, SIZE_MAX - k, 10) == NULL && errno == EINVAL, "memalign(%zu) not refused",
-              SIZE_MAX - k);
+      REQUIRE(mp_memalign(P, SIZE_MAX - k, 10) == NULL && errno == EINVAL, "memalign(%zu) not refused", SIZE_MAX - k);
       int i = pick_live(r);
       if (i >= 0) {
         errno = 0;
@@ -555,11 +568,9 @@ static void run_op(reader *r) {
       }
       break;
     }
-    case 14:
-      check_pool("check op");
-      break;
-    default: {  /* free everything, oldest id first */
-      if (u8(r) % 4) {  /* mostly: verify one block */
+    case 14: check_pool("check op"); break;
+    default: {         /* free everything, oldest id first */
+      if (u8(r) % 4) { /* mostly: verify one block */
         int i = pick_live(r);
         if (i >= 0) verify_block(&slots[i], slots[i].req, "verify op");
         break;
@@ -616,7 +627,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   next_id = 0;
   live_bytes = 0;
   op_no = 0;
-  static bool first = true;  /* later inputs start where the last one's end checks left the pool */
+  static bool first = true; /* later inputs start where the last one's end checks left the pool */
   if (first) check_pool("start of the first input");
   first = false;
   while (more(&r) && op_no < MAX_OPS) {
@@ -692,8 +703,8 @@ int main(int argc, char **argv) {
     if (seconds > 0 && (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 > seconds) break;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("fuzz_pool: %ld inputs (seed %lu), %lu operations, %.1f s: all checks passed\n", done,
-         (unsigned long)seed, total_ops, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+  printf("fuzz_pool: %ld inputs (seed %lu), %lu operations, %.1f s: all checks passed\n", done, (unsigned long)seed,
+         total_ops, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
   return 0;
 }
 #endif

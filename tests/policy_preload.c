@@ -72,8 +72,11 @@ static void bad_config_runs(void) {
   int st;
   waitpid(pid, &st, 0);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bad config: program did not run (status %#x)", st);
-  CHECK(strstr(buf, "mempool: MEMPOOL_HIGH (0x10) must be above MEMPOOL_BASE (0x10000000); running on jemalloc only\n") == buf
-        && strchr(buf, '\n') == buf + strlen(buf) - 1, "bad config: stderr '%s'", buf);
+  CHECK(
+      strstr(buf, "mempool: MEMPOOL_HIGH (0x10) must be above MEMPOOL_BASE (0x10000000); running on jemalloc only\n") ==
+              buf &&
+          strchr(buf, '\n') == buf + strlen(buf) - 1,
+      "bad config: stderr '%s'", buf);
 }
 
 static void route_mode(void) {
@@ -84,9 +87,9 @@ static void route_mode(void) {
   void *c = calloc(1, 2048);
   CHECK(in_region(c), "route: calloc 2 KiB");
   fill(small, 100, 4);
-  char *moved = realloc(small, 8192);  /* grows into the window: moves into the region */
+  char *moved = realloc(small, 8192); /* grows into the window: moves into the region */
   CHECK(in_region(moved) && verify(moved, 100, 4), "route: realloc into the window");
-  char *out = realloc(moved, 200 << 10);  /* grows out of it */
+  char *out = realloc(moved, 200 << 10); /* grows out of it */
   CHECK(!in_region(out) && verify(out, 100, 4), "route: realloc out of the window");
   free(out);
   free(mid);
@@ -98,14 +101,14 @@ static char *victim;
 static void use_after_free(void) {
   victim = malloc(200);
   free(victim);
-  victim[10] = 'X';                 /* write into a freed block */
-  for (int i = 0; i < 1000; i++) sink = malloc(200);  /* reuse reaches it */
+  victim[10] = 'X';                                  /* write into a freed block */
+  for (int i = 0; i < 1000; i++) sink = malloc(200); /* reuse reaches it */
 }
 #pragma GCC diagnostic ignored "-Warray-bounds"
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 static void overflow(void) {
   char *p = malloc(100);
-  p[100] = 'X';                     /* one byte past the end */
+  p[100] = 'X'; /* one byte past the end */
   free(p);
 }
 static void overflow_large(void) {
@@ -119,12 +122,14 @@ static void guard_mode(void) {
   void *b[128] = {0};
   unsigned x = 7;
   for (int i = 0; i < 20000; i++) {
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
     int k = (int)(x % 128);
     if (b[k]) free(b[k]);
     size_t n = 1 + x % 20000;
     b[k] = (x & 1) ? malloc(n) : calloc(1, n);
-    if (in_region(b[k]))  /* pool blocks report exactly what was asked (jemalloc's round up) */
+    if (in_region(b[k])) /* pool blocks report exactly what was asked (jemalloc's round up) */
       CHECK(malloc_usable_size(b[k]) == n, "guard: usable size %zu for %zu", malloc_usable_size(b[k]), n);
     memset(b[k], 0x11, n);
     if (i % 7 == 0) b[k] = realloc(b[k], n + 100);
@@ -179,13 +184,13 @@ static void forkas_mode(void) {
   struct rlimit rl;
   getrlimit(RLIMIT_AS, &rl);
   rlim_t was = rl.rlim_cur;
-  rl.rlim_cur = pages * 4096 + (256ul << 10);  /* less than one chunk to copy (512 KiB) */
+  rl.rlim_cur = pages * 4096 + (256ul << 10); /* less than one chunk to copy (512 KiB) */
   CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
   unsetenv("LD_PRELOAD");
   char path[] = "/tmp/forkas-XXXXXX";
   int fd = mkstemp(path);
   int saved = dup(2);
-  dup2(fd, 2);  /* the child's message is written before fork() returns */
+  dup2(fd, 2); /* the child's message is written before fork() returns */
   pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/true", "true", (char *)NULL);

@@ -8,9 +8,9 @@
 #include <dlfcn.h>
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
-#pragma GCC diagnostic ignored "-Wuse-after-free"  /* a failed realloc leaves the block */
+#pragma GCC diagnostic ignored "-Wuse-after-free" /* a failed realloc leaves the block */
 
-static void *volatile sink;  /* defeats allocation elision */
+static void *volatile sink; /* defeats allocation elision */
 
 int main(void) {
   /* malloc(0): a unique, freeable pointer. */
@@ -45,7 +45,10 @@ int main(void) {
   /* calloc zeroes recycled region memory. */
   enum { K = 64 };
   void *junk[K];
-  for (int i = 0; i < K; i++) { junk[i] = malloc(512); memset(junk[i], 0xAB, 512); }
+  for (int i = 0; i < K; i++) {
+    junk[i] = malloc(512);
+    memset(junk[i], 0xAB, 512);
+  }
   for (int i = 0; i < K; i++) free(junk[i]);
   for (int i = 0; i < K; i++) {
     unsigned char *c = calloc(8, 64);
@@ -73,10 +76,10 @@ int main(void) {
   errno = 0;
   sink = aligned_alloc(3, 10);
   CHECK(sink == NULL && errno == EINVAL, "aligned_alloc(3)");
-  void *al = aligned_alloc(64, 10);  /* C17: size need not be a multiple */
+  void *al = aligned_alloc(64, 10); /* C17: size need not be a multiple */
   CHECK(al && (uintptr_t)al % 64 == 0, "aligned_alloc(64, 10)");
   free(al);
-  void *m = memalign(48, 100);  /* glibc rounds 48 up to 64 */
+  void *m = memalign(48, 100); /* glibc rounds 48 up to 64 */
   CHECK(m && (uintptr_t)m % 64 == 0, "memalign(48)");
   free(m);
   long ps = sysconf(_SC_PAGESIZE);
@@ -91,7 +94,7 @@ int main(void) {
   char *r = realloc(NULL, 100);
   CHECK(r != NULL, "realloc(NULL)");
   fill(r, 100, 5);
-  char *blocker = malloc(64);  /* keeps r's successor in use */
+  char *blocker = malloc(64); /* keeps r's successor in use */
   char *r2 = realloc(r, 5000);
   CHECK(r2 && verify(r2, 100, 5), "realloc move keeps content");
   CHECK(r2 != r, "realloc moved past an in-use successor");
@@ -101,10 +104,10 @@ int main(void) {
   char *a = malloc(10000), *b = malloc(10000), *c = malloc(10000);
   fill(a, 10000, 9);
   free(b);
-  char *a2 = realloc(a, 18000);  /* the next range is free: grows in place */
+  char *a2 = realloc(a, 18000); /* the next range is free: grows in place */
   CHECK(a2 == a, "realloc did not grow in place (%p -> %p)", (void *)a, (void *)a2);
   CHECK(verify(a2, 10000, 9), "in-place growth keeps content");
-  char *a3 = realloc(a2, 9000);  /* shrink: in place */
+  char *a3 = realloc(a2, 9000); /* shrink: in place */
   CHECK(a3 == a2 && verify(a3, 9000, 9), "realloc shrink in place");
   /* A small object stays put while the new size fits its class. */
   char *sm = malloc(100);
@@ -116,7 +119,7 @@ int main(void) {
   CHECK(verify(a3, 9000, 9), "failed realloc keeps the block");
   errno = 0;
   CHECK(reallocarray(a3, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM, "reallocarray overflow");
-  char *a4 = reallocarray(a3, 10, 10);  /* a3 was not freed: the failed calls left it */
+  char *a4 = reallocarray(a3, 10, 10); /* a3 was not freed: the failed calls left it */
   CHECK(a4 && verify(a4, 100, 9), "reallocarray");
   CHECK(realloc(a4, 0) == NULL, "realloc(p, 0) frees and returns NULL");
   free(c);

@@ -18,7 +18,9 @@ static void *churn(void *arg) {
   unsigned x = 12345;
   void *slots[128] = {0};
   while (!stop) {
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
     unsigned i = x % 128;
     free(slots[i]);
     slots[i] = malloc(16 + x % 3000);
@@ -28,7 +30,7 @@ static void *churn(void *arg) {
 }
 
 int main(void) {
-  alarm(120);  /* a deadlock fails the test instead of hanging it */
+  alarm(120); /* a deadlock fails the test instead of hanging it */
   enum { NB = 64 };
   char *b[NB];
   for (int i = 0; i < NB; i++) {
@@ -41,8 +43,8 @@ int main(void) {
     int ok = 1;
     for (int i = 0; i < NB; i++) ok &= verify(b[i], 1000 + (size_t)i * 37, (unsigned)i);
     for (int i = 0; i < NB; i++) fill(b[i], 1000 + (size_t)i * 37, 1000u + (unsigned)i);
-    for (int i = 0; i < NB; i++) free(b[i]);          /* child frees: parent keeps them */
-    for (int i = 0; i < 200; i++) fill(malloc(5000), 5000, 7);  /* and reuses the space */
+    for (int i = 0; i < NB; i++) free(b[i]);                   /* child frees: parent keeps them */
+    for (int i = 0; i < 200; i++) fill(malloc(5000), 5000, 7); /* and reuses the space */
     _exit(ok ? 0 : 3);
   }
   int st;

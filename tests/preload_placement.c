@@ -36,10 +36,10 @@ int main(void) {
    * claimed: a few MiB of a 64 MiB window. */
   struct stat st;
   CHECK(stat(getenv("MEMPOOL_DEVICE"), &st) == 0, "stat device");
-  if (S_ISREG(st.st_mode)) {  /* a file standing in for /dev/mem (which has no size) */
+  if (S_ISREG(st.st_mode)) { /* a file standing in for /dev/mem (which has no size) */
     for (int i = 0; i < n; i++)
-      CHECK(phys_of(p[i]) + malloc_usable_size(p[i]) <= (uint64_t)st.st_size, "block %d ends past the file (%lld)",
-            i, (long long)st.st_size);
+      CHECK(phys_of(p[i]) + malloc_usable_size(p[i]) <= (uint64_t)st.st_size, "block %d ends past the file (%lld)", i,
+            (long long)st.st_size);
     CHECK((uint64_t)st.st_size <= region_high() + 1, "device file size %lld beyond HIGH", (long long)st.st_size);
     CHECK((uint64_t)st.st_blocks * 512 < 16u << 20, "device file has %lld bytes allocated: more than claimed",
           (long long)st.st_blocks * 512);

@@ -14,13 +14,15 @@ int main(void) {
     p[i] = malloc(sz);
     CHECK(p[i] != NULL, "malloc %d", i);
     fill(p[i], sz, (unsigned)i);
-    if (in_region(p[i])) in++;
-    else out++;
+    if (in_region(p[i]))
+      in++;
+    else
+      out++;
   }
   CHECK(in > 20, "only %d blocks in the region", in);
   /* Blocks jemalloc serves are 16-aligned too, down to malloc(0) and malloc(1). */
   void *tiny[24];
-  for (size_t k = 0; k < 24; k++) {  /* kept alive: neighbours in jemalloc's smallest class */
+  for (size_t k = 0; k < 24; k++) { /* kept alive: neighbours in jemalloc's smallest class */
     tiny[k] = malloc(k % 9);
     CHECK(tiny[k] && ((uintptr_t)tiny[k] & 15) == 0, "malloc(%zu) = %p not 16-aligned", k % 9, tiny[k]);
   }

@@ -9,11 +9,15 @@
 #include "preload_util.h"
 
 #define THREADS 6
-#define ROUNDS 40000
-#define QCAP 4096
-#define SLOTS 256
+#define ROUNDS  40000
+#define QCAP    4096
+#define SLOTS   256
 
-struct msg { void *p; size_t n; unsigned seed; };
+struct msg {
+  void *p;
+  size_t n;
+  unsigned seed;
+};
 struct queue {
   pthread_mutex_t m;
   struct msg q[QCAP];
@@ -44,12 +48,17 @@ static void check_and_free(struct msg m) {
 
 static void *worker(void *arg) {
   unsigned id = (unsigned)(uintptr_t)arg, x = id * 2654435761u + 1;
-  struct msg mine[SLOTS] = {{0}};  /* SLOTS x ~4.5 KiB x 6 threads: above a 4 MiB region */
+  struct msg mine[SLOTS] = {{0}}; /* SLOTS x ~4.5 KiB x 6 threads: above a 4 MiB region */
   for (unsigned r = 0; r < ROUNDS; r++) {
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
     size_t n = (x % 8 == 0) ? 4096 + x % 60000 : 16 + x % 600;
     struct msg m = {malloc(n), n, x};
-    if (!m.p) { __atomic_add_fetch(&bad_content, 1, __ATOMIC_RELAXED); continue; }
+    if (!m.p) {
+      __atomic_add_fetch(&bad_content, 1, __ATOMIC_RELAXED);
+      continue;
+    }
     if (r % 128 == 0) __atomic_add_fetch(in_region(m.p) ? &in_pool : &in_fallback, 1, __ATOMIC_RELAXED);
     fill(m.p, n, x);
     if ((x >> 8) & 1) {
@@ -62,7 +71,8 @@ static void *worker(void *arg) {
     struct msg in;
     while (pop(&queues[id], &in)) check_and_free(in);
   }
-  for (int i = 0; i < SLOTS; i++) if (mine[i].p) check_and_free(mine[i]);
+  for (int i = 0; i < SLOTS; i++)
+    if (mine[i].p) check_and_free(mine[i]);
   return NULL;
 }
 
@@ -79,7 +89,8 @@ int main(void) {
   for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   struct msg m;
-  for (int i = 0; i < THREADS; i++) while (pop(&queues[i], &m)) check_and_free(m);
+  for (int i = 0; i < THREADS; i++)
+    while (pop(&queues[i], &m)) check_and_free(m);
   CHECK(bad_content == 0, "%d blocks failed allocation or content verification", bad_content);
   CHECK(in_pool > 0, "no sampled block came from the pool");
   if (region_size() <= (8u << 20)) CHECK(in_fallback > 0, "no sampled block spilled to jemalloc");

@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 static int g_failures;
-#define CHECK(cond, ...)                                                  \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      g_failures++;                                                       \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-      fprintf(stderr, __VA_ARGS__);                                       \
-      fputc('\n', stderr);                                                \
-    }                                                                     \
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      g_failures++;                                                   \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                   \
+      fputc('\n', stderr);                                            \
+    }                                                                 \
   } while (0)
 
 static inline uint64_t env_u64(const char *name, uint64_t dflt) {
@@ -37,10 +37,10 @@ static inline uint64_t region_size(void) { return region_high() - region_base() 
 
 /* Finds the mapping holding p. Returns 1 and fills the fields, else 0.
  * Thread-safe: one static buffer, one lock. */
-static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
-                                    char *path, size_t pathlen);
-static inline int mapping_of(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
-                             char *path, size_t pathlen) {
+static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset, char *path,
+                                    size_t pathlen);
+static inline int mapping_of(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset, char *path,
+                             size_t pathlen) {
   static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&lock);
   int found = mapping_of_locked(p, start, end, offset, path, pathlen);
@@ -48,8 +48,8 @@ static inline int mapping_of(const void *p, uintptr_t *start, uintptr_t *end, ui
   return found;
 }
 
-static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset,
-                                    char *path, size_t pathlen) {
+static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *end, uint64_t *offset, char *path,
+                                    size_t pathlen) {
   static char buf[1 << 20];
   int fd = open("/proc/self/maps", O_RDONLY);
   if (fd < 0) return 0;
@@ -63,8 +63,7 @@ static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *
     if (nl) *nl = '\0';
     unsigned long s, e, off;
     int pos = 0;
-    if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &s, &e, &off, &pos) >= 3 &&
-        (uintptr_t)p >= s && (uintptr_t)p < e) {
+    if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &s, &e, &off, &pos) >= 3 && (uintptr_t)p >= s && (uintptr_t)p < e) {
       const char *q = line + pos;
       while (*q == ' ') q++;
       snprintf(path, pathlen, "%s", q);
@@ -113,8 +112,10 @@ static inline int verify(const void *p, size_t n, unsigned seed) {
 }
 
 static inline int finish(const char *name) {
-  if (g_failures) fprintf(stderr, "%s: %d check(s) failed\n", name, g_failures);
-  else printf("%s: all checks passed\n", name);
+  if (g_failures)
+    fprintf(stderr, "%s: %d check(s) failed\n", name, g_failures);
+  else
+    printf("%s: all checks passed\n", name);
   return g_failures ? 1 : 0;
 }
 

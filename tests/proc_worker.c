@@ -41,7 +41,8 @@ static uint64_t now_ns(void) {
 
 static void sleep_ms(long ms) {
   struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+  }
 }
 
 /* FNV-1a: the tag names the PRNG stream and the fill pattern. */
@@ -51,7 +52,7 @@ static uint64_t tag_hash(const char *s) {
   return h;
 }
 
-static uint64_t rng_next(uint64_t *s) {  /* xorshift64* */
+static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;
@@ -72,7 +73,7 @@ static size_t rand_size(uint64_t *rng) {
 static inline uint64_t word_of(uint64_t seed, size_t i) { return seed ^ (i * 0x9e3779b97f4a7c15ull); }
 
 static void pfill(void *p, size_t n, uint64_t seed) {
-  uint64_t *w = p;  /* blocks are 16-byte aligned */
+  uint64_t *w = p; /* blocks are 16-byte aligned */
   size_t words = n / 8;
   for (size_t i = 0; i < words; i++) w[i] = word_of(seed, i);
   uint64_t last = word_of(seed, words);
@@ -96,7 +97,7 @@ typedef struct {
   char *p;
   size_t n;
   uint64_t seed;
-  uint64_t phys;  /* 0 when not in the window */
+  uint64_t phys; /* 0 when not in the window */
 } blk;
 
 typedef struct {
@@ -143,8 +144,10 @@ static void alloc_set(blkset *s, const char *tag, int count, size_t big) {
   /* Placement judged after all allocations: the fills are done, nothing moves. */
   for (int i = 0; i < s->count; i++) {
     blk *b = &s->b[i];
-    CHECK(placed(b->p, b->n, &b->phys), "%s: block %d (%p, %zu bytes) not in the window "
-          "at contiguous offsets (phys %#llx)", tag, i, (void *)b->p, b->n, (unsigned long long)phys_of(b->p));
+    CHECK(placed(b->p, b->n, &b->phys),
+          "%s: block %d (%p, %zu bytes) not in the window "
+          "at contiguous offsets (phys %#llx)",
+          tag, i, (void *)b->p, b->n, (unsigned long long)phys_of(b->p));
   }
 }
 
@@ -157,8 +160,7 @@ static void record_set(const blkset *s) {
   CHECK(fd >= 0, "%s: cannot create %s: %s", s->tag, part, strerror(errno));
   if (fd < 0) return;
   for (int i = 0; i < s->count; i++)
-    dprintf(fd, "%#llx %zu %#llx\n", (unsigned long long)s->b[i].phys, s->b[i].n,
-            (unsigned long long)s->b[i].seed);
+    dprintf(fd, "%#llx %zu %#llx\n", (unsigned long long)s->b[i].phys, s->b[i].n, (unsigned long long)s->b[i].seed);
   close(fd);
   CHECK(rename(part, path) == 0, "%s: rename %s: %s", s->tag, part, strerror(errno));
 }
@@ -182,14 +184,14 @@ static void write_result(const char *tag, uint64_t from, uint64_t to) {
   snprintf(path, sizeof path, "%s/%s.result", out_dir(), tag);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return;
-  dprintf(fd, "%s %d %llu %llu\n", g_failures ? "fail" : "ok", (int)getpid(),
-          (unsigned long long)from, (unsigned long long)to);
+  dprintf(fd, "%s %d %llu %llu\n", g_failures ? "fail" : "ok", (int)getpid(), (unsigned long long)from,
+          (unsigned long long)to);
   close(fd);
 }
 
 /* ---- modes -------------------------------------------------------------- */
 
-static blkset g_set, g_pre;  /* static: 256 entries each, off the stack */
+static blkset g_set, g_pre; /* static: 256 entries each, off the stack */
 
 static int cycle(const char *tag, long hold_ms, size_t big) {
   alloc_set(&g_set, tag, 200, big);
@@ -207,7 +209,7 @@ static int prefork(const char *tag, long hold_ms, int workers) {
   alloc_set(&g_pre, tag, 64, 0);
   uint64_t from = now_ns();
   record_set(&g_pre);
-  fflush(NULL);  /* no buffered output duplicated in the workers */
+  fflush(NULL); /* no buffered output duplicated in the workers */
   pid_t pids[64];
   static char wtag[64][128];
   for (int k = 0; k < workers; k++) {
@@ -225,8 +227,8 @@ static int prefork(const char *tag, long hold_ms, int workers) {
   for (int k = 0; k < workers; k++) {
     int st = 0;
     if (pids[k] <= 0) continue;
-    CHECK(waitpid(pids[k], &st, 0) == pids[k] && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-          "worker %s failed (status %#x)", wtag[k], st);
+    CHECK(waitpid(pids[k], &st, 0) == pids[k] && WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker %s failed (status %#x)",
+          wtag[k], st);
   }
   uint64_t to = now_ns();
   verify_set(&g_pre, "parent after its workers");
@@ -238,7 +240,7 @@ static int prefork(const char *tag, long hold_ms, int workers) {
 static int daemonize(const char *tag, long hold_ms) {
   char pretag[128];
   snprintf(pretag, sizeof pretag, "%s.pre", tag);
-  alloc_set(&g_pre, pretag, 32, 0);  /* what a daemon allocates before it detaches */
+  alloc_set(&g_pre, pretag, 32, 0); /* what a daemon allocates before it detaches */
   fflush(NULL);
   pid_t parent = getpid(), pid = fork();
   if (pid < 0) {
@@ -247,7 +249,7 @@ static int daemonize(const char *tag, long hold_ms) {
   }
   if (pid > 0) _exit(0);
   setsid();
-  alarm(120);  /* alarms are not inherited */
+  alarm(120); /* alarms are not inherited */
   /* Reparenting comes after the exiting parent closed its files: once
    * getppid() changed, its chunks are free for anyone. */
   for (int i = 0; i < 10000 && getppid() == parent; i++) sleep_ms(1);
@@ -269,14 +271,11 @@ static blk g_slot[SLOTS];
 static void stress_check(int i, const char *when) {
   blk *b = &g_slot[i];
   long bad = pcheck(b->p, b->n, b->seed);
-  CHECK(bad < 0, "stress: %s slot %d (%p, phys %#llx, %s, %zu bytes) wrong at byte %ld", when, i,
-        (void *)b->p, (unsigned long long)phys_of(b->p), in_region(b->p) ? "in the window" : "outside",
-        b->n, bad);
+  CHECK(bad < 0, "stress: %s slot %d (%p, phys %#llx, %s, %zu bytes) wrong at byte %ld", when, i, (void *)b->p,
+        (unsigned long long)phys_of(b->p), in_region(b->p) ? "in the window" : "outside", b->n, bad);
 }
 
-static size_t stress_size(uint64_t *rng) {
-  return rng_next(rng) % 64 == 0 ? (size_t)(256u << 10) : rand_size(rng);
-}
+static size_t stress_size(uint64_t *rng) { return rng_next(rng) % 64 == 0 ? (size_t)(256u << 10) : rand_size(rng); }
 
 static void stress_new(int i, uint64_t *rng, uint64_t seed) {
   blk *b = &g_slot[i];
@@ -288,8 +287,7 @@ static void stress_new(int i, uint64_t *rng, uint64_t seed) {
     if (!b->p) return;
     for (size_t k = 0; k < b->n; k++)
       if (b->p[k]) {
-        CHECK(0, "stress: calloc(%zu) byte %zu not zero (phys %#llx)", b->n, k,
-              (unsigned long long)phys_of(b->p));
+        CHECK(0, "stress: calloc(%zu) byte %zu not zero (phys %#llx)", b->n, k, (unsigned long long)phys_of(b->p));
         break;
       }
   } else {
@@ -306,7 +304,7 @@ static void stress_realloc(int i, uint64_t *rng) {
   size_t n = stress_size(rng);
   char *q = realloc(b->p, n);
   CHECK(q != NULL, "stress: realloc(%zu)", n);
-  if (!q) return;  /* b->p still valid */
+  if (!q) return; /* b->p still valid */
   b->p = q;
   long bad = pcheck(q, n < b->n ? n : b->n, b->seed);
   CHECK(bad < 0, "stress: realloc %zu -> %zu lost the content at byte %ld", b->n, n, bad);
@@ -323,7 +321,7 @@ static int stress(const char *tag, long seconds) {
       unsigned op = (unsigned)(rng_next(&rng) % 8);
       if (!g_slot[i].p) {
         stress_new(i, &rng, h ^ (++gen << 20));
-        if (g_slot[i].p && gen % 64 == 0) {  /* placement sampled: maps reading is slow */
+        if (g_slot[i].p && gen % 64 == 0) { /* placement sampled: maps reading is slow */
           sampled++;
           inside += (uint64_t)in_region(g_slot[i].p);
         }
@@ -355,9 +353,12 @@ static size_t parse_size(const char *s) {
   char *end;
   size_t n = strtoull(s, &end, 0);
   switch (*end) {
-    case 'G': case 'g': return n << 30;
-    case 'M': case 'm': return n << 20;
-    case 'K': case 'k': return n << 10;
+    case 'G':
+    case 'g': return n << 30;
+    case 'M':
+    case 'm': return n << 20;
+    case 'K':
+    case 'k': return n << 10;
     default: return n;
   }
 }
@@ -375,14 +376,19 @@ int main(int argc, char **argv) {
   long stress_s = -1;
   size_t big = 0;
   for (int i = 3; i < argc; i++) {
-    if (!strcmp(argv[i], "--fork") && i + 1 < argc) workers = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--daemon")) daemon_mode = 1;
-    else if (!strcmp(argv[i], "--big") && i + 1 < argc) big = parse_size(argv[++i]);
-    else if (!strcmp(argv[i], "--stress") && i + 1 < argc) stress_s = strtol(argv[++i], NULL, 0);
-    else return usage();
+    if (!strcmp(argv[i], "--fork") && i + 1 < argc)
+      workers = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--daemon"))
+      daemon_mode = 1;
+    else if (!strcmp(argv[i], "--big") && i + 1 < argc)
+      big = parse_size(argv[++i]);
+    else if (!strcmp(argv[i], "--stress") && i + 1 < argc)
+      stress_s = strtol(argv[++i], NULL, 0);
+    else
+      return usage();
   }
   if (workers < 0 || workers > 64) return usage();
-  alarm(120);  /* a hang fails the test instead of stalling it */
+  alarm(120); /* a hang fails the test instead of stalling it */
   if (stress_s >= 0) return stress(tag, stress_s);
   if (workers) return prefork(tag, hold_ms, workers);
   if (daemon_mode) return daemonize(tag, hold_ms);

@@ -31,15 +31,15 @@
 
 #include "preload_util.h"
 
-#define WORKERS 4
-#define LOCAL 512
-#define QCAP 1024
-#define SHELF 256
-#define FROZEN 48
+#define WORKERS     4
+#define LOCAL       512
+#define QCAP        1024
+#define SHELF       256
+#define FROZEN      48
 #define GENERATIONS 8
-#define HIGH_LIVE (112ull << 20)
-#define LOW_LIVE (24ull << 20)
-#define MAX_BLOCK (1u << 20)
+#define HIGH_LIVE   (112ull << 20)
+#define LOW_LIVE    (24ull << 20)
+#define MAX_BLOCK   (1u << 20)
 
 typedef struct blk {
   unsigned char *p;
@@ -91,22 +91,22 @@ static int pat_check_sampled(const unsigned char *p, uint32_t seed, size_t n) {
 
 /* ---- shared state -------------------------------------------------------- */
 
-static uintptr_t g_rlo, g_rhi;           /* the region's addresses */
-static int g_stop;                       /* the generation ends */
-static uint64_t g_target = LOW_LIVE;     /* live bytes the workers aim at */
-static int64_t g_live;                   /* requested bytes live */
+static uintptr_t g_rlo, g_rhi;       /* the region's addresses */
+static int g_stop;                   /* the generation ends */
+static uint64_t g_target = LOW_LIVE; /* live bytes the workers aim at */
+static int64_t g_live;               /* requested bytes live */
 static int64_t g_peak;
 static uint64_t g_in_region, g_spilled, g_ops, g_reallocs, g_handoffs, g_threads, g_seed_ctr = 1;
 static int g_prints;
 
-#define BAD(...)                                                                 \
-  do {                                                                           \
-    __atomic_add_fetch(&g_failures, 1, __ATOMIC_RELAXED);                        \
-    if (__atomic_add_fetch(&g_prints, 1, __ATOMIC_RELAXED) <= 20) {              \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-      fprintf(stderr, __VA_ARGS__);                                              \
-      fputc('\n', stderr);                                                       \
-    }                                                                            \
+#define BAD(...)                                                    \
+  do {                                                              \
+    __atomic_add_fetch(&g_failures, 1, __ATOMIC_RELAXED);           \
+    if (__atomic_add_fetch(&g_prints, 1, __ATOMIC_RELAXED) <= 20) { \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
+      fprintf(stderr, __VA_ARGS__);                                 \
+      fputc('\n', stderr);                                          \
+    }                                                               \
   } while (0)
 
 static inline uint64_t xs(uint64_t *s) {
@@ -176,8 +176,8 @@ static int shelf_take(unsigned i, blk *b) {
 static size_t pick_size(uint64_t *s, int big_bias) {
   uint64_t r = xs(s);
   unsigned pct = (unsigned)(r % 100);
-  if (pct < (big_bias ? 30u : 8u)) return 8193 + (size_t)((r >> 8) % (MAX_BLOCK - 8192));  /* large */
-  if (pct < 45) return 16 + (size_t)((r >> 8) % (8192 - 16 + 1));                       /* any small */
+  if (pct < (big_bias ? 30u : 8u)) return 8193 + (size_t)((r >> 8) % (MAX_BLOCK - 8192)); /* large */
+  if (pct < 45) return 16 + (size_t)((r >> 8) % (8192 - 16 + 1));                         /* any small */
   return 16 + (size_t)((r >> 8) % 512);                                                   /* tiny */
 }
 
@@ -189,7 +189,7 @@ static blk new_block(uint64_t *s, int big_bias) {
     b.p = calloc(1, n);
     if (b.p && !(b.p[0] == 0 && b.p[n - 1] == 0 && b.p[n / 2] == 0)) BAD("calloc(%zu) at %p not zeroed", n, b.p);
   } else if (how == 1) {
-    size_t a = (size_t)32 << (xs(s) % 8);  /* 32 B .. 4 KiB */
+    size_t a = (size_t)32 << (xs(s) % 8); /* 32 B .. 4 KiB */
     void *q = NULL;
     if (posix_memalign(&q, a, n) != 0) q = NULL;
     if (q && (uintptr_t)q % a) BAD("posix_memalign(%zu) gave %p", a, q);
@@ -232,10 +232,10 @@ static void resize(blk *b, uint64_t *s) {
   size_t n;
   int over = (uint64_t)__atomic_load_n(&g_live, __ATOMIC_RELAXED) > __atomic_load_n(&g_target, __ATOMIC_RELAXED);
   switch (r % 4) {
-    case 0: n = b->n / 2 + 1; break;                          /* shrink */
-    case 1: n = b->n + 1 + (r >> 8) % 256; break;             /* grow a little: often in place */
-    case 2: n = over ? b->n / 3 + 1 : b->n * 2 + 16; break;   /* grow a lot (small -> large) */
-    default: n = pick_size(s, 0); break;                      /* anything */
+    case 0: n = b->n / 2 + 1; break;                        /* shrink */
+    case 1: n = b->n + 1 + (r >> 8) % 256; break;           /* grow a little: often in place */
+    case 2: n = over ? b->n / 3 + 1 : b->n * 2 + 16; break; /* grow a lot (small -> large) */
+    default: n = pick_size(s, 0); break;                    /* anything */
   }
   if (n > MAX_BLOCK) n = MAX_BLOCK;
   if (!check_blk(*b, "before realloc")) return;
@@ -256,18 +256,22 @@ static void resize(blk *b, uint64_t *s) {
 
 /* ---- workers -------------------------------------------------------------- */
 
-static blk locals[WORKERS][LOCAL];  /* survive their thread: the next generation inherits them */
+static blk locals[WORKERS][LOCAL]; /* survive their thread: the next generation inherits them */
 
 static void send_or_drop(unsigned to, blk b) {
-  if (q_push(&queues[to % WORKERS], b)) __atomic_add_fetch(&g_handoffs, 1, __ATOMIC_RELAXED);
-  else drop(b, "queue full");
+  if (q_push(&queues[to % WORKERS], b))
+    __atomic_add_fetch(&g_handoffs, 1, __ATOMIC_RELAXED);
+  else
+    drop(b, "queue full");
 }
 
 static void keep_local(blk *mine, uint64_t *s, blk b) {
   unsigned k = (unsigned)(xs(s) % LOCAL);
   if (mine[k].p) {
-    if (xs(s) & 1) drop(mine[k], "evicted");
-    else send_or_drop((unsigned)xs(s), mine[k]);
+    if (xs(s) & 1)
+      drop(mine[k], "evicted");
+    else
+      send_or_drop((unsigned)xs(s), mine[k]);
   }
   mine[k] = b;
 }
@@ -283,7 +287,7 @@ static void *worker(void *arg) {
     int over = (uint64_t)__atomic_load_n(&g_live, __ATOMIC_RELAXED) > target;
     unsigned r = (unsigned)(xs(&s) % 100);
     if (r < 35) {
-      if (over) {  /* above the target: free instead */
+      if (over) { /* above the target: free instead */
         unsigned k = (unsigned)(xs(&s) % LOCAL);
         drop(mine[k], "free (over target)");
         mine[k].p = NULL;
@@ -292,10 +296,13 @@ static void *worker(void *arg) {
       blk b = new_block(&s, target == HIGH_LIVE);
       if (!b.p) continue;
       unsigned where = (unsigned)(xs(&s) % 10);
-      if (where < 5) keep_local(mine, &s, b);
-      else if (where < 8) send_or_drop(id + 1 + (unsigned)(xs(&s) % (WORKERS - 1)), b);
-      else if (!shelf_put((unsigned)(xs(&s) % SHELF), b)) keep_local(mine, &s, b);
-    } else if (r < 55) {  /* the inbox: verify, then free, resize, or pass on */
+      if (where < 5)
+        keep_local(mine, &s, b);
+      else if (where < 8)
+        send_or_drop(id + 1 + (unsigned)(xs(&s) % (WORKERS - 1)), b);
+      else if (!shelf_put((unsigned)(xs(&s) % SHELF), b))
+        keep_local(mine, &s, b);
+    } else if (r < 55) { /* the inbox: verify, then free, resize, or pass on */
       blk b;
       for (int k = 0; k < 8 && q_pop(&queues[id], &b); k++) {
         unsigned what = (unsigned)(xs(&s) % 4);
@@ -319,8 +326,10 @@ static void *worker(void *arg) {
     } else if (r < 92) {
       blk b;
       if (shelf_take((unsigned)(xs(&s) % SHELF), &b)) {
-        if (xs(&s) & 1) drop(b, "from the shelf");
-        else if (check_blk(b, "from the shelf")) keep_local(mine, &s, b);
+        if (xs(&s) & 1)
+          drop(b, "from the shelf");
+        else if (check_blk(b, "from the shelf"))
+          keep_local(mine, &s, b);
       }
     } else {
       unsigned k = (unsigned)(xs(&s) % LOCAL);
@@ -359,7 +368,7 @@ static void *helper(void *arg) {
 
 /* ---- fork ----------------------------------------------------------------- */
 
-static blk frozen[FROZEN];  /* the main thread's own blocks */
+static blk frozen[FROZEN]; /* the main thread's own blocks */
 static uint64_t main_rng = 0x1234567;
 
 static size_t frozen_size(unsigned i) {
@@ -385,8 +394,10 @@ static int child_work(void) {
   }
   /* Free half of the inherited blocks, overwrite the others. */
   for (int i = 0; i < FROZEN; i++) {
-    if (i % 2) free(frozen[i].p);
-    else pat_fill(frozen[i].p, frozen[i].seed ^ 0xFFFFu, 0, frozen[i].n);
+    if (i % 2)
+      free(frozen[i].p);
+    else
+      pat_fill(frozen[i].p, frozen[i].seed ^ 0xFFFFu, 0, frozen[i].n);
   }
   uint64_t s = 99;
   blk mine[16] = {{0}};
@@ -424,8 +435,7 @@ static void fork_round(void) {
   if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) >= 64) {
     g_torn += WEXITSTATUS(st) - 64;
     if (env_u64("STRESS_STRICT_FORK", 0))
-      BAD("fork %d: the child saw %d pool block(s) of the shelf changed after fork()", g_forks,
-          WEXITSTATUS(st) - 64);
+      BAD("fork %d: the child saw %d pool block(s) of the shelf changed after fork()", g_forks, WEXITSTATUS(st) - 64);
   } else if (w != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     BAD("fork %d: child status %#x (exit %d: 10 inherited blocks, 11 shelf, 12-15 own blocks)", g_forks, st,
         WIFEXITED(st) ? WEXITSTATUS(st) : -1);
@@ -475,8 +485,10 @@ static void audit(int free_all) {
     struct queue *q = &queues[w];
     for (unsigned k = q->head; k != q->tail; k++) {
       held += (int64_t)q->q[k % QCAP].n;
-      if (free_all) drop(q->q[k % QCAP], "final (queue)");
-      else check_blk(q->q[k % QCAP], "audit (queue)");
+      if (free_all)
+        drop(q->q[k % QCAP], "final (queue)");
+      else
+        check_blk(q->q[k % QCAP], "audit (queue)");
     }
     if (free_all) q->head = q->tail = 0;
   }
@@ -492,15 +504,17 @@ static void audit(int free_all) {
   }
   for (int i = 0; i < FROZEN; i++) {
     held += (int64_t)frozen[i].n;
-    if (free_all) drop(frozen[i], "final (main)");
-    else check_blk(frozen[i], "audit (main)");
+    if (free_all)
+      drop(frozen[i], "final (main)");
+    else
+      check_blk(frozen[i], "audit (main)");
   }
   int64_t live = __atomic_load_n(&g_live, __ATOMIC_RELAXED);
   CHECK(held == live || free_all, "held %ld bytes, counted %ld", (long)held, (long)live);
 }
 
 int main(void) {
-  alarm(170);  /* a deadlock fails the test instead of hanging it */
+  alarm(170); /* a deadlock fails the test instead of hanging it */
   double budget = (double)env_u64("STRESS_SECONDS", 24);
   double t0 = now();
   for (int w = 0; w < WORKERS; w++) pthread_mutex_init(&queues[w].m, NULL);
@@ -579,9 +593,11 @@ int main(void) {
      * with the same MEMPOOL_TEST_TMP), and what the library says (mallinfo2
      * reports the pool, this block included when it is in the region). */
     struct mallinfo2 mi = mallinfo2();
-    fprintf(stderr, "stress_preload: the block %s the region's addresses %#lx..%#lx; pool: %zu bytes held, "
-            "%zu free in %zu ranges, largest free %zu\n", big && in_rgn(big) ? "IS within" : "is outside",
-            (unsigned long)g_rlo, (unsigned long)g_rhi, mi.uordblks, mi.fordblks, mi.ordblks, mi.keepcost);
+    fprintf(stderr,
+            "stress_preload: the block %s the region's addresses %#lx..%#lx; pool: %zu bytes held, "
+            "%zu free in %zu ranges, largest free %zu\n",
+            big && in_rgn(big) ? "IS within" : "is outside", (unsigned long)g_rlo, (unsigned long)g_rhi, mi.uordblks,
+            mi.fordblks, mi.ordblks, mi.keepcost);
   }
   if (big) {
     big[0] = 1;
@@ -590,12 +606,15 @@ int main(void) {
   free(big);
 
   if (g_torn)
-    fprintf(stderr, "stress_preload: note: fork children saw %d pool block(s) that other threads changed after "
-            "fork() (the child's copy of the region is not a snapshot at fork time)\n", g_torn);
-  printf("stress_preload: %d generations, %lu threads, %d forks, %lu worker ops, %lu reallocs, %lu handoffs, "
-         "%lu blocks in the region, %lu spilled, peak live %ld MiB, %.1f s\n",
-         GENERATIONS, (unsigned long)g_threads, g_forks, (unsigned long)g_ops, (unsigned long)g_reallocs,
-         (unsigned long)g_handoffs, (unsigned long)g_in_region, (unsigned long)g_spilled, (long)(g_peak >> 20),
-         now() - t0);
+    fprintf(stderr,
+            "stress_preload: note: fork children saw %d pool block(s) that other threads changed after "
+            "fork() (the child's copy of the region is not a snapshot at fork time)\n",
+            g_torn);
+  printf(
+      "stress_preload: %d generations, %lu threads, %d forks, %lu worker ops, %lu reallocs, %lu handoffs, "
+      "%lu blocks in the region, %lu spilled, peak live %ld MiB, %.1f s\n",
+      GENERATIONS, (unsigned long)g_threads, g_forks, (unsigned long)g_ops, (unsigned long)g_reallocs,
+      (unsigned long)g_handoffs, (unsigned long)g_in_region, (unsigned long)g_spilled, (long)(g_peak >> 20),
+      now() - t0);
   return finish("stress_preload");
 }

@@ -107,7 +107,7 @@ START_TEST(calloc_zeroes_recycled) {
   memset(a, 0xEE, 4000);
   mp_free(&pool, a);
   unsigned char *b = mp_calloc(&pool, 40, 100);
-  ck_assert_ptr_eq(a, b);  /* same range comes back first */
+  ck_assert_ptr_eq(a, b); /* same range comes back first */
   for (int i = 0; i < 4000; i++) ck_assert_int_eq(b[i], 0);
   mp_free(&pool, b);
 }
@@ -136,7 +136,7 @@ START_TEST(alignment) {
   p = mp_memalign(&pool, 48, 10);
   ck_assert_uint_eq((uintptr_t)p % 64, 0);
   mp_free(&pool, p);
-  p = mp_memalign(&pool, 0, 10);  /* glibc: an alignment below 16 is plain malloc */
+  p = mp_memalign(&pool, 0, 10); /* glibc: an alignment below 16 is plain malloc */
   ck_assert_ptr_nonnull(p);
   mp_free(&pool, p);
   errno = 0;
@@ -152,19 +152,19 @@ START_TEST(realloc_paths) {
   char *b = mp_malloc(&pool, 100);
   char *c = mp_malloc(&pool, 100);
   mp_free(&pool, b);
-  char *a2 = mp_realloc(&pool, a, 200);  /* grows into b's range */
+  char *a2 = mp_realloc(&pool, a, 200); /* grows into b's range */
   ck_assert_ptr_eq(a2, a);
-  char *a3 = mp_realloc(&pool, a2, 1000);  /* c is in the way: moves */
+  char *a3 = mp_realloc(&pool, a2, 1000); /* c is in the way: moves */
   ck_assert_ptr_ne(a3, a);
   ck_assert(owned(a3));
   for (int i = 0; i < 100; i++) ck_assert_int_eq(a3[i], 'a');
-  char *a4 = mp_realloc(&pool, a3, 3 << 20);  /* bigger than the region: to jemalloc */
+  char *a4 = mp_realloc(&pool, a3, 3 << 20); /* bigger than the region: to jemalloc */
   ck_assert(!owned(a4));
   for (int i = 0; i < 100; i++) ck_assert_int_eq(a4[i], 'a');
-  char *a5 = mp_realloc(&pool, a4, 50);  /* back into the pool */
+  char *a5 = mp_realloc(&pool, a4, 50); /* back into the pool */
   ck_assert(owned(a5));
   for (int i = 0; i < 50; i++) ck_assert_int_eq(a5[i], 'a');
-  ck_assert_ptr_null(mp_realloc(&pool, a5, 0));  /* frees */
+  ck_assert_ptr_null(mp_realloc(&pool, a5, 0)); /* frees */
   mp_free(&pool, c);
   mp_pool_info in;
   mp_pool_get_info(&pool, &in);
@@ -197,8 +197,8 @@ END_TEST
 /* ---- small objects ------------------------------------------------------- */
 
 /* check reports every ck_assert to its parent through a pipe: hot loops use this. */
-#define REQUIRE(cond, ...) \
-  do {                     \
+#define REQUIRE(cond, ...)                  \
+  do {                                      \
     if (!(cond)) ck_abort_msg(__VA_ARGS__); \
   } while (0)
 
@@ -216,7 +216,7 @@ START_TEST(region_tail_chunk) {
   mp_config c = {.device = "anon", .base = 0, .high = (256u << 20) + (32u << 10) - 1};
   ck_assert_msg(mp_pool_open(&q, &c, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(mp_pool_enable_small(&q), 0);
-  void *o = mp_malloc(&q, 48);  /* a span of 48-byte objects at offset 0 */
+  void *o = mp_malloc(&q, 48); /* a span of 48-byte objects at offset 0 */
   ck_assert(mp_pool_owns(&q, o));
   ck_assert_uint_eq(mp_small_class_at(&q, 0), mp_class_of(48) + 1);
   ck_assert_uint_eq(mp_small_class_at(&q, q.region.size - 16), 0);
@@ -266,7 +266,9 @@ START_TEST(small_random_against_model) {
   uint32_t x = 2463534242u;
   size_t sizes[LIVE] = {0};
   for (int op = 0; op < 400000; op++) {
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
     int i = (int)(x % LIVE);
     if (live[i]) {
       unsigned char *c = live[i];
@@ -308,7 +310,7 @@ START_TEST(small_cross_thread_and_exit) {
     for (int i = 0; i < 5000; i++) slots[t][i] = mp_malloc(&pool, 16 + (size_t)(i % 700));
   pthread_t th[4];
   for (int t = 0; t < 4; t++) pthread_create(&th[t], NULL, cross_worker, slots[t]);
-  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);  /* exiting threads flush their caches */
+  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL); /* exiting threads flush their caches */
   assert_checked();
   for (int t = 0; t < 4; t++)
     for (int i = 0; i < 5000; i++) mp_free(&pool, slots[t][i]);
@@ -337,12 +339,21 @@ static const char *hex(const void *p) {
   return hexbuf;
 }
 
-static void do_double_free(void) { mp_free(&pool, victim); mp_free(&pool, victim); }
+static void do_double_free(void) {
+  mp_free(&pool, victim);
+  mp_free(&pool, victim);
+}
 static void do_interior_free(void) { mp_free(&pool, victim + 16); }
 static void do_unaligned_free(void) { mp_free(&pool, victim + 3); }
 static void do_never_allocated(void) { mp_free(&pool, (char *)pool.region.base + pool.region.size - 64); }
-static void do_realloc_freed(void) { mp_free(&pool, victim); mp_realloc(&pool, victim, 500); }
-static void do_usable_freed(void) { mp_free(&pool, victim); mp_malloc_usable_size(&pool, victim); }
+static void do_realloc_freed(void) {
+  mp_free(&pool, victim);
+  mp_realloc(&pool, victim, 500);
+}
+static void do_usable_freed(void) {
+  mp_free(&pool, victim);
+  mp_malloc_usable_size(&pool, victim);
+}
 
 static void do_small_double_free(void) {
   char *v = mp_malloc(&pool, 40);

@@ -20,7 +20,7 @@
 #include "pool.h"
 
 #define BASE   0x100000ull
-#define WINDOW (4ull << 20)   /* 64 chunks of 64 KiB */
+#define WINDOW (4ull << 20) /* 64 chunks of 64 KiB */
 #define CHUNK  (64ull << 10)
 
 static char g_path[512];
@@ -33,8 +33,8 @@ static void setup(void) {
 static void teardown(void) { unlink(g_path); }
 
 static void open_pool(mp_pool *p, bool share) {
-  mp_config c = {.device = g_path, .base = BASE, .high = BASE + WINDOW - 1, .sync = true, .share = share,
-                 .chunk = CHUNK};
+  mp_config c = {
+      .device = g_path, .base = BASE, .high = BASE + WINDOW - 1, .sync = true, .share = share, .chunk = CHUNK};
   char err[320];
   ck_assert_msg(mp_pool_open(p, &c, err, sizeof err) == 0, "%s", err);
 }
@@ -92,9 +92,9 @@ START_TEST(full_window_then_release) {
   open_pool(&a, true);
   open_pool(&b, true);
   static void *blk[100];
-  int n = fill_pool(&a, blk, 100, 60 << 10);  /* blocks straddle held chunks: the window is one */
+  int n = fill_pool(&a, blk, 100, 60 << 10); /* blocks straddle held chunks: the window is one */
   ck_assert_int_eq(n, (int)(WINDOW / (60 << 10)));
-  ck_assert_ptr_null(mp_pool_alloc(&b, 100, 16));  /* a holds the whole window */
+  ck_assert_ptr_null(mp_pool_alloc(&b, 100, 16)); /* a holds the whole window */
   mp_pool_info in;
   mp_pool_get_info(&b, &in);
   ck_assert_uint_eq(in.stats.no_chunk, 1);
@@ -123,7 +123,7 @@ START_TEST(churn_does_not_claim_each_time) {
   mp_pool a;
   open_pool(&a, true);
   for (int i = 0; i < 2000; i++) {
-    void *x = mp_pool_alloc(&a, 3 * CHUNK, 16);  /* a run of chunks */
+    void *x = mp_pool_alloc(&a, 3 * CHUNK, 16); /* a run of chunks */
     ck_assert_ptr_nonnull(x);
     mp_pool_free(&a, x, "test");
   }
@@ -139,12 +139,12 @@ START_TEST(large_block_takes_a_run) {
   mp_pool a, b;
   open_pool(&a, true);
   open_pool(&b, true);
-  void *small = mp_pool_alloc(&b, 100, 16);  /* b holds the first chunk */
+  void *small = mp_pool_alloc(&b, 100, 16); /* b holds the first chunk */
   ck_assert_ptr_nonnull(small);
-  void *big = mp_pool_alloc(&a, 2ull << 20, 16);  /* 32 contiguous chunks */
+  void *big = mp_pool_alloc(&a, 2ull << 20, 16); /* 32 contiguous chunks */
   ck_assert_ptr_nonnull(big);
   memset(big, 7, 2ull << 20);
-  ck_assert_uint_ge(offset_of(&a, big), CHUNK);  /* not over b's chunk */
+  ck_assert_uint_ge(offset_of(&a, big), CHUNK); /* not over b's chunk */
   /* Aligned requests larger than a chunk still fit. */
   void *al = mp_pool_alloc(&a, 100, 1 << 20);
   ck_assert_ptr_nonnull(al);
@@ -179,13 +179,13 @@ START_TEST(sigkill_leaves_chunks_claimable) {
   ck_assert_int_eq(read(ready[0], &c, 1), 1);
   mp_pool b;
   open_pool(&b, true);
-  ck_assert_ptr_null(mp_pool_alloc(&b, WINDOW / 2, 16));  /* held by the child */
+  ck_assert_ptr_null(mp_pool_alloc(&b, WINDOW / 2, 16)); /* held by the child */
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
-  usleep(30000);  /* b's back-off after finding the window full */
+  usleep(30000); /* b's back-off after finding the window full */
   void *y = mp_pool_alloc(&b, WINDOW - 4 * CHUNK, 16);
   ck_assert_ptr_nonnull(y);
-  ck_assert_int_eq(((char *)y)[0], 'K');  /* a newcomer finds the previous owner's bytes */
+  ck_assert_int_eq(((char *)y)[0], 'K'); /* a newcomer finds the previous owner's bytes */
   assert_valid(&b);
   mp_pool_close(&b);
 }
@@ -223,10 +223,10 @@ START_TEST(fork_child_copies_and_claims_its_own) {
     char perms[8];
     uint64_t phys;
     int bad = rc != 0;
-    bad |= (mapping_of(old, perms, &phys) != 1 || perms[3] != 'p') << 1;  /* a private copy */
+    bad |= (mapping_of(old, perms, &phys) != 1 || perms[3] != 'p') << 1; /* a private copy */
     bad |= (old[999] != 'P') << 2;
     char *mine = mp_pool_alloc(&a, 1000, 16);
-    bad |= (!mine || mapping_of(mine, perms, &phys) != 2 || perms[3] != 's') << 3;  /* the device */
+    bad |= (!mine || mapping_of(mine, perms, &phys) != 2 || perms[3] != 's') << 3; /* the device */
     bad |= (mine && a.chunks.state[offset_of(&a, mine) / CHUNK] != MP_CHUNK_HELD) << 4;
     if (mine) memset(mine, 'C', 1000);
     /* Inherited free space is never handed out. */
@@ -234,7 +234,7 @@ START_TEST(fork_child_copies_and_claims_its_own) {
       char *x = mp_pool_alloc(&a, 64, 16);
       bad |= (!x || a.chunks.state[offset_of(&a, x) / CHUNK] != MP_CHUNK_HELD) << 5;
     }
-    mp_pool_free(&a, gone, "child");  /* its chunks empty: given up */
+    mp_pool_free(&a, gone, "child"); /* its chunks empty: given up */
     char why[256];
     bad |= (mp_pool_check(&a, why, sizeof why) != 0) << 6;
     _exit(bad);
@@ -243,7 +243,7 @@ START_TEST(fork_child_copies_and_claims_its_own) {
   int st;
   ck_assert_int_eq(waitpid(pid, &st, 0), pid);
   ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
-  ck_assert_int_eq(old[0], 'P');  /* the child wrote its own chunk, not ours */
+  ck_assert_int_eq(old[0], 'P'); /* the child wrote its own chunk, not ours */
   ck_assert_int_eq(gone[0], 'G');
   assert_valid(&a);
   mp_pool_close(&a);
@@ -253,12 +253,12 @@ END_TEST
 START_TEST(exclusive_mode_refuses_a_second) {
   mp_pool a, b;
   open_pool(&a, false);
-  mp_config c = {.device = g_path, .base = BASE, .high = BASE + WINDOW - 1, .sync = true, .share = false,
-                 .chunk = CHUNK};
+  mp_config c = {
+      .device = g_path, .base = BASE, .high = BASE + WINDOW - 1, .sync = true, .share = false, .chunk = CHUNK};
   char err[320];
   ck_assert_int_eq(mp_pool_open(&b, &c, err, sizeof err), -EBUSY);
   ck_assert_msg(strstr(err, "in use by another process") != NULL, "%s", err);
-  c.share = true;  /* a sharing pool finds no free chunk: spills, no error */
+  c.share = true; /* a sharing pool finds no free chunk: spills, no error */
   ck_assert_int_eq(mp_pool_open(&b, &c, err, sizeof err), 0);
   ck_assert_ptr_null(mp_pool_alloc(&b, 100, 16));
   mp_pool_close(&b);
@@ -320,10 +320,10 @@ START_TEST(dax_alignment_sets_the_chunk) {
   mp_pool p;
   mp_config c = {.device = "/dev/zero", .base = 0, .high = (8 << 20) - 1, .share = true, .sysfs_root = root};
   ck_assert_msg(mp_pool_open(&p, &c, err, sizeof err) == 0, "%s", err);
-  ck_assert_uint_eq(1u << p.chunks.shift, 2u << 20);  /* not the 64 KiB an 8 MiB window would get */
+  ck_assert_uint_eq(1u << p.chunks.shift, 2u << 20); /* not the 64 KiB an 8 MiB window would get */
   ck_assert_uint_eq(p.region.base & ((2u << 20) - 1), 0);
   mp_pool_close(&p);
-  c.base = 64 << 10;  /* not a multiple of the alignment: refused with a line */
+  c.base = 64 << 10; /* not a multiple of the alignment: refused with a line */
   ck_assert_int_eq(mp_pool_open(&p, &c, err, sizeof err), -EINVAL);
   ck_assert_msg(strstr(err, "/dev/zero maps in units of 2097152 bytes") != NULL, "%s", err);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

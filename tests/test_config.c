@@ -57,8 +57,8 @@ START_TEST(numbers) {
   ck_assert_uint_eq(v, 4096);
   ck_assert_int_eq(mp_parse_u64("18446744073709551615", &v), 0);
   ck_assert_uint_eq(v, UINT64_MAX);
-  const char *bad[] = {"", "0x", "12a", "0x1g", " 1", "1 ", "-1", "+1", "18446744073709551616",
-                       "0x10000000000000000", "1e6", "0b101"};
+  const char *bad[] = {
+      "", "0x", "12a", "0x1g", " 1", "1 ", "-1", "+1", "18446744073709551616", "0x10000000000000000", "1e6", "0b101"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     ck_assert_msg(mp_parse_u64(bad[i], &v) == -1, "'%s' accepted", bad[i]);
 }
@@ -67,9 +67,23 @@ END_TEST
 START_TEST(policy_values) {
   mp_config c;
   char err[320];
-  const char *env[] = {"MEMPOOL_MIN_SIZE", "4k", "MEMPOOL_MAX_SIZE", "2G", "MEMPOOL_STRICT", "1",
-                       "MEMPOOL_CHECK", "1", "MEMPOOL_LOG", "3", "MEMPOOL_LOG_FILE", "/tmp/l",
-                       "MEMPOOL_STATS_FORMAT", "json", "MEMPOOL_MAP", "/tmp/m", NULL};
+  const char *env[] = {"MEMPOOL_MIN_SIZE",
+                       "4k",
+                       "MEMPOOL_MAX_SIZE",
+                       "2G",
+                       "MEMPOOL_STRICT",
+                       "1",
+                       "MEMPOOL_CHECK",
+                       "1",
+                       "MEMPOOL_LOG",
+                       "3",
+                       "MEMPOOL_LOG_FILE",
+                       "/tmp/l",
+                       "MEMPOOL_STATS_FORMAT",
+                       "json",
+                       "MEMPOOL_MAP",
+                       "/tmp/m",
+                       NULL};
   ck_assert_int_eq(load(env, &c, err), 0);
   ck_assert_uint_eq(c.policy.min_size, 4096);
   ck_assert_uint_eq(c.policy.max_size, 2ull << 30);
@@ -104,8 +118,9 @@ END_TEST
 START_TEST(good_values) {
   mp_config c;
   char err[320];
-  const char *env[] = {"MEMPOOL_DEVICE", "/tmp/x", "MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "1048575",
-                       "MEMPOOL_SYNC", "0", "MEMPOOL_STATS", "/tmp/stats.txt", NULL};
+  const char *env[] = {
+      "MEMPOOL_DEVICE", "/tmp/x", "MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "1048575", "MEMPOOL_SYNC", "0", "MEMPOOL_STATS",
+      "/tmp/stats.txt", NULL};
   ck_assert_int_eq(load(env, &c, err), 0);
   ck_assert_str_eq(c.device, "/tmp/x");
   ck_assert_uint_eq(c.base, 0);
@@ -141,7 +156,8 @@ static const struct {
     {{"MEMPOOL_MIN_SIZE", "1X", NULL}, "MEMPOOL_MIN_SIZE='1X' is not a size"},
     {{"MEMPOOL_MAX_SIZE", "K", NULL}, "MEMPOOL_MAX_SIZE='K' is not a size"},
     {{"MEMPOOL_MAX_SIZE", "99999999999999G", NULL}, "is not a size"},
-    {{"MEMPOOL_MIN_SIZE", "2M", "MEMPOOL_MAX_SIZE", "1M", NULL}, "MEMPOOL_MIN_SIZE (2097152) is above MEMPOOL_MAX_SIZE (1048576)"},
+    {{"MEMPOOL_MIN_SIZE", "2M", "MEMPOOL_MAX_SIZE", "1M", NULL},
+     "MEMPOOL_MIN_SIZE (2097152) is above MEMPOOL_MAX_SIZE (1048576)"},
     {{"MEMPOOL_CHECK", "yes", NULL}, "MEMPOOL_CHECK='yes' must be 0 or 1"},
     {{"MEMPOOL_STATS_FORMAT", "xml", NULL}, "MEMPOOL_STATS_FORMAT='xml' must be text or json"},
 };
@@ -168,8 +184,8 @@ START_TEST(file_region_sparse_and_lazy) {
   ck_assert_msg(open_region(path, 0x10000000, 0x2FFFFFFF, &r, err) == 0, "%s", err);
   struct stat st;
   ck_assert_int_eq(stat(path, &st), 0);
-  ck_assert_int_eq(st.st_size, 0x30000000);                 /* extended to HIGH+1 */
-  ck_assert_int_lt(st.st_blocks, 64);                        /* sparse: nothing written */
+  ck_assert_int_eq(st.st_size, 0x30000000); /* extended to HIGH+1 */
+  ck_assert_int_lt(st.st_blocks, 64);       /* sparse: nothing written */
   ck_assert_uint_eq(r.size, 0x20000000);
   ck_assert(r.shared);
   ((char *)r.base)[0] = 'A';
@@ -178,7 +194,7 @@ START_TEST(file_region_sparse_and_lazy) {
   int fd = open(path, O_RDONLY);
   char c;
   ck_assert_int_eq(pread(fd, &c, 1, 0x10000000), 1);
-  ck_assert_int_eq(c, 'A');                                  /* offset BASE holds the first byte */
+  ck_assert_int_eq(c, 'A'); /* offset BASE holds the first byte */
   ck_assert_int_eq(pread(fd, &c, 1, 0x2FFFFFFF), 1);
   ck_assert_int_eq(c, 'Z');
   close(fd);
@@ -189,7 +205,7 @@ END_TEST
 START_TEST(anon_region) {
   char err[320];
   mp_region r;
-  ck_assert_msg(open_region("anon", 0, (1ull << 34) - 1, &r, err) == 0, "%s", err);  /* 16 GiB, lazily */
+  ck_assert_msg(open_region("anon", 0, (1ull << 34) - 1, &r, err) == 0, "%s", err); /* 16 GiB, lazily */
   ck_assert(!r.shared);
   ((char *)r.base)[12345] = 1;
   mp_region_close(&r);
@@ -201,10 +217,10 @@ START_TEST(region_errors) {
   mp_region r;
   ck_assert_int_eq(open_region("/dev/does-not-exist", 0x10000000, 0x1FFFFFFF, &r, err), -ENOENT);
   ck_assert_msg(strstr(err, "cannot open /dev/does-not-exist: No such file") != NULL, "%s", err);
-  ck_assert_int_eq(access("/dev/does-not-exist", F_OK), -1);  /* never created under /dev */
-  ck_assert_int_eq(open_region("/dev/null", 0, 0xFFFFF, &r, err), -ENODEV);  /* mmap refused */
+  ck_assert_int_eq(access("/dev/does-not-exist", F_OK), -1);                /* never created under /dev */
+  ck_assert_int_eq(open_region("/dev/null", 0, 0xFFFFF, &r, err), -ENODEV); /* mmap refused */
   ck_assert_msg(strstr(err, "mmap of /dev/null") != NULL, "%s", err);
-  ck_assert_int_eq(open_region(tmpdir(), 0, 0xFFFFF, &r, err), -EISDIR);    /* a directory */
+  ck_assert_int_eq(open_region(tmpdir(), 0, 0xFFFFF, &r, err), -EISDIR); /* a directory */
   ck_assert_msg(strstr(err, "cannot open") != NULL || strstr(err, "not a character device") != NULL, "%s", err);
   snprintf(path, sizeof path, "%s/no-such-dir-%d/dev", tmpdir(), getpid());
   ck_assert_int_eq(open_region(path, 0, 0xFFFFF, &r, err), -ENOENT);
@@ -273,7 +289,7 @@ START_TEST(region_symlink_refused) {
   ck_assert_msg(strstr(err, "is a symbolic link: not followed") != NULL, "%s", err);
   struct stat st;
   ck_assert_int_eq(stat(target, &st), 0);
-  ck_assert_int_eq(st.st_size, 8);  /* the file it points to is untouched */
+  ck_assert_int_eq(st.st_size, 8); /* the file it points to is untouched */
   unlink(path);
   unlink(target);
 }
@@ -281,7 +297,7 @@ END_TEST
 
 START_TEST(region_file_of_another_user_refused) {
   char path[512], err[320];
-  if (geteuid() != 0) return;  /* needs root to give a file away (CI runs as root) */
+  if (geteuid() != 0) return; /* needs root to give a file away (CI runs as root) */
   snprintf(path, sizeof path, "%s/cfg_foreign_%d.dev", tmpdir(), getpid());
   int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
   ck_assert_int_ge(fd, 0);
@@ -324,8 +340,8 @@ END_TEST
 
 /* Missing files are never created in /dev, however the path is spelled. */
 START_TEST(never_created_in_dev) {
-  static const char *const spellings[] = {"//dev/mempool-test-x", "/dev/./mempool-test-x",
-                                          "/dev/../dev/mempool-test-x", "/dev//mempool-test-x"};
+  static const char *const spellings[] = {"//dev/mempool-test-x", "/dev/./mempool-test-x", "/dev/../dev/mempool-test-x",
+                                          "/dev//mempool-test-x"};
   char err[320];
   for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
     mp_region r;
@@ -346,11 +362,11 @@ START_TEST(region_keeps_no_descriptor) {
   ck_assert_msg(open_shared(path, &r, err) == 0, "%s", err);
   ck_assert_int_eq(r.fd, -1);
   int after = open("/dev/null", O_RDONLY);
-  ck_assert_int_eq(after, before);  /* the lowest free number is still free */
+  ck_assert_int_eq(after, before); /* the lowest free number is still free */
   close(after);
   struct stat st;
   ck_assert_int_eq(stat(path, &st), 0);
-  ck_assert_int_eq(st.st_mode & 0777, 0600);  /* created for this user alone */
+  ck_assert_int_eq(st.st_mode & 0777, 0600); /* created for this user alone */
   mp_region_close(&r);
   unlink(path);
 }

@@ -71,7 +71,7 @@ START_TEST(create_on_file) {
   struct stat st;
   ck_assert_int_eq(stat(dev, &st), 0);
   ck_assert(S_ISREG(st.st_mode));
-  ck_assert_uint_ge((uint64_t)st.st_size, 0x100000 + MiB);  /* created and extended */
+  ck_assert_uint_ge((uint64_t)st.st_size, 0x100000 + MiB); /* created and extended */
   char *p = mempool_alloc(m, 1000);
   ck_assert_ptr_nonnull(p);
   ck_assert(mempool_owns(m, p));
@@ -134,7 +134,7 @@ START_TEST(bad_create_parameters) {
     ck_assert_msg(!strchr(err, '\n') && !strstr(err, "jemalloc") && strncmp(err, "mempool:", 8),
                   "case %zu: reason '%s' is not one bare line", i, err);
     errno = 0;
-    ck_assert_ptr_null(mempool_create(&prm, NULL, 0));  /* err is optional */
+    ck_assert_ptr_null(mempool_create(&prm, NULL, 0)); /* err is optional */
     ck_assert_int_eq(errno, cases[i].err);
   }
   errno = 0;
@@ -162,8 +162,8 @@ END_TEST
 START_TEST(several_pools) {
   const char *f1 = devfile("one"), *f2 = devfile("two");
   mempool_t *a = make(f1, 0x100000, 0x1FFFFF);
-  mempool_t *b = make(f2, 0x100000, 0x1FFFFF);  /* same range of another file */
-  mempool_t *c = make(f1, 0x200000, 0x2FFFFF);  /* next range of the same file */
+  mempool_t *b = make(f2, 0x100000, 0x1FFFFF); /* same range of another file */
+  mempool_t *c = make(f1, 0x200000, 0x2FFFFF); /* next range of the same file */
   mempool_t *d = make("anon", 0, MiB - 1);
   mempool_t *all[4] = {a, b, c, d};
   char *p[4];
@@ -192,7 +192,7 @@ START_TEST(several_pools) {
   mempool_destroy(a);
   mempool_t *e = make(f1, 0x100000, 0x1FFFFF);
   char *q = mempool_alloc(e, 4096);
-  ck_assert_int_eq(q[0], 'A');  /* the file kept the bytes */
+  ck_assert_int_eq(q[0], 'A'); /* the file kept the bytes */
   mempool_free(e, q);
   for (int i = 1; i < 4; i++) {
     mempool_free(all[i], p[i]);
@@ -216,7 +216,7 @@ START_TEST(exhaustion_then_whole_region) {
     blocks[n++] = q;
   }
   ck_assert_int_eq(errno, ENOMEM);
-  ck_assert_uint_eq(n, MiB / 4096);  /* metadata out of band: every byte serves */
+  ck_assert_uint_eq(n, MiB / 4096); /* metadata out of band: every byte serves */
   struct mempool_stats s = stats_of(m);
   ck_assert_uint_eq(s.bytes_in_use, MiB);
   ck_assert_uint_eq(s.bytes_free, 0);
@@ -254,7 +254,7 @@ START_TEST(calloc_zeroes_and_overflow) {
   memset(p, 0xab, 5000);
   mempool_free(m, p);
   char *z = mempool_calloc(m, 50, 100);
-  ck_assert_ptr_eq(z, p);  /* the same bytes, recycled */
+  ck_assert_ptr_eq(z, p); /* the same bytes, recycled */
   for (int i = 0; i < 5000; i++) ck_assert_int_eq(z[i], 0);
   mempool_free(m, z);
   uint64_t failed = stats_of(m).failed_requests;
@@ -266,7 +266,7 @@ START_TEST(calloc_zeroes_and_overflow) {
   ck_assert_int_eq(errno, ENOMEM);
   ck_assert_uint_eq(stats_of(m).failed_requests, failed + 2);
   char *e1 = mempool_calloc(m, 0, 10), *e2 = mempool_calloc(m, 10, 0);
-  ck_assert(e1 && e2 && e1 != e2);  /* size 0: unique blocks */
+  ck_assert(e1 && e2 && e1 != e2); /* size 0: unique blocks */
   mempool_free(m, e1);
   mempool_free(m, e2);
   ck_assert_uint_eq(stats_of(m).bytes_in_use, 0);
@@ -276,7 +276,7 @@ END_TEST
 
 START_TEST(aligned) {
   mempool_t *m = make(devfile("align"), 0x10000, 0x10000 + 4 * MiB - 1);
-  char *filler = mempool_alloc(m, 48);  /* so that alignment is not free */
+  char *filler = mempool_alloc(m, 48); /* so that alignment is not free */
   for (size_t a = 1; a <= MiB; a <<= 1) {
     char *p = mempool_aligned_alloc(m, a, 100);
     ck_assert_ptr_nonnull(p);
@@ -292,7 +292,7 @@ START_TEST(aligned) {
   ck_assert_ptr_null(mempool_aligned_alloc(m, 0, 100));
   ck_assert_int_eq(errno, EINVAL);
   errno = 0;
-  ck_assert_ptr_null(mempool_aligned_alloc(m, 8 * MiB, 16));  /* beyond the region */
+  ck_assert_ptr_null(mempool_aligned_alloc(m, 8 * MiB, 16)); /* beyond the region */
   ck_assert_int_eq(errno, ENOMEM);
   mempool_free(m, filler);
   assert_consistent(m);
@@ -359,7 +359,7 @@ START_TEST(stats_match_allocations) {
   ck_assert_uint_eq(s.bytes_in_use, total);
   ck_assert_uint_eq(s.peak_bytes, total);
   ck_assert_uint_eq(s.bytes_free, 2 * MiB - total);
-  ck_assert_uint_eq(s.largest_free, 2 * MiB - total);  /* allocated from the start */
+  ck_assert_uint_eq(s.largest_free, 2 * MiB - total); /* allocated from the start */
   ck_assert_uint_eq(s.allocations, N);
   ck_assert_uint_eq(s.frees, 0);
   ck_assert_uint_eq(s.failed_requests, 0);
@@ -399,7 +399,7 @@ struct seen {
 static void visit(size_t offset, size_t size, bool in_use, void *ctx) {
   struct seen *w = ctx;
   ck_assert_uint_lt(w->n, 512);
-  ck_assert_uint_eq(offset, w->next);  /* address order, tiling the region */
+  ck_assert_uint_eq(offset, w->next); /* address order, tiling the region */
   ck_assert_uint_gt(size, 0);
   ck_assert_msg(in_use || !w->prev_free, "two adjacent free ranges at %zu", offset);
   w->off[w->n] = offset;
@@ -488,7 +488,7 @@ START_TEST(fork_gives_the_child_a_copy) {
   if (pid == 0) {
     int ok = !strcmp(p, "parent");
     strcpy(p, "child");
-    char *q = mempool_alloc(m, 64);  /* may take the parent's next block: private now */
+    char *q = mempool_alloc(m, 64); /* may take the parent's next block: private now */
     if (q) strcpy(q, "child's");
     ok = ok && q && mempool_check(m, NULL, 0) == 0;
     _exit(ok ? 0 : 1);
@@ -499,7 +499,7 @@ START_TEST(fork_gives_the_child_a_copy) {
   ck_assert_str_eq(p, "parent");
   char *q = mempool_alloc(m, 64);
   ck_assert_ptr_eq(q, p + 64);
-  ck_assert_int_ne(q[0], 'c');  /* nothing the child wrote reached the file */
+  ck_assert_int_ne(q[0], 'c'); /* nothing the child wrote reached the file */
   mempool_free(m, q);
   mempool_free(m, p);
   mempool_destroy(m);
@@ -518,9 +518,15 @@ static char *victim;
 
 static void do_foreign_free(void) { mempool_free(tb, victim); }
 static void do_malloc_free(void) { mempool_free(ta, malloc(32)); }
-static void do_double_free(void) { mempool_free(ta, victim); mempool_free(ta, victim); }
+static void do_double_free(void) {
+  mempool_free(ta, victim);
+  mempool_free(ta, victim);
+}
 static void do_interior_free(void) { mempool_free(ta, victim + 16); }
-static void do_usable_freed(void) { mempool_free(ta, victim); mempool_usable_size(ta, victim); }
+static void do_usable_freed(void) {
+  mempool_free(ta, victim);
+  mempool_usable_size(ta, victim);
+}
 static void do_realloc_foreign(void) { mempool_realloc(tb, victim, 10); }
 
 START_TEST(bad_pointers_trap) {
@@ -537,7 +543,7 @@ START_TEST(bad_pointers_trap) {
   errno = saved;
   mempool_free(ta, NULL);
   mempool_free(ta, victim);
-  ck_assert_int_eq(errno, saved);  /* free keeps errno */
+  ck_assert_int_eq(errno, saved); /* free keeps errno */
   ck_assert_uint_eq(mempool_usable_size(ta, NULL), 0);
   mempool_destroy(ta);
   mempool_destroy(tb);
@@ -557,7 +563,7 @@ START_TEST(compat_delegate) {
   mem_delegate_free(&d, p);
   p = mem_delegate_calloc(&d, 10, 100);
   for (int i = 0; i < 1000; i++) ck_assert_int_eq(p[i], 0);
-  ck_assert_ptr_null(mem_delegate_calloc(&d, 1, 2 * MiB));  /* no fallback */
+  ck_assert_ptr_null(mem_delegate_calloc(&d, 1, 2 * MiB)); /* no fallback */
   ck_assert_int_eq(errno, ENOMEM);
   mem_delegate_free(&d, NULL);
   mem_delegate_free(&d, p);
@@ -567,7 +573,7 @@ START_TEST(compat_delegate) {
   ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1));
   destroy_mem_delegate(&e);
   destroy_mem_delegate(&d);
-  destroy_mem_delegate(&d);  /* twice is harmless */
+  destroy_mem_delegate(&d); /* twice is harmless */
   ck_assert_int_eq(init_mem_delegate(&e, 0x200000, 0x100000), -1);
   ck_assert_int_eq(errno, EINVAL);
   unsetenv("MEMPOOL_DEVICE");

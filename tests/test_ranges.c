@@ -16,16 +16,21 @@
 #include "bitmap.h"
 #include "ranges.h"
 
-#define REQUIRE(cond, ...)                        \
-  do {                                            \
-    if (!(cond)) ck_abort_msg(__VA_ARGS__);       \
+#define REQUIRE(cond, ...)                  \
+  do {                                      \
+    if (!(cond)) ck_abort_msg(__VA_ARGS__); \
   } while (0)
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
-typedef struct { uint64_t s; } rng_t;
+typedef struct {
+  uint64_t s;
+} rng_t;
 
-static void rng_seed(rng_t *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull; if (!r->s) r->s = 1; }
+static void rng_seed(rng_t *r, uint64_t seed) {
+  r->s = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+  if (!r->s) r->s = 1;
+}
 
 static uint64_t rng_next(rng_t *r) {
   uint64_t x = r->s;
@@ -81,8 +86,14 @@ static void bm_close(bm_fixture *f) {
   free(f->prev_ref);
 }
 
-static void bm_set(bm_fixture *f, uint64_t i) { mp_bitmap_set(&f->b, i); f->ref[i] = 1; }
-static void bm_clear(bm_fixture *f, uint64_t i) { mp_bitmap_clear(&f->b, i); f->ref[i] = 0; }
+static void bm_set(bm_fixture *f, uint64_t i) {
+  mp_bitmap_set(&f->b, i);
+  f->ref[i] = 1;
+}
+static void bm_clear(bm_fixture *f, uint64_t i) {
+  mp_bitmap_clear(&f->b, i);
+  f->ref[i] = 0;
+}
 
 static uint64_t u32_to_u64(uint32_t v) { return v == UINT32_MAX ? UINT64_MAX : v; }
 
@@ -112,10 +123,10 @@ static void bm_verify_all(bm_fixture *f, const char *what) {
   /* Past the end: next finds nothing, prev clamps to n - 1. */
   uint64_t beyond[] = {n, n + 1, n + 63, n + 64, n * 2 + 1000};
   for (size_t k = 0; k < sizeof beyond / sizeof beyond[0]; k++) {
-    REQUIRE(mp_bitmap_next_set(&f->b, beyond[k]) == UINT64_MAX, "n=%lu %s: next_set(%lu) past end",
+    REQUIRE(mp_bitmap_next_set(&f->b, beyond[k]) == UINT64_MAX, "n=%lu %s: next_set(%lu) past end", (unsigned long)n,
+            what, (unsigned long)beyond[k]);
+    REQUIRE(mp_bitmap_prev_set(&f->b, beyond[k]) == u32_to_u64(f->prev_ref[n - 1]), "n=%lu %s: prev_set(%lu) past end",
             (unsigned long)n, what, (unsigned long)beyond[k]);
-    REQUIRE(mp_bitmap_prev_set(&f->b, beyond[k]) == u32_to_u64(f->prev_ref[n - 1]),
-            "n=%lu %s: prev_set(%lu) past end", (unsigned long)n, what, (unsigned long)beyond[k]);
   }
 }
 
@@ -179,8 +190,7 @@ START_TEST(test_bitmap_random_patterns) {
               (unsigned long)w);
 
   /* A single bit at interesting positions: exact answers at its edges. */
-  uint64_t pos[] = {0, 1, 62, 63, 64, 65, 127, 128, 4095, 4096, 4097, 262143, 262144, 262145,
-                    n / 2, n - 2, n - 1};
+  uint64_t pos[] = {0, 1, 62, 63, 64, 65, 127, 128, 4095, 4096, 4097, 262143, 262144, 262145, n / 2, n - 2, n - 1};
   for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
     uint64_t b = pos[p];
     if (b >= n) continue;
@@ -217,8 +227,10 @@ START_TEST(test_bitmap_interleaved) {
       uint64_t i = rng_below(&rng, n);
       /* Toggle, biased towards locality so words fill and empty. */
       if (rng_below(&rng, 4) == 0) i = (i & ~(uint64_t)63) + rng_below(&rng, 64), i = i < n ? i : n - 1;
-      if (f.ref[i]) bm_clear(&f, i);
-      else bm_set(&f, i);
+      if (f.ref[i])
+        bm_clear(&f, i);
+      else
+        bm_set(&f, i);
     }
     bm_verify_all(&f, "interleaved batch");
   }
@@ -228,7 +240,10 @@ END_TEST
 
 START_TEST(test_bitmap_layout) {
   /* Level counts: each summary level has a bit per word below; 5M needs 4. */
-  struct { uint64_t n; unsigned levels; } cases[] = {
+  struct {
+    uint64_t n;
+    unsigned levels;
+  } cases[] = {
       {1, 1}, {64, 1}, {65, 2}, {4096, 2}, {4097, 3}, {262144, 3}, {262145, 4}, {5000000, 4},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -255,8 +270,14 @@ END_TEST
 /* Ranges: helpers                                                           */
 /* ======================================================================== */
 
-typedef struct { uint32_t start, size; bool in_use; } seen_range;
-typedef struct { seen_range *v; size_t n, cap; } range_list;
+typedef struct {
+  uint32_t start, size;
+  bool in_use;
+} seen_range;
+typedef struct {
+  seen_range *v;
+  size_t n, cap;
+} range_list;
 
 static void collect(void *ctx, uint32_t start, uint32_t size, bool in_use) {
   range_list *l = ctx;
@@ -370,7 +391,7 @@ START_TEST(test_ranges_coalesce) {
   ck_assert_uint_ne(a, MP_NONE);
   ck_assert_uint_ne(b, MP_NONE);
   ck_assert_uint_ne(c, MP_NONE);
-  ck_assert_uint_eq(a, 0);  /* a fresh region serves from its start */
+  ck_assert_uint_eq(a, 0); /* a fresh region serves from its start */
   ck_assert_uint_eq(b, 10);
   ck_assert_uint_eq(c, 30);
   ck_assert_uint_eq(r.free_ranges, 1);
@@ -379,12 +400,12 @@ START_TEST(test_ranges_coalesce) {
   ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK);
   ck_assert_uint_eq(r.free_ranges, 2);
   require_check(&r, "free A", 0);
-  ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK);  /* merges with the tail */
+  ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK); /* merges with the tail */
   ck_assert_uint_eq(r.free_ranges, 2);
   ck_assert_uint_eq(mp_ranges_size(&r, c), G - 30);
   ck_assert_uint_eq(mp_ranges_largest_free(&r), G - 30);
   require_check(&r, "free C", 0);
-  ck_assert_int_eq(mp_ranges_free(&r, b), MP_RANGES_OK);  /* merges both ways */
+  ck_assert_int_eq(mp_ranges_free(&r, b), MP_RANGES_OK); /* merges both ways */
   require_pristine(&r, "free B");
 
   /* Same with an in-use block D after C: the merged range ends at D. */
@@ -465,7 +486,7 @@ START_TEST(test_ranges_exact_fit_scan) {
   ck_assert_uint_eq(c, 33);
   ck_assert_uint_eq(d, 66);
   ck_assert_int_eq(mp_ranges_free(&r, c), MP_RANGES_OK);
-  ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK);  /* list head: the 32 */
+  ck_assert_int_eq(mp_ranges_free(&r, a), MP_RANGES_OK); /* list head: the 32 */
   ck_assert_uint_eq(mp_ranges_largest_free(&r), 33);
   ck_assert_uint_eq(mp_ranges_alloc(&r, 34, 1, 0), MP_NONE);
   ck_assert_uint_eq(mp_ranges_alloc(&r, 33, 1, 0), c);
@@ -669,7 +690,9 @@ START_TEST(test_ranges_classify_errors) {
 }
 END_TEST
 
-typedef struct { uint32_t start, size; } blk;
+typedef struct {
+  uint32_t start, size;
+} blk;
 
 START_TEST(test_ranges_walk_order) {
   const uint32_t G = 5000;
@@ -688,12 +711,14 @@ START_TEST(test_ranges_walk_order) {
   /* Free every third. */
   uint32_t kept = 0;
   for (uint32_t k = 0; k < nlive; k++) {
-    if (k % 3 == 0) ck_assert_int_eq(mp_ranges_free(&r, live[k].start), MP_RANGES_OK);
-    else live[kept++] = live[k];
+    if (k % 3 == 0)
+      ck_assert_int_eq(mp_ranges_free(&r, live[k].start), MP_RANGES_OK);
+    else
+      live[kept++] = live[k];
   }
   nlive = kept;
   require_check(&r, "walk setup", 0);
-  range_list l = walk_list(&r);  /* order, tiling, no adjacent free */
+  range_list l = walk_list(&r); /* order, tiling, no adjacent free */
   uint32_t nused = 0, nfree = 0;
   uint64_t free_sum = 0;
   for (size_t k = 0; k < l.n; k++) {
@@ -731,8 +756,8 @@ typedef struct {
   uint32_t G;
   blk *live;
   uint32_t nlive;
-  uint8_t *owned;       /* granule -> in a live block */
-  uint32_t *size_at;    /* granule -> size of the live block starting there, 0 */
+  uint8_t *owned;    /* granule -> in a live block */
+  uint32_t *size_at; /* granule -> size of the live block starting there, 0 */
   uint64_t live_sum;
 } model;
 
@@ -766,18 +791,24 @@ static void model_verify(const mp_ranges *r, const model *m, unsigned long op) {
 
 static uint32_t rand_size(rng_t *rng, uint32_t G) {
   uint64_t p = rng_below(rng, 1000), n;
-  if (p < 700) n = 1 + rng_below(rng, 8);
-  else if (p < 900) n = 1 + rng_below(rng, 64);
-  else if (p < 985) n = 1 + rng_below(rng, 1024);
-  else n = 1 + rng_below(rng, G / 8 + 1);
+  if (p < 700)
+    n = 1 + rng_below(rng, 8);
+  else if (p < 900)
+    n = 1 + rng_below(rng, 64);
+  else if (p < 985)
+    n = 1 + rng_below(rng, 1024);
+  else
+    n = 1 + rng_below(rng, G / 8 + 1);
   return n > G ? G : (uint32_t)n;
 }
 
-static uint32_t rand_align(rng_t *rng) {
-  return rng_below(rng, 100) < 60 ? 1u : 1u << rng_below(rng, 13);
-}
+static uint32_t rand_align(rng_t *rng) { return rng_below(rng, 100) < 60 ? 1u : 1u << rng_below(rng, 13); }
 
-typedef struct { uint32_t G; uint64_t ops; unsigned check_every, verify_every; } random_cfg;
+typedef struct {
+  uint32_t G;
+  uint64_t ops;
+  unsigned check_every, verify_every;
+} random_cfg;
 
 static const random_cfg rcfg[] = {
     {1000, 100000, 1, 500},
@@ -835,8 +866,8 @@ static void random_run(const random_cfg *cfg, uint64_t seed) {
       blk b = m.live[k];
       REQUIRE(mp_ranges_classify(&r, b.start) == MP_RANGES_OK, "op %lu: live block %lu not in use", op,
               (unsigned long)b.start);
-      REQUIRE(mp_ranges_size(&r, b.start) == b.size, "op %lu: size(%lu) = %lu, model %lu", op,
-              (unsigned long)b.start, (unsigned long)mp_ranges_size(&r, b.start), (unsigned long)b.size);
+      REQUIRE(mp_ranges_size(&r, b.start) == b.size, "op %lu: size(%lu) = %lu, model %lu", op, (unsigned long)b.start,
+              (unsigned long)mp_ranges_size(&r, b.start), (unsigned long)b.size);
       if (b.size > 1) {
         uint32_t inner = b.start + 1 + (uint32_t)rng_below(&rng, b.size - 1);
         REQUIRE(mp_ranges_free(&r, inner) == MP_RANGES_NOT_A_START, "op %lu: free of interior %lu accepted", op,
@@ -919,9 +950,11 @@ static void random_run(const random_cfg *cfg, uint64_t seed) {
     if (k % (cfg->check_every * 4) == 0) require_check(&r, "drain", k);
   }
   require_pristine(&r, "drained");
-  fprintf(stderr, "random G=%lu seed=%lu: %lu allocs (%lu failed), %lu frees, %lu grows (%lu refused), %lu shrinks, %lu left at end\n",
-          (unsigned long)G, (unsigned long)seed, n_alloc, n_fail, n_free, n_grow, n_grow_fail, n_shrink,
-          (unsigned long)total);
+  fprintf(
+      stderr,
+      "random G=%lu seed=%lu: %lu allocs (%lu failed), %lu frees, %lu grows (%lu refused), %lu shrinks, %lu left at end\n",
+      (unsigned long)G, (unsigned long)seed, n_alloc, n_fail, n_free, n_grow, n_grow_fail, n_shrink,
+      (unsigned long)total);
   free(m.live);
   free(m.owned);
   free(m.size_at);

@@ -66,7 +66,7 @@ typedef struct mp_region {
   size_t size;         /* usable bytes, a multiple of MP_GRANULE */
   size_t map_len;      /* bytes reserved (page-rounded) */
   uint64_t dev_offset; /* device offset of base (the physical address) */
-  int fd;              /* the library's own descriptor (high, close-on-exec); -1 for anon */
+  int fd;              /* the device while it is opened; -1 after (no descriptor is kept) */
   int open_flags;      /* how fd was opened (a fork child re-opens alike) */
   dev_t dev;           /* what fd must still be: the program may close it */
   ino_t ino;

@@ -299,14 +299,13 @@ static uint64_t busy_until(int fd, uint64_t dev_off, uint64_t len) {
 /* Real blocks for a file's chunk: a full filesystem is ENOSPC now, not
  * SIGBUS at the first touch. Filesystems without fallocate get the file
  * extended (sparse) instead. */
-static int give_blocks(mp_region *r, int fd, uint64_t dev_off, uint64_t len) {
+static int give_blocks(int fd, uint64_t dev_off, uint64_t len) {
   if (fallocate(fd, 0, (off_t)dev_off, (off_t)len) == 0) return 0;
   int e = errno;
   if (e != EOPNOTSUPP && e != ENOSYS) return -e;
   struct stat st;
   if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < dev_off + len && ftruncate(fd, (off_t)(dev_off + len)) != 0)
     return -errno;
-  (void)r;
   return 0;
 }
 
@@ -324,7 +323,7 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
       *busy_end = e == UINT64_MAX || e - r->dev_offset > r->map_len ? r->map_len : (size_t)(e - r->dev_offset);
     }
   } else {
-    if (r->is_file) rc = give_blocks(r, fd, dev_off, len);
+    if (r->is_file) rc = give_blocks(fd, dev_off, len);
     if (rc == 0 && mmap((void *)(r->base + off), len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
                         (off_t)dev_off) == MAP_FAILED)
       rc = -errno;

@@ -274,19 +274,33 @@ static int open_shared(const char *dev, mp_region *r, char *err) {
   return mp_region_open(&c, r, err, 320);
 }
 
-START_TEST(region_symlink_refused) {
-  char path[512], target[512], err[320];
-  snprintf(target, sizeof target, "%s/cfg_target_%d", tmpdir(), getpid());
-  snprintf(path, sizeof path, "%s/cfg_link_%d.dev", tmpdir(), getpid());
-  int fd = open(target, O_CREAT | O_RDWR | O_TRUNC, 0600);
+/* A file another user (or a careless one) planted: name under the test
+ * directory, mode, owner (-1: this user). */
+static void plant(char *path, size_t len, const char *name, mode_t mode, uid_t owner) {
+  snprintf(path, len, "%s/%s_%d", tmpdir(), name, getpid());
+  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
   ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(write(fd, "precious", 8), 8);
+  ck_assert_int_eq(fchmod(fd, mode), 0);
+  if (owner != (uid_t)-1) ck_assert_int_eq(fchown(fd, owner, owner), 0);
   close(fd);
+}
+
+/* Opening path as a shared region is refused with rc and a line saying says. */
+static void expect_refused(const char *path, int rc, const char *says) {
+  char err[320];
+  mp_region r;
+  ck_assert_int_eq(open_shared(path, &r, err), rc);
+  ck_assert_msg(strstr(err, says) != NULL, "'%s' lacks '%s'", err, says);
+}
+
+START_TEST(region_symlink_refused) {
+  char path[512], target[512];
+  plant(target, sizeof target, "cfg_target", 0600, (uid_t)-1);
+  ck_assert_int_eq(truncate(target, 8), 0);
+  snprintf(path, sizeof path, "%s/cfg_link_%d.dev", tmpdir(), getpid());
   unlink(path);
   ck_assert_int_eq(symlink(target, path), 0);
-  mp_region r;
-  ck_assert_int_eq(open_shared(path, &r, err), -ELOOP);
-  ck_assert_msg(strstr(err, "is a symbolic link: not followed") != NULL, "%s", err);
+  expect_refused(path, -ELOOP, "is a symbolic link: not followed");
   struct stat st;
   ck_assert_int_eq(stat(target, &st), 0);
   ck_assert_int_eq(st.st_size, 8); /* the file it points to is untouched */
@@ -296,44 +310,30 @@ START_TEST(region_symlink_refused) {
 END_TEST
 
 START_TEST(region_file_of_another_user_refused) {
-  char path[512], err[320];
+  char path[512];
   if (geteuid() != 0) return; /* needs root to give a file away (CI runs as root) */
-  snprintf(path, sizeof path, "%s/cfg_foreign_%d.dev", tmpdir(), getpid());
-  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
-  close(fd);
-  mp_region r;
-  ck_assert_int_eq(open_shared(path, &r, err), -EPERM);
-  ck_assert_msg(strstr(err, "is owned by uid 65534") != NULL, "%s", err);
+  plant(path, sizeof path, "cfg_foreign", 0600, 65534);
+  expect_refused(path, -EPERM, "is owned by uid 65534");
   unlink(path);
 }
 END_TEST
 
 START_TEST(region_file_writable_by_others_refused) {
-  char path[512], err[320];
-  snprintf(path, sizeof path, "%s/cfg_0666_%d.dev", tmpdir(), getpid());
-  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(fchmod(fd, 0666), 0);
-  close(fd);
-  mp_region r;
-  ck_assert_int_eq(open_shared(path, &r, err), -EPERM);
-  ck_assert_msg(strstr(err, "is writable by group or others (mode 666)") != NULL, "%s", err);
+  char path[512];
+  plant(path, sizeof path, "cfg_0666", 0666, (uid_t)-1);
+  expect_refused(path, -EPERM, "is writable by group or others (mode 666)");
   unlink(path);
 }
 END_TEST
 
 /* RLIMIT_FSIZE below the region's end: a line, never SIGXFSZ. */
 START_TEST(region_fsize_limit) {
-  char path[512], err[320];
+  char path[512];
   snprintf(path, sizeof path, "%s/cfg_fsize_%d.dev", tmpdir(), getpid());
   unlink(path);
   struct rlimit rl = {0x100000, RLIM_INFINITY};
   ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-  mp_region r;
-  ck_assert_int_eq(open_shared(path, &r, err), -EFBIG);
-  ck_assert_msg(strstr(err, "RLIMIT_FSIZE (1048576 bytes) is below the region's end") != NULL, "%s", err);
+  expect_refused(path, -EFBIG, "RLIMIT_FSIZE (1048576 bytes) is below the region's end");
   unlink(path);
 }
 END_TEST
@@ -342,10 +342,8 @@ END_TEST
 START_TEST(never_created_in_dev) {
   static const char *const spellings[] = {"//dev/mempool-test-x", "/dev/./mempool-test-x", "/dev/../dev/mempool-test-x",
                                           "/dev//mempool-test-x"};
-  char err[320];
   for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
-    mp_region r;
-    ck_assert_int_eq(open_shared(spellings[i], &r, err), -ENOENT);
+    expect_refused(spellings[i], -ENOENT, "No such file");
     ck_assert_int_eq(access("/dev/mempool-test-x", F_OK), -1);
   }
 }

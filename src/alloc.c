@@ -88,7 +88,7 @@ void mp_free(mp_pool *p, void *ptr) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;
     unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
     if (__builtin_expect(c != 0, 1)) {
-      mp_pool_free_small(p, ptr, off, c - 1, "free");
+      mp_pool_free_small(p, ptr, off, c, "free");
       return;
     }
     int saved = errno; /* a first cache for this thread may mmap */
@@ -122,14 +122,15 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;
     unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
     if (c) { /* a small object: stays in its class, or moves by the fast paths */
-      int st = mp_span_check_held(p, off, c - 1);
+      unsigned cls = mp_span_cls(c);
+      int st = mp_span_check_held(p, off, cls);
       if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, "realloc", st == MP_SMALL_NOT_HELD);
-      size_t cs = mp_class_size[c - 1];
-      if (n <= cs && (n > cs / 2 || mp_class_of(n) == c - 1)) return ptr;
+      size_t cs = mp_class_size[cls];
+      if (n <= cs && (n > cs / 2 || mp_class_of(n) == cls)) return ptr;
       void *q = mp_malloc(p, n);
       if (!q) return NULL;
       memcpy(q, ptr, cs < n ? cs : n);
-      mp_pool_free_small(p, ptr, off, c - 1, "realloc");
+      mp_pool_free_small(p, ptr, off, c, "realloc");
       return q;
     }
     if (!p->policy.check && routed(p, n) && mp_pool_resize(p, ptr, n, "realloc")) return ptr;

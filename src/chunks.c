@@ -137,6 +137,8 @@ static uint32_t retained(const mp_chunks *c) {
   return r > above ? r : above;
 }
 
+static void trim(mp_pool *p, uint32_t lo, uint32_t hi);
+
 /* The bits of word w for chunks lo..hi. */
 static inline uint64_t bits_between(uint32_t w, uint32_t lo, uint32_t hi) {
   uint32_t a = lo > w * 64 ? lo - w * 64 : 0, b = hi < w * 64 + 63 ? hi - w * 64 : 63;
@@ -157,8 +159,14 @@ static void freed(mp_pool *p, mp_extent e, uint32_t g, uint32_t n) {
       c->full_run = UINT32_MAX; /* room of our own again: search at once */
     }
   }
-  /* Past the hysteresis, whole free chunks away from this block go first
-   * (the block's own chunks are what the program reuses next). */
+  trim(p, lo, hi);
+}
+
+/* Past the hysteresis, whole free chunks go back: those outside [lo, hi]
+ * first (the chunks of the block just freed or placed are what the program
+ * uses next), lowest first within a bitmap word. */
+static void trim(mp_pool *p, uint32_t lo, uint32_t hi) {
+  mp_chunks *c = &p->chunks;
   decay(c);
   for (uint32_t w = (c->count + 63) / 64; w-- > 0 && c->whole_free_count > retained(c);) {
     uint64_t bits = c->whole_free[w] & ~bits_between(w, lo, hi);
@@ -243,7 +251,7 @@ static void note_full(mp_chunks *c, uint32_t m) {
 /* Claims a run of m chunks (away ones, or held ones a free range covers):
  * next-fit from the last claim, skipping whole the locks other processes
  * hold. */
-static bool claim(mp_pool *p, uint32_t m) {
+static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
   mp_chunks *c = &p->chunks;
   uint32_t k = c->search_from, tried = 0;
   bool others = false;                                    /* did another process's lock stand in the way? */
@@ -269,11 +277,13 @@ static bool claim(mp_pool *p, uint32_t m) {
         if (c->state[a] == MP_CHUNK_AWAY) took(p, a, b - a);
       }
       c->search_from = k + m < c->count ? k + m : 0;
+      *run = k;
       return true;
     }
-    if (rc != -EBUSY) {
+    if (rc != -EBUSY) { /* the device is gone, the file system full, no mappings left: wait */
       mp_log(MP_LOG_INFO, "cannot claim %lu bytes of %s at %#lx: %s", UL(bytes_of(p, k, m)), p->region.device,
              UL(p->region.dev_offset + offset_of(c, k)), mp_strerror(-rc));
+      note_full(c, 1);
       return false;
     }
     others = true;
@@ -282,9 +292,9 @@ static bool claim(mp_pool *p, uint32_t m) {
     tried += next - k;
     k = next;
   }
-  if (!others) return false; /* our own blocks fill the window: nothing to wait for */
+  note_full(c, m);           /* until the backoff ends, or this process frees a chunk */
+  if (!others) return false; /* our own blocks fill the window */
   p->stats.no_chunk++;
-  note_full(c, m);
   if (!c->said_full) {
     c->said_full = true;
     mp_log(MP_LOG_INFO, "no free chunk of %lu bytes in %s (other processes hold the window): spilling",
@@ -295,15 +305,33 @@ static bool claim(mp_pool *p, uint32_t m) {
 
 /* ---- allocation and free ------------------------------------------------ */
 
+/* The block goes first-fit into the free range that holds the claimed run
+ * [k, k+m) (the run joined any free tail before it), which has room for it
+ * by construction: a good-fit search could need a larger class. The run's
+ * chunks the block leaves whole free go back past the hysteresis. MP_NONE
+ * when the run (a partial last chunk) is short. */
+static uint32_t place_in_run(mp_pool *p, uint32_t k, uint32_t m, uint32_t n, uint32_t align) {
+  mp_chunks *c = &p->chunks;
+  mp_extent e;
+  if (mp_ranges_kind_at(&p->ranges, first_granule(c, k), &e) != MP_RANGE_LISTED) return MP_NONE;
+  uint64_t phase = p->region.base >> MP_GRANULE_SHIFT;
+  uint64_t at = ((e.start + phase + align - 1) & ~(uint64_t)(align - 1)) - phase;
+  if (at + n > (uint64_t)e.start + e.size || !mp_ranges_carve(&p->ranges, (uint32_t)at, n)) return MP_NONE;
+  consumed(p, (uint32_t)at, n);
+  trim(p, k, k + m - 1);
+  return (uint32_t)at;
+}
+
 uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim) {
   mp_chunks *c = &p->chunks;
   uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
-  uint32_t g = mp_ranges_alloc(&p->ranges, n, align, phase);
-  if (g == MP_NONE && may_claim && !c->fixed) {
+  uint32_t g = mp_ranges_alloc(&p->ranges, n, align, phase), k;
+  if (g != MP_NONE) {
+    consumed(p, g, n);
+  } else if (may_claim && !c->fixed) {
     uint64_t m = chunks_needed(c, n, align);
-    if (m <= c->count && claim(p, (uint32_t)m)) g = mp_ranges_alloc(&p->ranges, n, align, phase);
+    if (m <= c->count && claim(p, (uint32_t)m, &k)) g = place_in_run(p, k, (uint32_t)m, n, align);
   }
-  if (g != MP_NONE) consumed(p, g, n);
   return g;
 }
 

@@ -33,9 +33,13 @@
  *   C4  live[k] of an inherited chunk is its granules in in-use ranges.
  * TIME BOUNDS: alloc and free O(1) plus, on the slow path, O(chunks + locks
  * held by others) system calls at most for a claim (a conflicting lock is
- * skipped whole, found with F_OFD_GETLK); release O(1) system calls. After
- * a search finds no room for a run of m chunks, runs of m or more are not
- * searched for 10 ms (a spilling program pays a clock read, not a scan).
+ * skipped whole, found with F_OFD_GETLK); release O(1) system calls (the
+ * kernel's own cost grows with the locks on the file: README). After a
+ * search finds no room for a run of m chunks, runs of m or more are not
+ * searched for 10 ms or until this process frees a chunk (a spilling
+ * program pays a clock read, not a scan); after any other claim failure,
+ * no run is searched for 10 ms. A free releases whole free chunks past the
+ * hysteresis in O(count/64) bitmap words at most.
  */
 #ifndef MP_CHUNKS_H
 #define MP_CHUNKS_H

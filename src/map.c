@@ -24,7 +24,8 @@ static void one_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   if (in_use && mp_chunk_state_at(c->pool, start) == MP_CHUNK_AWAY) /* chunks this process does not hold */
     mp_out_printf(c->out, "range %#lx %lu away\n", (unsigned long)off, bytes);
   else if (cls)
-    mp_out_printf(c->out, "range %#lx %lu span:%u\n", (unsigned long)off, bytes, (unsigned)mp_class_size[cls - 1]);
+    mp_out_printf(c->out, "range %#lx %lu span:%u\n", (unsigned long)off, bytes,
+                  (unsigned)mp_class_size[mp_span_cls(cls)]);
   else
     mp_out_printf(c->out, "range %#lx %lu %s\n", (unsigned long)off, bytes, in_use ? "used" : "free");
 }

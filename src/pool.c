@@ -191,7 +191,7 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   uintptr_t off = (uintptr_t)ptr - p->region.base;
   unsigned c = mp_small_class_at(p, off);
   if (c) {
-    mp_pool_free_small(p, ptr, off, c - 1, caller);
+    mp_pool_free_small(p, ptr, off, c, caller);
     return;
   }
   pthread_mutex_lock(&p->lock);
@@ -204,11 +204,10 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
 static unsigned small_held(mp_pool *p, const void *ptr, const char *caller) {
   uintptr_t off = (uintptr_t)ptr - p->region.base;
   unsigned c = mp_small_class_at(p, off);
-  if (c) {
-    int st = mp_span_check_held(p, off, c - 1);
-    if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
-  }
-  return c;
+  if (!c) return 0;
+  int st = mp_span_check_held(p, off, mp_span_cls(c));
+  if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
+  return mp_span_cls(c) + 1;
 }
 
 size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {

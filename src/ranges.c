@@ -331,6 +331,24 @@ bool mp_ranges_split(mp_ranges *r, uint32_t g) {
   return true;
 }
 
+/* Parked node i merges with parked neighbours (I2 for the parked kind). */
+static void merge_parked(mp_ranges *r, uint32_t i) {
+  uint32_t end = N(r, i)->start + N(r, i)->size;
+  uint32_t j = end < r->granules ? bucket_find(r, end) : NIL;
+  if (j != NIL && N(r, j)->parked) {
+    N(r, i)->size += N(r, j)->size;
+    free_range_drop(r, j);
+    mp_bitmap_clear(&r->starts, end);
+  }
+  uint32_t s = N(r, i)->start;
+  j = s > 0 ? bucket_find(r, (uint32_t)mp_bitmap_prev_set(&r->starts, s - 1)) : NIL;
+  if (j != NIL && N(r, j)->parked) {
+    N(r, j)->size += N(r, i)->size;
+    free_range_drop(r, i);
+    mp_bitmap_clear(&r->starts, s);
+  }
+}
+
 void mp_ranges_park_all(mp_ranges *r) {
   for (unsigned fl = 0; fl < MP_FL_COUNT; fl++)
     for (unsigned sl = 0; sl < MP_SL_COUNT; sl++)
@@ -338,10 +356,10 @@ void mp_ranges_park_all(mp_ranges *r) {
         uint32_t i = r->heads[fl][sl];
         list_remove(r, i);
         N(r, i)->parked = true;
+        count_free(r, false, -1, -(int64_t)N(r, i)->size);
+        count_free(r, true, 1, N(r, i)->size);
+        merge_parked(r, i); /* a grandchild's listed range may border its parent's parked one */
       }
-  r->parked_ranges += r->free_ranges;
-  r->parked_granules += r->free_granules;
-  r->free_ranges = r->free_granules = 0;
 }
 
 void mp_ranges_walk_in(const mp_ranges *r, uint32_t g0, uint32_t g1, mp_range_fn fn, void *ctx) {

@@ -219,7 +219,10 @@ void mp_small_fork_child(mp_pool *p) {
 void mp_small_fork_purge(mp_pool *p) {
   mp_small *sm = &p->small;
   if (!sm->enabled) return;
-  /* Inherited spans leave the partial lists first: a span is released once. */
+  /* Inherited spans are flagged (their objects are never cached again). */
+  for (size_t si = 0; si < sm->nspans; si++)
+    if (sm->span_class[si] && span_inherited(p, (uint32_t)si)) sm->span_class[si] |= MP_SPAN_INHERITED;
+  /* They leave the partial lists: a span is released once. */
   for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
     mp_class *c = &sm->classes[cls];
     pthread_mutex_lock(&c->lock);
@@ -252,7 +255,7 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
   for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
     uint32_t listed = 0, counted = 0;
     for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
-      if (sm->span_class[si1 - 1] != cls + 1)
+      if (mp_span_cls(sm->span_class[si1 - 1]) != cls || !sm->span_class[si1 - 1])
         VIOLATION("S2: span %lu on list of class %u has class %u", (unsigned long)(si1 - 1), cls,
                   sm->span_class[si1 - 1]);
       if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
@@ -260,7 +263,9 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
     }
     for (size_t si = 0; si < sm->nspans; si++) {
-      if (sm->span_class[si] != cls + 1) continue;
+      if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls) continue;
+      if (!(sm->span_class[si] & MP_SPAN_INHERITED) != !span_inherited(p, (uint32_t)si))
+        VIOLATION("S2: span %lu's inherited flag disagrees with its chunk", (unsigned long)si);
       const mp_span *s = &sm->spans[si];
       uint32_t na = 0;
       counted++;

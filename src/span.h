@@ -30,10 +30,19 @@ void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n);
 /* Releases every empty span still kept (exhaustion path): O(classes). */
 void mp_small_release_empty(mp_pool *p);
 
-/* Class + 1 of the span holding region offset off, or 0 (not a small span). */
+/* span_class[] holds class + 1, with this flag for a span a fork child
+ * inherited: its freed objects go straight back to it, never to a cache
+ * (inherited memory is never handed out again). */
+#define MP_SPAN_INHERITED 0x80u
+_Static_assert(MP_SMALL_CLASSES < MP_SPAN_INHERITED, "class + 1 and the flag share a byte");
+
+/* The span byte of region offset off: 0 (not a small span), or class + 1
+ * (| MP_SPAN_INHERITED). */
 static inline unsigned mp_small_class_at(const mp_pool *p, uintptr_t off) {
   return p->small.span_class ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
 }
+/* The class of a non-zero span byte. */
+static inline unsigned mp_span_cls(unsigned span_byte) { return (span_byte & ~MP_SPAN_INHERITED) - 1; }
 
 enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
 

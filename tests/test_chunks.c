@@ -160,6 +160,30 @@ START_TEST(large_block_takes_a_run) {
 }
 END_TEST
 
+/* Aligned requests right after a claim: the claimed run is sized for the
+ * block at its alignment and the block is placed in it (a good-fit search
+ * would want a larger free range); what the block leaves whole free of the
+ * run goes back. */
+START_TEST(aligned_requests_fit_the_run_they_claim) {
+  static const size_t cases[][2] = {{32768, 65536}, {65536, 65536},  {65536, 16384},
+                                    {40000, 65536}, {65536, 131072}, {16, 1 << 20}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    mp_pool a;
+    open_pool(&a, true);
+    void *x = mp_pool_alloc(&a, cases[i][0], cases[i][1]);
+    ck_assert_msg(x != NULL, "alloc(%zu, align %zu) on an empty window", cases[i][0], cases[i][1]);
+    ck_assert_uint_eq((uintptr_t)x & (cases[i][1] - 1), 0);
+    mp_pool_info in;
+    mp_pool_get_info(&a, &in);
+    ck_assert_msg(in.held_bytes <= (cases[i][0] + CHUNK - 1) / CHUNK * CHUNK + 2 * CHUNK,
+                  "alloc(%zu, align %zu) keeps %lu bytes", cases[i][0], cases[i][1], (unsigned long)in.held_bytes);
+    assert_valid(&a);
+    mp_pool_close(&a);
+    unlink(g_path);
+  }
+}
+END_TEST
+
 /* A process holding most of the window is killed: the next one gets it. */
 START_TEST(sigkill_leaves_chunks_claimable) {
   int ready[2];
@@ -246,6 +270,38 @@ START_TEST(fork_child_copies_and_claims_its_own) {
   ck_assert_int_eq(old[0], 'P'); /* the child wrote its own chunk, not ours */
   ck_assert_int_eq(gone[0], 'G');
   assert_valid(&a);
+  mp_pool_close(&a);
+}
+END_TEST
+
+/* Small objects: what a fork child frees of its inherited ones is never
+ * handed out again (not through its thread cache either). */
+START_TEST(fork_child_never_reuses_inherited_small_objects) {
+  mp_pool a;
+  mp_config c = {.device = g_path, .base = BASE, .high = BASE + (16 << 20) - 1, .share = true, .chunk = CHUNK};
+  char err[320];
+  ck_assert_msg(mp_pool_open(&a, &c, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(mp_pool_enable_small(&a), 0);
+  static void *obj[100];
+  for (int i = 0; i < 100; i++) ck_assert_ptr_nonnull(obj[i] = mp_pool_alloc(&a, 64, 16));
+  mp_pool_fork_prepare(&a);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int bad = mp_pool_fork_child(&a) != 0;
+    for (int i = 0; i < 100; i += 2) mp_pool_free(&a, obj[i], "child");
+    for (int k = 0; k < 300; k++) {
+      char *x = mp_pool_alloc(&a, 64, 16);
+      bad |= (!x || a.chunks.state[offset_of(&a, x) / CHUNK] != MP_CHUNK_HELD) << 1;
+    }
+    char why[256];
+    bad |= (mp_pool_check(&a, why, sizeof why) != 0) << 2;
+    if (bad & 4) fprintf(stderr, "child: %s\n", why);
+    _exit(bad);
+  }
+  mp_pool_fork_parent(&a);
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
   mp_pool_close(&a);
 }
 END_TEST
@@ -340,8 +396,10 @@ int main(void) {
   tcase_add_test(tc, full_window_then_release);
   tcase_add_test(tc, churn_does_not_claim_each_time);
   tcase_add_test(tc, large_block_takes_a_run);
+  tcase_add_test(tc, aligned_requests_fit_the_run_they_claim);
   tcase_add_test(tc, sigkill_leaves_chunks_claimable);
   tcase_add_test(tc, fork_child_copies_and_claims_its_own);
+  tcase_add_test(tc, fork_child_never_reuses_inherited_small_objects);
   tcase_add_test(tc, exclusive_mode_refuses_a_second);
   tcase_add_test(tc, no_descriptor_is_kept);
   tcase_add_test(tc, dax_alignment_sets_the_chunk);

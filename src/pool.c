@@ -150,6 +150,8 @@ void mp_pool_span_put(mp_pool *p, uint32_t g) {
   pthread_mutex_unlock(&p->lock);
 }
 
+void mp_pool_free_inherited_small(mp_pool *p, void *ptr, unsigned cls) { mp_span_give(p, cls, &ptr, 1); }
+
 bool mp_pool_inherited(const mp_pool *p, uint32_t g) { return mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED; }
 
 /* A block from the region; `try` = a speculative request (realloc's extra

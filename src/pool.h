@@ -35,14 +35,19 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
  * pointer ...", then abort(). */
 _Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) __attribute__((cold));
 
+/* A fork child's inherited small object goes straight back to its span. */
+void mp_pool_free_inherited_small(mp_pool *p, void *ptr, unsigned cls) __attribute__((cold, noinline));
+
 /* Frees a small object (offset off, span byte span_byte: see span.h) into
- * the thread's cache; an inherited one straight back to its span. */
-static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned span_byte, const char *caller) {
+ * the thread's cache; an inherited one straight back to its span. On the
+ * free fast path: always inlined, the inherited case out of line. */
+static inline __attribute__((always_inline)) void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off,
+                                                                     unsigned span_byte, const char *caller) {
   unsigned cls = mp_span_cls(span_byte);
   int st = mp_span_mark_free(p, off, cls);
   if (__builtin_expect(st != MP_SMALL_OK, 0)) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
   if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
-    mp_span_give(p, cls, &ptr, 1);
+    mp_pool_free_inherited_small(p, ptr, cls);
   else
     mp_tcache_free(p, ptr, cls);
 }

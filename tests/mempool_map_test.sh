@@ -74,26 +74,22 @@ for y in range(h):
     rows.append(bytes(line))
     prev = line
 print(w, h)
-if len(sys.argv) > 2 and sys.argv[2] == "mixed":
-    # the lower half of the picture is rows of strips (and their labels)
+def strip_colour():
+    """The most common colour of the lower half (rows of strips and their labels)."""
     count = {}
     for line in rows[h // 2:]:
         for x in range(w // 3, w - 20):
             px = tuple(line[3 * x:3 * x + 3])
             count[px] = count.get(px, 0) + 1
     count.pop((255, 255, 255), None)
-    top = max(count, key=count.get)
+    return max(count, key=count.get)
+if len(sys.argv) > 2 and sys.argv[2] == "mixed":
+    top = strip_colour()
     between = all(min(f, u) <= t <= max(f, u) for t, f, u in zip(top, FREE, USED))
     if top in (FREE, USED) or not between:
         sys.exit(f"{path}: most common strip colour {top} is not a free/used mix")
 if len(sys.argv) > 2 and sys.argv[2] == "away":
-    count = {}
-    for line in rows[h // 2:]:
-        for x in range(w // 3, w - 20):
-            px = tuple(line[3 * x:3 * x + 3])
-            count[px] = count.get(px, 0) + 1
-    count.pop((255, 255, 255), None)
-    top = max(count, key=count.get)
+    top = strip_colour()
     if top != AWAY:
         sys.exit(f"{path}: most common colour of the lower strips is {top}, not the away colour {AWAY}")
 if len(sys.argv) > 2 and sys.argv[2] == "noaway":

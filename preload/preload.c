@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 
 #include "alloc.h"
@@ -19,6 +20,7 @@
 #include "guard.h"
 #include "map.h"
 #include "msg.h"
+#include "nocancel.h"
 #include "pool.h"
 #include "stats.h"
 
@@ -32,13 +34,36 @@ static int g_ready; /* set (release) once initialization is complete */
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int t_in_init __attribute__((tls_model("initial-exec")));
 
-static const char *env(const char *name) { return secure_getenv(name); }
+/* The environment is read once, at initialization, and every value is
+ * copied here: a program that rewrites its environment block to set its
+ * process title (nginx, postgres) keeps its device name and its statistics
+ * and map paths. A value longer than MP_VALUE_MAX is copied cut at
+ * MP_VALUE_MAX + 1 bytes, which the configuration refuses as too long. */
+enum { ENV_READS_MAX = 24 };
+static char g_env_copy[ENV_READS_MAX * (MP_VALUE_MAX + 2)];
+static size_t g_env_used;
+
+static const char *env(const char *name) {
+  const char *v = secure_getenv(name);
+  if (!v) return NULL;
+  size_t n = strnlen(v, MP_VALUE_MAX + 1);
+  if (g_env_used + n + 1 > sizeof g_env_copy) return NULL; /* more reads than config makes: unset */
+  char *copy = g_env_copy + g_env_used;
+  memcpy(copy, v, n);
+  copy[n] = '\0';
+  g_env_used += n + 1;
+  return copy;
+}
 
 /* The pool the prepare handler locked (g_active may be published between
  * prepare and the other handlers by a concurrent first initialization). */
 static mp_pool *g_forking;
+/* Cancellation is off from prepare to the parent and child handlers: a
+ * pending cancel must not fire with the pool locks held. */
+static int g_fork_cancel_state;
 
 static void fork_prepare(void) {
+  g_fork_cancel_state = mp_nocancel_begin();
   pthread_mutex_lock(&g_init_lock); /* no child inherits an initialization in progress */
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   if (g_forking) mp_pool_fork_prepare(g_forking);
@@ -46,25 +71,30 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
   if (g_forking) mp_pool_fork_parent(g_forking);
   pthread_mutex_unlock(&g_init_lock);
+  mp_nocancel_end(g_fork_cancel_state);
 }
 static void fork_child(void) {
   pthread_mutex_init(&g_init_lock, NULL);
-  if (!g_forking) return;
-  int rc = mp_pool_fork_child(g_forking);
+  int rc = g_forking ? mp_pool_fork_child(g_forking) : 0;
   if (rc != 0)
     mp_msg(
         "fork: no memory for the child's private copy of the pool (%s): the child allocates from jemalloc and "
         "the region is read-only in it",
         mp_strerror(-rc));
+  mp_nocancel_end(g_fork_cancel_state);
 }
+
+static mp_file_id region_id(void) { return (mp_file_id){g_pool.region.dev, g_pool.region.ino}; }
 
 static void initialize(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
+  mp_msg_remember_stderr();
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
   mp_log_setup(g_cfg.log_level, g_cfg.log_path);
   if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
   if (rc == 0) rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
+  if (rc == 0) mp_log_avoid(region_id());
   if (rc != 0) {
     if (g_cfg.policy.strict) /* MEMPOOL_STRICT: no pool, no program */
       mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
@@ -81,7 +111,7 @@ static void initialize(void) {
   }
   if (g_cfg.policy.check) mp_guard_init(&g_pool);
   mp_pool_enable_small(&g_pool); /* small regions stay on the range path */
-  mp_log(MP_LOG_INFO, "region %s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device, (unsigned long)g_cfg.base,
+  mp_log(MP_LOG_INFO, "region %.160s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device, (unsigned long)g_cfg.base,
          (unsigned long)g_cfg.high, (void *)g_pool.region.base, (unsigned long)g_pool.region.size,
          g_pool.small.enabled ? ", thread caches on" : "", g_cfg.policy.strict ? ", strict" : "");
   __atomic_store_n(&g_active, &g_pool, __ATOMIC_RELEASE);
@@ -92,7 +122,9 @@ static __attribute__((noinline)) mp_pool *pool_slow(void) {
   pthread_mutex_lock(&g_init_lock);
   if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
     t_in_init = 1;
+    int cancel = mp_nocancel_begin(); /* open, close and write are cancellation points */
     initialize();
+    mp_nocancel_end(cancel);
     t_in_init = 0;
     __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
   }
@@ -108,13 +140,16 @@ static inline mp_pool *pool(void) {
 /* Pointers can only be in the region once it is active: free needs no init. */
 static inline mp_pool *owner_pool(void) { return __atomic_load_n(&g_active, __ATOMIC_ACQUIRE); }
 
+/* The environment is read before main can rewrite it (process titles). */
+__attribute__((constructor)) static void at_start(void) { pool(); }
+
 __attribute__((destructor)) static void at_exit(void) {
   mp_pool *p = pool();
-  mp_stats_report_to(&g_cfg, p);
-  if (p && g_cfg.map_path) {
-    int rc = mp_map_write_to(g_cfg.map_path, p);
-    if (rc) mp_msg("cannot write MEMPOOL_MAP %s: %s", g_cfg.map_path, mp_strerror(-rc));
-  }
+  int cancel = mp_nocancel_begin();
+  mp_stats_report_to(&g_cfg, p, region_id());
+  char err[320];
+  if (p && g_cfg.map_path && mp_map_write_to(g_cfg.map_path, p, err, sizeof err) != 0) mp_msg("%s; no map", err);
+  mp_nocancel_end(cancel);
 }
 
 /* ---- the malloc family ---------------------------------------------------- */
@@ -152,7 +187,7 @@ EXPORT struct mallinfo mallinfo(void) {
   return m;
 }
 
-EXPORT void malloc_stats(void) { mp_stats_report(2, pool(), MP_STATS_TEXT); }
+EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); }
 
 /* For the C++ operators (cxx_new.c). */
 mp_pool *mp_preload_pool(void) { return pool(); }

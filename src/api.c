@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "msg.h"
+#include "nocancel.h"
 #include "pool.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -36,7 +38,10 @@ static int g_atfork_rc = -1;
 
 /* ---- fork: every pool's lock is held across fork; the child privatizes ---- */
 
+static int g_fork_cancel_state; /* cancellation off across fork (nocancel.h) */
+
 static void fork_prepare(void) {
+  g_fork_cancel_state = mp_nocancel_begin();
   pthread_mutex_lock(&g_lock);
   for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_prepare(&m->pool);
 }
@@ -44,16 +49,18 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
   for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(&m->pool);
   pthread_mutex_unlock(&g_lock);
+  mp_nocancel_end(g_fork_cancel_state);
 }
 
 static void fork_child(void) {
   for (mempool_t *m = g_pools; m; m = m->next) {
     int rc = mp_pool_fork_child(&m->pool);
     if (rc != 0) /* the pool is detached: NULL for every request, region read-only */
-      mp_msg("fork: no memory for the child's private copy of pool %s %#lx (%s): it serves nothing in the child",
+      mp_msg("fork: no memory for the child's private copy of pool %.160s %#lx (%s): it serves nothing in the child",
              m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
   }
   pthread_mutex_init(&g_lock, NULL);
+  mp_nocancel_end(g_fork_cancel_state);
 }
 
 static void register_atfork(void) { g_atfork_rc = pthread_atfork(fork_prepare, fork_parent, fork_child); }
@@ -73,20 +80,11 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
 
   if (!prm || !prm->device || !*prm->device)
     return fail(err, errlen, EINVAL, "no device given (a device path, a regular file or \"anon\")");
-  if (prm->high <= prm->base) {
-    mp_format(why, sizeof why, "high (%#lx) must be above base (%#lx)", (unsigned long)prm->high,
-              (unsigned long)prm->base);
+  if (mp_check_window(prm->base, prm->high, "base", "high", why, sizeof why) != 0)
     return fail(err, errlen, EINVAL, why);
-  }
   if (prm->base % page) {
     mp_format(why, sizeof why, "base (%#lx) is not aligned to the page size (%lu)", (unsigned long)prm->base,
               (unsigned long)page);
-    return fail(err, errlen, EINVAL, why);
-  }
-  uint64_t size = prm->high - prm->base + 1;
-  if (prm->high == UINT64_MAX || size < page || size / MP_GRANULE > MP_MAX_GRANULES) {
-    mp_format(why, sizeof why, "region %#lx..%#lx must be between one page (%lu bytes) and 64 GiB",
-              (unsigned long)prm->base, (unsigned long)prm->high, (unsigned long)page);
     return fail(err, errlen, EINVAL, why);
   }
   size_t dlen = strlen(prm->device);
@@ -104,8 +102,9 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   int rc = mp_pool_open(&m->pool, &cfg, why, sizeof why);
   if (rc != 0) {
     if (rc == -EBUSY) /* the lock is per open: another pool or the interposer counts too */
-      mp_format(why, sizeof why, "region %s %#lx..%#lx is in use (by another pool, the interposer or another process)",
-                prm->device, (unsigned long)prm->base, (unsigned long)prm->high);
+      mp_format(why, sizeof why,
+                "region %.160s %#lx..%#lx is in use (by another pool, the interposer or another process)", prm->device,
+                (unsigned long)prm->base, (unsigned long)prm->high);
     mp_meta_unmap(m, len);
     return fail(err, errlen, -rc, why);
   }

@@ -281,7 +281,7 @@ static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
       return true;
     }
     if (rc != -EBUSY) { /* the device is gone, the file system full, no mappings left: wait */
-      mp_log(MP_LOG_INFO, "cannot claim %lu bytes of %s at %#lx: %s", UL(bytes_of(p, k, m)), p->region.device,
+      mp_log(MP_LOG_INFO, "cannot claim %lu bytes of %.160s at %#lx: %s", UL(bytes_of(p, k, m)), p->region.device,
              UL(p->region.dev_offset + offset_of(c, k)), mp_strerror(-rc));
       note_full(c, 1);
       return false;

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "msg.h"
@@ -59,10 +60,44 @@ int mp_parse_size(const char *s, uint64_t *out) {
   return 0;
 }
 
+int mp_check_window(uint64_t base, uint64_t high, const char *base_name, const char *high_name, char *err,
+                    size_t errlen) {
+  if (high <= base) {
+    mp_format(err, errlen, "%s (%#lx) must be above %s (%#lx)", high_name, (unsigned long)high, base_name,
+              (unsigned long)base);
+    return -1;
+  }
+  if (base % PAGE_SIZE_MIN) {
+    mp_format(err, errlen, "%s (%#lx) is not page-aligned (4096)", base_name, (unsigned long)base);
+    return -1;
+  }
+  uint64_t span = high - base; /* size - 1: no overflow */
+  if (span < PAGE_SIZE_MIN - 1) {
+    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)", (unsigned long)base,
+              (unsigned long)high);
+    return -1;
+  }
+  if (span >= MP_MAX_REGION) {
+    mp_format(err, errlen,
+              "region %#lx..%#lx is larger than the %lu bytes supported (64 GiB - 256: %s at most %s + %#lx)",
+              (unsigned long)base, (unsigned long)high, (unsigned long)MP_MAX_REGION, high_name, base_name,
+              (unsigned long)(MP_MAX_REGION - 1));
+    return -1;
+  }
+  if (high > (uint64_t)INT64_MAX) { /* mmap offsets are off_t */
+    mp_format(err, errlen, "%s (%#lx) is beyond the largest device offset (%#lx)", high_name, (unsigned long)high,
+              (unsigned long)INT64_MAX);
+    return -1;
+  }
+  return 0;
+}
+
 static int fail(char *err, size_t errlen, const char *fmt, const char *name, const char *val) {
   mp_format(err, errlen, fmt, name, val);
   return -1;
 }
+
+static bool too_long(const char *v) { return v && strnlen(v, MP_VALUE_MAX + 1) > MP_VALUE_MAX; }
 
 static int parse_bool(const char *v, bool dflt, bool *out) {
   if (!v || !*v) {
@@ -96,19 +131,22 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   cfg->log_level = 1;
   cfg->policy.max_size = UINT64_MAX;
 
-  /* First what to do about problems: wanted even when the pool settings are bad. */
+  /* First what to do about problems: wanted even when the pool settings are
+   * bad, MEMPOOL_STRICT before anything that can be refused. */
+  v = get("MEMPOOL_STRICT");
+  if (parse_bool(v, false, &cfg->policy.strict) != 0)
+    return fail(err, errlen, "MEMPOOL_STRICT='%.60s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_LOG");
   if (v && *v) {
     if (v[1] || v[0] < '0' || v[0] > '3')
-      return fail(err, errlen, "MEMPOOL_LOG='%s' must be 0, 1, 2 or 3%s", v, suffix);
+      return fail(err, errlen, "MEMPOOL_LOG='%.60s' must be 0, 1, 2 or 3%s", v, suffix);
     cfg->log_level = v[0] - '0';
   }
   v = get("MEMPOOL_LOG_FILE");
+  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_LOG_FILE", MP_VALUE_MAX_STR);
   if (v && *v) cfg->log_path = v;
-  v = get("MEMPOOL_STRICT");
-  if (parse_bool(v, false, &cfg->policy.strict) != 0)
-    return fail(err, errlen, "MEMPOOL_STRICT='%s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_STATS");
+  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_STATS", MP_VALUE_MAX_STR);
   if (v && *v && strcmp(v, "0")) {
     if (!strcmp(v, "1"))
       cfg->stats = MP_STATS_STDERR;
@@ -122,14 +160,16 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
     if (!strcmp(v, "json"))
       cfg->stats_format = MP_STATS_JSON;
     else if (strcmp(v, "text"))
-      return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%s' must be text or json%s", v, suffix);
+      return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%.60s' must be text or json%s", v, suffix);
   }
   v = get("MEMPOOL_MAP");
+  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_MAP", MP_VALUE_MAX_STR);
   if (v && *v) cfg->map_path = v;
 
   v = get("MEMPOOL_DEVICE");
   if (v) {
     if (!*v) return fail(err, errlen, "%s is empty%s", "MEMPOOL_DEVICE", suffix);
+    if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_DEVICE", MP_VALUE_MAX_STR);
     cfg->device = v;
   }
   static const char *const names[2] = {"MEMPOOL_BASE", "MEMPOOL_HIGH"};
@@ -137,7 +177,7 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   for (int i = 0; i < 2; i++) {
     v = get(names[i]);
     if (v && mp_parse_u64(v, dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%s' is not a hex (0x...) or decimal number%s", names[i], v, suffix);
+      mp_format(why, sizeof why, "%s='%.60s' is not a hex (0x...) or decimal number%s", names[i], v, suffix);
       return fail(err, errlen, "%s", why, "");
     }
   }
@@ -146,11 +186,12 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   for (int i = 0; i < 2; i++) {
     v = get(size_names[i]);
     if (v && mp_parse_size(v, size_dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%s' is not a size (a number with an optional K, M or G)%s", size_names[i], v,
+      mp_format(why, sizeof why, "%s='%.60s' is not a size (a number with an optional K, M or G)%s", size_names[i], v,
                 suffix);
       return fail(err, errlen, "%s", why, "");
     }
   }
+  if (cfg->policy.max_size == 0) cfg->policy.max_size = UINT64_MAX; /* 0: no limit, as unset */
   if (cfg->policy.min_size > cfg->policy.max_size) {
     mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%lu) is above MEMPOOL_MAX_SIZE (%lu)%s",
               (unsigned long)cfg->policy.min_size, (unsigned long)cfg->policy.max_size, suffix);
@@ -158,40 +199,23 @@ int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
   }
   v = get("MEMPOOL_CHECK");
   if (parse_bool(v, false, &cfg->policy.check) != 0)
-    return fail(err, errlen, "MEMPOOL_CHECK='%s' must be 0 or 1%s", v, suffix);
+    return fail(err, errlen, "MEMPOOL_CHECK='%.60s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYNC");
-  if (parse_bool(v, true, &cfg->sync) != 0) return fail(err, errlen, "MEMPOOL_SYNC='%s' must be 0 or 1%s", v, suffix);
+  if (parse_bool(v, true, &cfg->sync) != 0)
+    return fail(err, errlen, "MEMPOOL_SYNC='%.60s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SHARE");
-  if (parse_bool(v, true, &cfg->share) != 0) return fail(err, errlen, "MEMPOOL_SHARE='%s' must be 0 or 1%s", v, suffix);
+  if (parse_bool(v, true, &cfg->share) != 0)
+    return fail(err, errlen, "MEMPOOL_SHARE='%.60s' must be 0 or 1%s", v, suffix);
   v = get("MEMPOOL_SYSFS_ROOT");
+  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_SYSFS_ROOT", MP_VALUE_MAX_STR);
   if (v && *v) cfg->sysfs_root = v;
   v = get("MEMPOOL_CHUNK");
   if (v && *v) {
     uint64_t c;
     if (mp_parse_size(v, &c) != 0 || c < MP_CHUNK_MIN || c > MP_CHUNK_MAX || (c & (c - 1)))
-      return fail(err, errlen, "MEMPOOL_CHUNK='%s' must be a power of two from 64K to 1G%s", v, suffix);
+      return fail(err, errlen, "MEMPOOL_CHUNK='%.60s' must be a power of two from 64K to 1G%s", v, suffix);
     cfg->chunk = c;
   }
 
-  if (cfg->high <= cfg->base) {
-    mp_format(err, errlen, "MEMPOOL_HIGH (%#lx) must be above MEMPOOL_BASE (%#lx)%s", (unsigned long)cfg->high,
-              (unsigned long)cfg->base, suffix);
-    return -1;
-  }
-  if (cfg->base % PAGE_SIZE_MIN) {
-    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not page-aligned (4096)%s", (unsigned long)cfg->base, suffix);
-    return -1;
-  }
-  uint64_t size = cfg->high - cfg->base + 1; /* high > base: no overflow unless high = max */
-  if (cfg->high == UINT64_MAX || size < PAGE_SIZE_MIN) {
-    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)%s", (unsigned long)cfg->base,
-              (unsigned long)cfg->high, suffix);
-    return -1;
-  }
-  if (size / MP_GRANULE > MP_MAX_GRANULES) {
-    mp_format(err, errlen, "region %#lx..%#lx is larger than the 64 GiB supported%s", (unsigned long)cfg->base,
-              (unsigned long)cfg->high, suffix);
-    return -1;
-  }
-  return 0;
+  return mp_check_window(cfg->base, cfg->high, "MEMPOOL_BASE", "MEMPOOL_HIGH", err, errlen);
 }

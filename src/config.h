@@ -4,6 +4,10 @@
 
 #include "mp_types.h"
 
+/* The longest value read (a path: PATH_MAX - 1); a longer one is refused. */
+#define MP_VALUE_MAX     4095
+#define MP_VALUE_MAX_STR "4095"
+
 /* Where variables come from: secure_getenv in the interposer, a table in tests. */
 typedef const char *(*mp_getenv_fn)(const char *name);
 
@@ -12,6 +16,12 @@ typedef const char *(*mp_getenv_fn)(const char *name);
  * Statistics, logging and MEMPOOL_STRICT are filled in even when the pool
  * settings are bad (they say what to do about it). */
 int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen);
+
+/* The window [base, high] (inclusive): high above base, base 4096-aligned,
+ * at least a page, at most MP_MAX_REGION, high a valid off_t. 0, or -1 with
+ * the reason (naming the two values as base_name, high_name) in err. */
+int mp_check_window(uint64_t base, uint64_t high, const char *base_name, const char *high_name, char *err,
+                    size_t errlen);
 
 /* Parses a hex (0x...) or decimal unsigned number; 0 on success, -1 if s is
  * empty, has stray characters or overflows 64 bits. */

@@ -1,10 +1,6 @@
 /* map.c - the region map (see map.h). */
 #include "map.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "chunks.h"
 #include "outbuf.h"
 #include "pool.h"
@@ -30,25 +26,23 @@ static void one_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
     mp_out_printf(c->out, "range %#lx %lu %s\n", (unsigned long)off, bytes, in_use ? "used" : "free");
 }
 
-void mp_map_write(int fd, mp_pool *pool) {
-  mp_outbuf o = {.fd = fd};
-  mp_out_printf(&o, "# mempool map v1\nregion %s %#lx %lu\n", pool->region.device,
-                (unsigned long)pool->region.dev_offset, (unsigned long)pool->region.size);
+void mp_map_write(mp_outfile *f, mp_pool *pool) {
+  mp_outbuf o = {.file = f};
+  mp_out_printf(&o, "# mempool map v2\nregion %#lx %lu ", (unsigned long)pool->region.dev_offset,
+                (unsigned long)pool->region.size);
+  mp_out_escaped(&o, pool->region.device);
+  mp_out_printf(&o, "\n");
   struct map_ctx c = {pool, &o};
   mp_pool_walk(pool, one_range, &c);
   mp_out_flush(&o);
 }
 
-int mp_map_write_to(const char *path, mp_pool *pool) {
-  int saved = errno;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int e = errno;
-    errno = saved;
-    return -e;
-  }
-  mp_map_write(fd, pool);
-  close(fd);
-  errno = saved;
+int mp_map_write_to(const char *path, mp_pool *pool, char *err, size_t errlen) {
+  mp_outfile f;
+  mp_file_id region = {pool->region.dev, pool->region.ino};
+  int rc = mp_outfile_open(&f, "MEMPOOL_MAP", path, false, region, err, errlen);
+  if (rc != 0) return rc;
+  mp_map_write(&f, pool);
+  mp_outfile_close(&f);
   return 0;
 }

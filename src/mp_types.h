@@ -21,8 +21,9 @@
 
 #define MP_GRANULE_SHIFT 4u /* 16 bytes = max_align_t */
 #define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
-#define MP_MAX_GRANULES  0xFFFFFFF0u /* granule indexes are uint32 */
-#define MP_NONE          UINT32_MAX  /* "no granule" / "no node" */
+#define MP_MAX_GRANULES  0xFFFFFFF0u                                     /* granule indexes are uint32 */
+#define MP_MAX_REGION    ((uint64_t)MP_MAX_GRANULES << MP_GRANULE_SHIFT) /* 64 GiB - 256 bytes */
+#define MP_NONE          UINT32_MAX                                      /* "no granule" / "no node" */
 
 #define MP_GUARD_FREED_BYTE 0xFDu /* MEMPOOL_CHECK: free memory holds this pattern */
 

@@ -8,11 +8,41 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static size_t put_str(char *buf, size_t pos, size_t len, const char *s) {
+#include "nocancel.h"
+#include "outfile.h"
+
+/* One byte of a %s argument. Escaped (messages, reports, maps): control
+ * characters, DEL, bytes >= 0x80 and the backslash become \xNN, so a value
+ * can neither end a line, forge one nor reach the terminal as an escape
+ * sequence, and a reader can undo it exactly. */
+static size_t put_byte(char *buf, size_t pos, size_t len, unsigned char c, bool escape) {
+  static const char hex[] = "0123456789abcdef";
+  if (!escape || (c >= 0x20 && c < 0x7f && c != '\\')) {
+    buf[pos++] = (char)c;
+  } else if (pos + 4 < len) {
+    const char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    for (int i = 0; i < 4; i++) buf[pos++] = esc[i];
+  }
+  return pos;
+}
+
+/* A %s argument; with a precision, one longer than it keeps its start and
+ * its end around "..." (the reason after a long path stays in the line). */
+static size_t put_str(char *buf, size_t pos, size_t len, const char *s, size_t max, bool escape) {
   if (!s) s = "(null)";
-  while (*s && pos + 1 < len) buf[pos++] = *s++;
+  size_t n = strlen(s), head = n, tail_from = n;
+  if (n > max && max >= 8) {
+    head = (max - 3) / 2;
+    tail_from = n - (max - 3 - head);
+  }
+  for (size_t i = 0; i < head && pos + 1 < len; i++) pos = put_byte(buf, pos, len, (unsigned char)s[i], escape);
+  if (tail_from < n) {
+    for (int i = 0; i < 3 && pos + 1 < len; i++) buf[pos++] = '.';
+    for (size_t i = tail_from; i < n && pos + 1 < len; i++) pos = put_byte(buf, pos, len, (unsigned char)s[i], escape);
+  }
   return pos;
 }
 
@@ -27,7 +57,7 @@ static size_t put_uint(char *buf, size_t pos, size_t len, unsigned long v, unsig
   return pos;
 }
 
-size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
+static size_t format(char *buf, size_t len, const char *fmt, va_list ap, bool escape) {
   size_t pos = 0;
   if (len == 0) return 0;
   for (const char *f = fmt; *f && pos + 1 < len; f++) {
@@ -37,17 +67,20 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
     }
     bool alt = false, wide = false, zero = false;
     unsigned width = 0;
+    size_t precision = SIZE_MAX;
     if (f[1] == '#') alt = true, f++;
     if (f[1] == '0') zero = true, f++;
     while (f[1] >= '1' && f[1] <= '9') width = width * 10 + (unsigned)(*++f - '0');
+    if (f[1] == '.')
+      for (f++, precision = 0; f[1] >= '0' && f[1] <= '9';) precision = precision * 10 + (size_t)(*++f - '0');
     if (f[1] == 'l' || f[1] == 'z') wide = true, f++;
     switch (*++f) {
-      case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *)); break;
+      case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *), precision, escape); break;
       case 'u':
       case 'o':
       case 'x': {
         unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
-        if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x");
+        if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x", SIZE_MAX, false);
         unsigned base = *f == 'x' ? 16 : *f == 'o' ? 8 : 10, digits = 1;
         for (unsigned long t = v / base; t; t /= base) digits++;
         while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
@@ -55,13 +88,13 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
         break;
       }
       case 'p':
-        pos = put_str(buf, pos, len, "0x");
+        pos = put_str(buf, pos, len, "0x", SIZE_MAX, false);
         pos = put_uint(buf, pos, len, (unsigned long)(uintptr_t)va_arg(ap, void *), 16);
         break;
       case 'd': {
         long v = wide ? va_arg(ap, long) : va_arg(ap, int);
         if (v < 0) {
-          pos = put_str(buf, pos, len, "-");
+          pos = put_str(buf, pos, len, "-", SIZE_MAX, false);
           pos = put_uint(buf, pos, len, 0ul - (unsigned long)v, 10);
         } else {
           pos = put_uint(buf, pos, len, (unsigned long)v, 10);
@@ -75,6 +108,12 @@ size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) {
   }
   buf[pos] = '\0';
   return pos;
+}
+
+size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap) { return format(buf, len, fmt, ap, false); }
+
+size_t mp_vformat_escaped(char *buf, size_t len, const char *fmt, va_list ap) {
+  return format(buf, len, fmt, ap, true);
 }
 
 size_t mp_format(char *buf, size_t len, const char *fmt, ...) {
@@ -95,54 +134,84 @@ static void write_all(int fd, const char *p, size_t n) {
   }
 }
 
-static void vmsg(int fd, const char *fmt, va_list ap) {
-  char buf[512];
+int mp_log_level = MP_LOG_PROBLEM;
+static mp_outfile g_log = {.fd = -1}; /* MEMPOOL_LOG_FILE; closed: stderr */
+static mp_file_id g_stderr_at_start;
+
+void mp_msg_remember_stderr(void) {
+  struct stat st;
   int saved = errno;
-  size_t n = mp_format(buf, sizeof buf - 1, "%s", "mempool: ");
-  n += mp_vformat(buf + n, sizeof buf - 1 - n, fmt, ap);
-  buf[n++] = '\n';
-  write_all(fd, buf, n);
+  if (fstat(2, &st) == 0) g_stderr_at_start = (mp_file_id){st.st_dev, st.st_ino};
   errno = saved;
 }
 
-void mp_msg_fd(int fd, const char *fmt, ...) {
+/* Descriptor 2 is written while it is what it was at start, or what a
+ * program puts there for diagnostics (a terminal, pipe, socket, /dev/null,
+ * or a file opened write-only for appending). A daemon that closed 2 and
+ * got its own data file (O_RDWR, or written in place) on that number never
+ * gets a line in it. */
+static bool stderr_usable(void) {
+  struct stat st;
+  if (fstat(2, &st) != 0) return false;
+  if (st.st_dev == g_stderr_at_start.dev && st.st_ino == g_stderr_at_start.ino) return true;
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) return true;
+  int fl = fcntl(2, F_GETFL);
+  return fl >= 0 && (fl & O_ACCMODE) == O_WRONLY && (fl & O_APPEND);
+}
+
+/* "mempool: <formatted, escaped>\n" to the log file (to_log) or fd 2, in one
+ * write(2), with cancellation off (malloc is not a cancellation point). */
+static void vmsg(bool to_log, const char *fmt, va_list ap) {
+  char buf[512];
+  int saved = errno, cancel = mp_nocancel_begin();
+  size_t n = mp_format(buf, sizeof buf - 1, "%s", "mempool: ");
+  n += mp_vformat_escaped(buf + n, sizeof buf - 1 - n, fmt, ap);
+  buf[n++] = '\n';
+  if (to_log && g_log.fd >= 0)
+    mp_outfile_write(&g_log, buf, n);
+  else if (stderr_usable())
+    write_all(2, buf, n);
+  mp_nocancel_end(cancel);
+  errno = saved;
+}
+
+void mp_msg_stderr(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vmsg(fd, fmt, ap);
+  vmsg(false, fmt, ap);
   va_end(ap);
 }
 
-int mp_log_level = MP_LOG_PROBLEM, mp_log_fd = 2;
-
 void mp_log_setup(int level, const char *path) {
   mp_log_level = level;
-  if (path && level > 0) {
-    int saved = errno;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0)
-      mp_log_fd = fd;
-    else
-      mp_msg_fd(2, "cannot open MEMPOOL_LOG_FILE %s: %s; logging to stderr", path, mp_strerror(errno));
-    errno = saved;
-  }
+  if (!path || level == 0) return;
+  char err[320];
+  if (mp_outfile_open(&g_log, "MEMPOOL_LOG_FILE", path, true, (mp_file_id){0, 0}, err, sizeof err) != 0)
+    mp_msg_stderr("%s; logging to stderr", err);
+}
+
+void mp_log_avoid(mp_file_id region) {
+  if (!mp_outfile_is(&g_log, region)) return;
+  mp_outfile_close(&g_log);
+  mp_msg_stderr("MEMPOOL_LOG_FILE %.160s is the region's file: logging to stderr", g_log.path);
 }
 
 void mp_log(int level, const char *fmt, ...) {
   if (level > mp_log_level) return;
   va_list ap;
   va_start(ap, fmt);
-  vmsg(mp_log_fd, fmt, ap);
+  vmsg(true, fmt, ap);
   va_end(ap);
 }
 
 void mp_fatal(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vmsg(2, fmt, ap);
+  vmsg(false, fmt, ap);
   va_end(ap);
-  if (mp_log_fd != 2) { /* the log file gets the trap too */
+  if (g_log.fd >= 0) { /* the log file gets the trap too */
     va_start(ap, fmt);
-    vmsg(mp_log_fd, fmt, ap);
+    vmsg(true, fmt, ap);
     va_end(ap);
   }
   abort();

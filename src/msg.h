@@ -2,8 +2,12 @@
  * malloc, before initialization, in a fork child. Never allocates.
  *
  * Format directives: a deliberately tiny printf, checked by the compiler:
- *   %s, %p, %%, and %u %d %x with optional '#' (0x prefix), a width
+ *   %s (with a precision .N: a longer string keeps its start and end around
+ *   "..."), %p, %%, and %u %d %x with optional '#' (0x prefix), a width
  *   (0 to pad with zeros, for %u and %x) and 'l'/'z'.
+ * What reaches a reader (messages, mp_vformat_escaped: reports and maps)
+ * has every %s byte that is a control character, DEL, >= 0x80 or a
+ * backslash written as \xNN: one message is one line whatever the values.
  */
 #ifndef MP_MSG_H
 #define MP_MSG_H
@@ -11,20 +15,32 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "outfile.h"
+
 /* Formats into buf (always NUL-terminated), returns the length written. */
 size_t mp_vformat(char *buf, size_t len, const char *fmt, va_list ap);
 size_t mp_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* mp_vformat with %s arguments escaped (see above). */
+size_t mp_vformat_escaped(char *buf, size_t len, const char *fmt, va_list ap);
 
-/* Writes "mempool: <formatted>\n" to fd in one write(2). */
-void mp_msg_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes "mempool: <formatted>\n" to stderr in one write(2), while
+ * descriptor 2 is still a diagnostics stream (msg.c: stderr_usable). */
+void mp_msg_stderr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Logging (MEMPOOL_LOG): 0 silent, 1 problems (default), 2 information
  * (the region at start), 3 debugging (every request the region cannot serve,
  * every thread cache made); to MEMPOOL_LOG_FILE or stderr. Traps are always
  * written to stderr. */
 enum { MP_LOG_PROBLEM = 1, MP_LOG_INFO = 2, MP_LOG_DEBUG = 3 };
-extern int mp_log_level, mp_log_fd;
+extern int mp_log_level;
+/* Notes what descriptor 2 is at initialization (see mp_msg_stderr). */
+void mp_msg_remember_stderr(void);
+/* Opens MEMPOOL_LOG_FILE (outfile.h's checks; a refusal is one line on
+ * stderr, and messages then go there). */
 void mp_log_setup(int level, const char *path);
+/* Once the region is open: a log file that is the region's file is closed
+ * (one line), messages go to stderr. */
+void mp_log_avoid(mp_file_id region);
 void mp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define mp_msg(...) mp_log(MP_LOG_PROBLEM, __VA_ARGS__)
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "nocancel.h"
 
 #define UL(x) ((unsigned long)(x))
 
@@ -122,9 +123,9 @@ static int open_device(const mp_config *cfg, int flags, open_ctx *o) {
   }
   if (e) {
     if (e == ELOOP)
-      mp_format(o->err, o->errlen, "%s is a symbolic link: not followed", dev);
+      mp_format(o->err, o->errlen, "%.160s is a symbolic link: not followed", dev);
     else
-      mp_format(o->err, o->errlen, "cannot open %s: %s", dev, mp_strerror(e));
+      mp_format(o->err, o->errlen, "cannot open %.160s: %s", dev, mp_strerror(e));
     return -e;
   }
   return fd;
@@ -135,12 +136,12 @@ static int open_device(const mp_config *cfg, int flags, open_ctx *o) {
 static int check_file(const mp_config *cfg, const struct stat *st, uint64_t end, open_ctx *o) {
   uid_t me = geteuid();
   if (st->st_uid != me && st->st_uid != 0) {
-    mp_format(o->err, o->errlen, "%s is owned by uid %u, not by this user (%u) or root: not used", cfg->device,
+    mp_format(o->err, o->errlen, "%.160s is owned by uid %u, not by this user (%u) or root: not used", cfg->device,
               (unsigned)st->st_uid, (unsigned)me);
     return -EPERM;
   }
   if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-    mp_format(o->err, o->errlen, "%s is writable by group or others (mode %o): not used", cfg->device,
+    mp_format(o->err, o->errlen, "%.160s is writable by group or others (mode %o): not used", cfg->device,
               (unsigned)(st->st_mode & 07777));
     return -EPERM;
   }
@@ -163,7 +164,7 @@ static void say_mmap_failure(const mp_region *r, bool chr, int e, uint64_t off, 
     mp_format(o->err, o->errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?)",
               r->device, UL(off), UL(len), mp_strerror(e));
   else
-    mp_format(o->err, o->errlen, "mmap of %s at %#lx (%lu bytes) failed: %s", r->device, UL(off), UL(len),
+    mp_format(o->err, o->errlen, "mmap of %.160s at %#lx (%lu bytes) failed: %s", r->device, UL(off), UL(len),
               mp_strerror(e));
 }
 
@@ -172,17 +173,17 @@ static int map_exclusive(const mp_config *cfg, mp_region *r, const struct stat *
   uint64_t end = cfg->base + r->map_len;
   if (S_ISREG(st->st_mode) && (uint64_t)st->st_size < end && ftruncate(r->fd, (off_t)end) != 0) {
     int e = errno;
-    mp_format(o->err, o->errlen, "cannot extend %s to %lu bytes: %s", r->device, UL(end), mp_strerror(e));
+    mp_format(o->err, o->errlen, "cannot extend %.160s to %lu bytes: %s", r->device, UL(end), mp_strerror(e));
     return -e;
   }
   if (lock_range(r->fd, F_WRLCK, cfg->base, r->map_len) != 0) {
     int e = errno;
     if (e == EAGAIN || e == EACCES) {
-      mp_format(o->err, o->errlen, "region %s %#lx..%#lx is in use by another process", r->device, UL(cfg->base),
+      mp_format(o->err, o->errlen, "region %.160s %#lx..%#lx is in use by another process", r->device, UL(cfg->base),
                 UL(cfg->high));
       return -EBUSY;
     }
-    mp_format(o->err, o->errlen, "cannot lock region %s %#lx..%#lx: %s", r->device, UL(cfg->base), UL(cfg->high),
+    mp_format(o->err, o->errlen, "cannot lock region %.160s %#lx..%#lx: %s", r->device, UL(cfg->base), UL(cfg->high),
               mp_strerror(e));
     return -e;
   }
@@ -220,13 +221,13 @@ static int open_backing(const mp_config *cfg, mp_region *r, open_ctx *o) {
   struct stat st;
   if (fstat(r->fd, &st) != 0) {
     int e = errno;
-    mp_format(o->err, o->errlen, "cannot stat %s: %s", cfg->device, mp_strerror(e));
+    mp_format(o->err, o->errlen, "cannot stat %.160s: %s", cfg->device, mp_strerror(e));
     return -e;
   }
   r->dev = st.st_dev;
   r->ino = st.st_ino;
   if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
-    mp_format(o->err, o->errlen, "%s is not a character device or a regular file", cfg->device);
+    mp_format(o->err, o->errlen, "%.160s is not a character device or a regular file", cfg->device);
     return -ENODEV;
   }
   r->is_file = S_ISREG(st.st_mode);
@@ -310,7 +311,7 @@ static int give_blocks(int fd, uint64_t dev_off, uint64_t len) {
 }
 
 int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
-  int saved = errno;
+  int saved = errno, cancel = mp_nocancel_begin(); /* open and close are cancellation points */
   int rc = 0;
   uint64_t dev_off = r->dev_offset + off;
   int fd = open_same(r);
@@ -329,6 +330,7 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end) {
       rc = -errno;
   }
   if (fd >= 0) close(fd); /* without a mapping, the lock goes with it */
+  mp_nocancel_end(cancel);
   errno = saved;
   return rc;
 }
@@ -346,9 +348,34 @@ void mp_region_release(mp_region *r, size_t off, size_t len) {
   errno = saved;
 }
 
+/* Without memory for a second copy (RLIMIT_AS, vm.overcommit_memory=2):
+ * the range is replaced in place by anonymous memory (which costs no
+ * address space) and filled by reading the device. Where the device cannot
+ * be read (device dax), the parent's mapping comes back read-only. */
+static int copy_in_place(mp_region *r, size_t off, size_t len) {
+  int fd = open_same(r);
+  if (fd < 0) return -errno;
+  char *at = (char *)(r->base + off);
+  int rc = 0;
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+    rc = -errno;
+  } else {
+    for (size_t done = 0; done < len && rc == 0;) {
+      ssize_t n = pread(fd, at + done, len - done, (off_t)(r->dev_offset + off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) rc = n < 0 ? -errno : -EIO;
+      done += n > 0 ? (size_t)n : 0;
+    }
+  }
+  if (rc != 0) /* a failed MAP_FIXED may have unmapped the original too */
+    mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off));
+  close(fd);
+  return rc;
+}
+
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx) {
   char *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (tmp == MAP_FAILED) return -errno;
+  if (tmp == MAP_FAILED) return errno == ENOMEM ? copy_in_place(r, off, len) : -errno;
   copy(ctx, (uintptr_t)tmp - off); /* the copy's addresses: region offsets */
   if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(r->base + off)) == MAP_FAILED) {
     int e = errno;

@@ -37,7 +37,12 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end);
  * open file description. Claim and release ranges alike (one chunk each). */
 void mp_region_release(mp_region *r, size_t off, size_t len);
 /* Replaces [off, off+len) by private anonymous memory holding what copy()
- * writes: copy(ctx, dst) writes region offset x at dst + x. 0 or -errno. */
+ * writes: copy(ctx, dst) writes region offset x at dst + x. Without memory
+ * for the copy beside the original (ENOMEM: RLIMIT_AS, strict overcommit),
+ * the range is replaced in place and read back from the device with pread
+ * (no address space more; what the parent wrote after fork may show, as in
+ * any copy taken after fork). 0 or -errno (then the range is the parent's,
+ * read-only). O(len) bytes copied. */
 typedef void (*mp_copy_fn)(void *ctx, uintptr_t dst_base);
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx);
 

@@ -3,13 +3,13 @@
 #include "stats.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fallback.h"
 #include "msg.h"
+#include "nocancel.h"
 #include "outbuf.h"
 #include "pool.h"
 
@@ -27,7 +27,7 @@ static void report_text(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
     mp_pool_get_info(pool, &in);
     const mp_stats *s = &in.stats;
     unsigned long frag = frag_permille(&in);
-    mp_out_printf(o, "mempool:   region            %s offset %#lx, %lu bytes at %p\n", pool->region.device,
+    mp_out_printf(o, "mempool:   region            %.160s offset %#lx, %lu bytes at %p\n", pool->region.device,
                   UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
     mp_out_printf(
         o,
@@ -80,43 +80,51 @@ static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
                 UL(fb->frees), UL(fb->bytes_total));
 }
 
-void mp_stats_report(int fd, mp_pool *pool, enum mp_stats_format format) {
+void mp_stats_report(mp_outfile *f, mp_pool *pool, enum mp_stats_format format) {
+  int cancel = mp_nocancel_begin(); /* a cancelled thread never leaves half a report */
   mp_fallback_stats fb;
   mp_fallback_get_stats(&fb);
-  mp_outbuf o = {.fd = fd};
+  mp_outbuf o = {.file = f};
   if (format == MP_STATS_JSON)
     report_json(&o, pool, &fb);
   else
     report_text(&o, pool, &fb);
   mp_out_flush(&o);
+  mp_nocancel_end(cancel);
 }
 
-int mp_stats_fd = -1;
-
-void mp_stats_keep_stderr(void) {
-  int saved = errno;
-  mp_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 512);
-  errno = saved;
+void mp_stats_report_stderr(mp_pool *pool, enum mp_stats_format format) {
+  mp_outfile f;
+  if (mp_outfile_dup(&f, "stderr", 2) != 0) return;
+  mp_stats_report(&f, pool, format);
+  mp_outfile_close(&f);
 }
 
-void mp_stats_report_to(const mp_config *cfg, mp_pool *pool) {
+static mp_outfile g_kept_stderr = {.fd = -1};
+
+void mp_stats_keep_stderr(void) { mp_outfile_dup(&g_kept_stderr, "stderr", 2); }
+
+void mp_stats_report_to(const mp_config *cfg, mp_pool *pool, mp_file_id region) {
   if (cfg->stats == MP_STATS_OFF) return;
   if (cfg->stats == MP_STATS_STDERR) {
-    mp_stats_report(mp_stats_fd >= 0 ? mp_stats_fd : 2, pool, cfg->stats_format);
+    if (g_kept_stderr.fd >= 0)
+      mp_stats_report(&g_kept_stderr, pool, cfg->stats_format);
+    else
+      mp_stats_report_stderr(pool, cfg->stats_format);
     return;
   }
-  int saved = errno;
-  int fd = open(cfg->stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == EACCES) { /* a process of the tree running as another user: quiet */
-    mp_log(MP_LOG_INFO, "cannot open MEMPOOL_STATS file %s: %s; no statistics", cfg->stats_path, mp_strerror(errno));
-  } else if (fd < 0) {
-    mp_msg("cannot open MEMPOOL_STATS file %s: %s; statistics go to stderr", cfg->stats_path, mp_strerror(errno));
-    mp_stats_report(2, pool, cfg->stats_format);
+  char err[320];
+  mp_outfile f;
+  int rc = mp_outfile_open(&f, "MEMPOOL_STATS file", cfg->stats_path, true, region, err, sizeof err);
+  if (rc == -EACCES) { /* a process of the tree running as another user: quiet */
+    mp_log(MP_LOG_INFO, "%s; no statistics", err);
+  } else if (rc != 0) {
+    mp_msg("%s; statistics go to stderr", err);
+    mp_stats_report_stderr(pool, cfg->stats_format);
   } else {
-    mp_stats_report(fd, pool, cfg->stats_format);
-    close(fd);
+    mp_stats_report(&f, pool, cfg->stats_format);
+    mp_outfile_close(&f);
   }
-  errno = saved;
 }
 
 void mp_stats_mallinfo2(mp_pool *pool, struct mallinfo2 *out) {

@@ -61,9 +61,9 @@ PY
 then fail "stats json: bad content: $(cat "$tmp/stats.json")"; fi
 
 run "map" 0 MEMPOOL_MAP="$tmp/map" MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K -- "$prog" route
-has "$tmp/map" "^region $tmp/dev 0x10000000 16777216$" "map header"
+has "$tmp/map" "^region 0x10000000 16777216 $tmp/dev$" "map header"
 has "$tmp/map" "^range 0x0 " "map starts at 0"
-expect 0 "map tiles the region" python3 "$mapscript" "$tmp/map" -o "$tmp/map.png"
+expect 0 "map tiles the region" /usr/bin/python3 "$mapscript" "$tmp/map" -o "$tmp/map.png"
 has "$tmp/out" "free" "map summary"
 
 [ "$failed" = 0 ] && echo "environment variables: ok"

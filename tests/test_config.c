@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "msg.h"
 #include "pool.h"
 #include "region.h"
 
@@ -146,8 +147,12 @@ static const struct {
     {{"MEMPOOL_BASE", "0x10000000", "MEMPOOL_HIGH", "0x10000000", NULL}, "must be above MEMPOOL_BASE"},
     {{"MEMPOOL_BASE", "0x10000100", NULL}, "not page-aligned"},
     {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "100", NULL}, "smaller than one page"},
-    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0x1000000000", NULL}, "larger than the 64 GiB"},
-    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL}, "smaller than one page"},
+    /* Exactly 64 GiB: one granule index too many (the real limit is said). */
+    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFF", NULL},
+     "larger than the 68719476480 bytes supported (64 GiB - 256: MEMPOOL_HIGH at most MEMPOOL_BASE + 0xffffffeff)"},
+    {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL}, "is larger than the"},
+    {{"MEMPOOL_BASE", "0xFFFFFFFFFFFFF000", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL},
+     "MEMPOOL_HIGH (0xffffffffffffffff) is beyond the largest device offset (0x7fffffffffffffff)"},
     {{"MEMPOOL_SYNC", "yes", NULL}, "MEMPOOL_SYNC='yes' must be 0 or 1"},
     {{"MEMPOOL_DEVICE", "", NULL}, "MEMPOOL_DEVICE is empty"},
     {{"MEMPOOL_LOG", "5", NULL}, "MEMPOOL_LOG='5' must be 0, 1, 2 or 3"},
@@ -161,6 +166,69 @@ static const struct {
     {{"MEMPOOL_CHECK", "yes", NULL}, "MEMPOOL_CHECK='yes' must be 0 or 1"},
     {{"MEMPOOL_STATS_FORMAT", "xml", NULL}, "MEMPOOL_STATS_FORMAT='xml' must be text or json"},
 };
+
+/* A value longer than a path can be is refused, naming the variable. */
+START_TEST(too_long_values) {
+  static char longv[MP_VALUE_MAX + 2];
+  memset(longv, 'a', sizeof longv - 1);
+  longv[0] = '/';
+  const char *names[] = {"MEMPOOL_DEVICE", "MEMPOOL_STATS", "MEMPOOL_MAP", "MEMPOOL_LOG_FILE", "MEMPOOL_SYSFS_ROOT"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    mp_config c;
+    char err[320], want[64];
+    const char *env[] = {names[i], longv, NULL};
+    ck_assert_int_eq(load(env, &c, err), -1);
+    mp_format(want, sizeof want, "%s is longer than 4095 bytes", names[i]);
+    ck_assert_msg(strstr(err, want), "message '%s' lacks '%s'", err, want);
+  }
+  longv[MP_VALUE_MAX] = '\0'; /* the longest accepted */
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_DEVICE", longv, NULL};
+  ck_assert_int_eq(load(env, &c, err), 0);
+}
+END_TEST
+
+/* A long bad value is shortened in the middle: the reason stays. */
+START_TEST(long_value_keeps_reason) {
+  static char longv[3000];
+  memset(longv, '7', sizeof longv - 1);
+  longv[1500] = 'z';
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_BASE", longv, NULL};
+  ck_assert_int_eq(load(env, &c, err), -1);
+  ck_assert_msg(strstr(err, "...") && strstr(err, "' is not a hex (0x...) or decimal number"), "message '%s'", err);
+  ck_assert_uint_lt(strlen(err), 200);
+}
+END_TEST
+
+/* MEMPOOL_STRICT is known whatever else is refused (README: the line, then abort). */
+START_TEST(strict_before_everything) {
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_LOG", "9", "MEMPOOL_STRICT", "1", NULL};
+  ck_assert_int_eq(load(env, &c, err), -1);
+  ck_assert(c.policy.strict);
+}
+END_TEST
+
+/* Documented readings: a leading 0 is decimal (not octal); MAX_SIZE=0 is
+ * "no limit" wherever it appears, also beside a MIN_SIZE. */
+START_TEST(number_conventions) {
+  uint64_t v;
+  ck_assert_int_eq(mp_parse_u64("010", &v), 0);
+  ck_assert_uint_eq(v, 10);
+  ck_assert_int_eq(mp_parse_u64("0x010", &v), 0);
+  ck_assert_uint_eq(v, 16);
+  mp_config c;
+  char err[320];
+  const char *env[] = {"MEMPOOL_MIN_SIZE", "1", "MEMPOOL_MAX_SIZE", "0", NULL};
+  ck_assert_int_eq(load(env, &c, err), 0);
+  ck_assert_uint_eq(c.policy.min_size, 1);
+  ck_assert_uint_eq(c.policy.max_size, UINT64_MAX);
+}
+END_TEST
 
 START_TEST(bad_values) {
   mp_config c;
@@ -378,6 +446,10 @@ int main(void) {
   tcase_add_test(tc, good_values);
   tcase_add_test(tc, policy_values);
   tcase_add_loop_test(tc, bad_values, 0, (int)(sizeof bad_cases / sizeof *bad_cases));
+  tcase_add_test(tc, too_long_values);
+  tcase_add_test(tc, long_value_keeps_reason);
+  tcase_add_test(tc, strict_before_everything);
+  tcase_add_test(tc, number_conventions);
   suite_add_tcase(s, tc);
   TCase *tr = tcase_create("region");
   tcase_add_test(tr, file_region_sparse_and_lazy);

@@ -117,7 +117,7 @@ START_TEST(bad_create_parameters) {
       {"", 0, MiB - 1, EINVAL, "no device"},
       {"anon", 0x200000, 0x200000, EINVAL, "above base"},
       {"anon", 0x200000, 0x100000, EINVAL, "above base"},
-      {"anon", 0x1001, 0x200000, EINVAL, "page size"},
+      {"anon", 0x1001, 0x200000, EINVAL, "not page-aligned"},
       {"anon", 0x1000, 0x1000 + 100, EINVAL, "one page"},
       {"anon", 0, 0x1000000000ull * 2, EINVAL, "64 GiB"},
       {"anon", 0, UINT64_MAX, EINVAL, "64 GiB"},

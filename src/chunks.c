@@ -64,7 +64,7 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
   c->state = (uint8_t *)(m + words * 8 + (size_t)c->count * 4);
   /* Not held: one in-use range, split at chunk ends as chunks are claimed
    * (a piece per chunk would touch a bitmap page per chunk at every start). */
-  int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : granules);
+  int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : granules, fixed ? 0 : c->count);
   c->away_ranges = fixed ? 0 : 1;
   if (rc != 0) {
     rc = -errno;
@@ -254,8 +254,9 @@ static void note_full(mp_chunks *c, uint32_t m) {
 static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
   mp_chunks *c = &p->chunks;
   uint32_t k = c->search_from, tried = 0;
-  bool others = false;                                    /* did another process's lock stand in the way? */
-  if (m >= c->full_run && !backoff_over(c)) return false; /* the window was full a moment ago */
+  bool others = false;                                        /* did another process's lock stand in the way? */
+  if (m >= c->full_run && !backoff_over(c)) return false;     /* the window was full a moment ago */
+  if (!mp_ranges_reserve(&p->ranges, m, 2 * m)) return false; /* took() splits and frees */
   while (tried < c->count) {
     if (k + m > c->count) { /* wrap */
       tried += c->count - k;

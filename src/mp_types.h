@@ -111,8 +111,11 @@ typedef struct mp_ranges {
   uint32_t granules;     /* region size in granules */
   mp_bitmap starts;      /* bit set where a range begins */
   uint32_t *bucket_head; /* per bucket: first free node starting in it */
-  mp_free_node *nodes;   /* node arena (index 0 unused = null) */
+  mp_free_node *nodes;   /* node arena (index 0 unused = null), a mapping of its own */
+  size_t nodes_len;      /* bytes mapped for it */
   uint32_t node_cap, node_top, node_free;
+  uint32_t node_max;                                 /* the worst case: the arena never grows past it */
+  uint32_t borders;                                  /* places a listed and a parked free range may touch (I7) */
   uint32_t fl_bitmap;                                /* non-empty first-level classes */
   uint32_t sl_bitmap[MP_FL_COUNT];                   /* non-empty second-level classes */
   uint32_t heads[MP_FL_COUNT][MP_SL_COUNT];          /* free list heads */
@@ -176,6 +179,7 @@ typedef struct mp_small {
   size_t nspans;
   uint64_t *bitmap_arena;           /* span bitmaps, bump-allocated (lazily touched) */
   size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */
+  size_t bitmap_committed;          /* words usable (atomic; the rest is PROT_NONE) */
   mp_class classes[MP_SMALL_CLASSES];
   pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;

@@ -7,11 +7,13 @@
  * ranges can start in one, since free ranges are never adjacent), and from
  * its size through two-level segregated lists (TLSF: 29 x 16 classes).
  * Fixed metadata: 1 bit + 4/128 bytes per 16-byte granule = 0.98%;
- * nodes (20 bytes per free range) are touched only as free ranges appear.
+ * nodes (24 bytes per free range) live in a mapping that grows with them (I7).
  */
+#define _GNU_SOURCE
 #include "ranges.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bitmap.h"
 #include "msg.h"
@@ -46,13 +48,53 @@ static inline bool class_at_least(uint64_t n, unsigned *fl, unsigned *sl) {
 
 static inline mp_free_node *N(const mp_ranges *r, uint32_t i) { return &r->nodes[i]; }
 
+/* The node arena is a mapping of its own, grown by mremap as free ranges
+ * appear (it may move: nodes are named by index, and no node pointer is
+ * held across a growth), so its address space, commit charge and locked
+ * memory follow the ranges that exist, not the worst case. */
+
+/* I7: nodes for every free range any sequence of frees can make. Free
+ * ranges of a kind never touch (I2), so free <= in use + 1 + the places a
+ * listed and a parked range may touch (borders); k frees from (F, U) give
+ * at most min(F + k, U - k + 1 + borders) <= (F + U + 1 + borders) / 2. */
+static uint64_t nodes_needed(const mp_ranges *r, int64_t more_free, int64_t more_inuse) {
+  int64_t f = (int64_t)r->free_ranges + r->parked_ranges + more_free, u = (int64_t)r->inuse_ranges + more_inuse;
+  return (uint64_t)(f + u + 2 + r->borders) / 2 + 1; /* rounded up, and index 0 */
+}
+
+static bool grow_nodes(mp_ranges *r, uint64_t need) {
+  if (need > r->node_max) need = r->node_max;
+  if (need <= r->node_cap) return true;
+  uint64_t want = need > 2ull * r->node_cap ? need : 2ull * r->node_cap;
+  if (want > r->node_max) want = r->node_max;
+  size_t len = ((size_t)want * sizeof(mp_free_node) + 4095) & ~(size_t)4095;
+  void *m = mremap(r->nodes, r->nodes_len, len, MREMAP_MAYMOVE);
+  if (m == MAP_FAILED) return false;
+  r->nodes = m;
+  r->nodes_len = len;
+  r->node_cap = (uint32_t)(len / sizeof(mp_free_node) < r->node_max ? len / sizeof(mp_free_node) : r->node_max);
+  return true;
+}
+
+/* Before an operation that may add free or in-use ranges: I7 after it. */
+static bool ensure_nodes(mp_ranges *r, int64_t more_free, int64_t more_inuse) {
+  uint64_t need = nodes_needed(r, more_free, more_inuse);
+  return need <= r->node_cap || grow_nodes(r, need);
+}
+
+bool mp_ranges_reserve(mp_ranges *r, uint32_t more_free, uint32_t more_inuse) {
+  return ensure_nodes(r, more_free, more_inuse);
+}
+
 static uint32_t node_new(mp_ranges *r) {
   uint32_t i = r->node_free;
   if (i != NIL) {
     r->node_free = N(r, i)->next;
     return i;
   }
-  /* node_cap covers the worst case (granules/2 + 1 free ranges): cannot run out. */
+  if (r->node_top >= r->node_cap && !grow_nodes(r, (uint64_t)r->node_top + 1))
+    mp_fatal("internal error: no free-range node (I7: %lu of %lu)", (unsigned long)r->node_top,
+             (unsigned long)r->node_cap);
   return r->node_top++;
 }
 
@@ -168,26 +210,38 @@ static inline uint32_t range_end(const mp_ranges *r, uint32_t g) {
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-int mp_ranges_init(mp_ranges *r, uint32_t granules) { return mp_ranges_init_pieces(r, granules, 0); }
+int mp_ranges_init(mp_ranges *r, uint32_t granules) { return mp_ranges_init_pieces(r, granules, 0, 0); }
 
-int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece) {
+int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece, uint32_t borders) {
   memset(r, 0, sizeof *r);
   size_t starts_bytes = mp_bitmap_bytes(granules);
   size_t buckets = ((size_t)granules >> MP_BUCKET_SHIFT) + 1;
   size_t bucket_bytes = (buckets * 4 + 7) & ~(size_t)7;
-  uint64_t cap = (uint64_t)granules / 2 + 3;
-  size_t len = starts_bytes + bucket_bytes + cap * sizeof(mp_free_node);
+  size_t len = starts_bytes + bucket_bytes;
   char *m = mp_meta_map(len);
   if (!m) return -1;
   r->meta_base = m;
   r->meta_len = len;
+  r->granules = granules;
+  r->borders = borders;
+  r->node_max = (uint32_t)((uint64_t)granules / 2 + 3); /* I2 without borders: never more */
+  if (r->node_max < borders + 3) r->node_max = borders + 3;
+  r->nodes_len = 16384;
+  r->nodes = mp_meta_map(r->nodes_len);
+  if (!r->nodes) {
+    mp_meta_unmap(m, len);
+    return -1;
+  }
+  r->node_cap = (uint32_t)(r->nodes_len / sizeof(mp_free_node));
+  if (r->node_cap > r->node_max) r->node_cap = r->node_max;
+  if (!ensure_nodes(r, 1, piece ? (granules + piece - 1) / piece : 0)) {
+    mp_ranges_destroy(r);
+    return -1;
+  }
   mp_bitmap_init(&r->starts, granules, m);
   r->bucket_head = (uint32_t *)(m + starts_bytes);
-  r->nodes = (mp_free_node *)(m + starts_bytes + bucket_bytes);
-  r->node_cap = (uint32_t)cap;
   r->node_top = 1;
   r->node_free = NIL;
-  r->granules = granules;
   if (piece == 0) {
     mp_bitmap_set(&r->starts, 0);
     free_range_add(r, 0, granules, false);
@@ -203,6 +257,7 @@ int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece) {
 
 void mp_ranges_destroy(mp_ranges *r) {
   mp_meta_unmap(r->meta_base, r->meta_len);
+  mp_meta_unmap(r->nodes, r->nodes_len);
   memset(r, 0, sizeof *r);
 }
 
@@ -266,7 +321,7 @@ static void take_from(mp_ranges *r, uint32_t i, uint32_t start, uint32_t size, u
 
 uint32_t mp_ranges_alloc(mp_ranges *r, uint32_t n, uint32_t align, uint32_t phase) {
   uint32_t at = MP_NONE;
-  if (n == 0 || n > r->free_granules) return MP_NONE;
+  if (n == 0 || n > r->free_granules || !ensure_nodes(r, 1, 1)) return MP_NONE;
   uint32_t i = find_free(r, n, align, phase, &at);
   if (i == NIL || at == MP_NONE) return MP_NONE;
 
@@ -319,6 +374,8 @@ bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n) {
   uint32_t s = (uint32_t)mp_bitmap_prev_set(&r->starts, g);
   uint32_t i = bucket_find(r, s);
   if (i == NIL || (uint64_t)g + n > (uint64_t)s + N(r, i)->size) return false;
+  bool lead = g > s, tail = (uint64_t)g + n < (uint64_t)s + N(r, i)->size;
+  if (!ensure_nodes(r, lead && tail ? 1 : lead || tail ? 0 : -1, 1)) return false;
   take_from(r, i, s, N(r, i)->size, g, n);
   return true;
 }
@@ -391,6 +448,7 @@ bool mp_ranges_resize(mp_ranges *r, uint32_t g, uint32_t n) {
   if (n < size) {
     /* Shrink: the cut-off tail becomes an in-use range, then is freed (and
      * so coalesces with a free successor). */
+    if (!ensure_nodes(r, 1, 0)) return false;
     mp_bitmap_set(&r->starts, g + n); /* no node: an in-use range */
     r->inuse_ranges++;
     mp_ranges_free(r, g + n);
@@ -433,9 +491,7 @@ void mp_ranges_walk(const mp_ranges *r, mp_range_fn fn, void *ctx) {
   }
 }
 
-size_t mp_ranges_meta_bytes(const mp_ranges *r) {
-  return (size_t)((char *)r->nodes - (char *)r->meta_base) + (size_t)r->node_top * sizeof(mp_free_node);
-}
+size_t mp_ranges_meta_bytes(const mp_ranges *r) { return r->meta_len + (size_t)r->node_top * sizeof(mp_free_node); }
 
 #define VIOLATION(k, ...)                         \
   do {                                            \
@@ -523,5 +579,8 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
     VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu", (unsigned long)r->free_ranges,
               (unsigned long)nfree, (unsigned long)r->inuse_ranges, (unsigned long)ninuse,
               (unsigned long)r->free_granules, (unsigned long)freeg);
+  if (nodes_needed(r, 0, 0) > r->node_cap && r->node_cap < r->node_max)
+    VIOLATION(7, "%lu nodes for frees that may need %lu", (unsigned long)r->node_cap,
+              (unsigned long)nodes_needed(r, 0, 0));
   return 0;
 }

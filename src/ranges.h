@@ -14,10 +14,16 @@
  *       bucket of its start (a range is in use iff its start has no node);
  *   I5  the start bitmap's summary levels match level 0;
  *   I6  the counters (listed and parked free granules and ranges, in-use
- *       ranges) match.
+ *       ranges) match;
+ *   I7  the node arena holds a node for every free range that any sequence
+ *       of frees can make ((free + in use + 1 + borders) / 2, see ranges.c):
+ *       a free never needs memory. Operations that add ranges (alloc,
+ *       carve, a shrinking resize, mp_ranges_reserve) grow the arena first
+ *       and fail cleanly when that is refused.
  *
  * TIME BOUNDS (independent of how many ranges exist):
- *   alloc      O(1): two bitmap scans (TLSF good-fit), O(levels) bitmap update
+ *   alloc      O(1): two bitmap scans (TLSF good-fit), O(levels) bitmap update;
+ *              amortized O(1) growth of the node arena (mremap, doubling)
  *   free       O(levels) to find the size and the previous range, plus a walk
  *              of at most 64 nodes in one bucket for itself and each neighbour
  *   size/grow  O(levels)
@@ -32,11 +38,14 @@
 #include "mp_types.h"
 
 /* Sets up ranges for a region of `granules` granules, all free; metadata in
- * one private mapping. Returns 0 or -1 (errno from mmap). */
+ * two private mappings (bitmaps and buckets; the node arena, which grows).
+ * Returns 0 or -1 (errno from mmap). */
 int mp_ranges_init(mp_ranges *r, uint32_t granules);
 /* The same with every granule in use, as in-use ranges of `piece` granules
- * (the last may be shorter); piece >= granules: one in-use range. */
-int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece);
+ * (the last may be shorter); piece >= granules: one in-use range. borders:
+ * how many places a listed and a parked free range may touch (chunk borders
+ * in a fork child: chunks.h), for I7. */
+int mp_ranges_init_pieces(mp_ranges *r, uint32_t granules, uint32_t piece, uint32_t borders);
 void mp_ranges_destroy(mp_ranges *r);
 
 /* Allocates n >= 1 granules whose start g satisfies (phase + g) % align == 0
@@ -60,6 +69,9 @@ bool mp_ranges_carve(mp_ranges *r, uint32_t g, uint32_t n);
 /* Splits the in-use range holding g so that one starts at g. True when a
  * range was made (false: g is a start already, or in a free range). O(levels). */
 bool mp_ranges_split(mp_ranges *r, uint32_t g);
+/* Makes room (I7) for up to more_free free and more_inuse in-use ranges
+ * more, made by carve/split/free: false when the arena cannot grow. */
+bool mp_ranges_reserve(mp_ranges *r, uint32_t more_free, uint32_t more_inuse);
 /* Every listed free range becomes parked: nothing is allocatable. */
 void mp_ranges_park_all(mp_ranges *r);
 /* Status of g as a block start (MP_RANGES_OK if an in-use range starts there). */

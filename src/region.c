@@ -41,6 +41,13 @@ void *mp_meta_map(size_t len) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+void *mp_meta_reserve(size_t len) {
+  void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+bool mp_meta_commit(void *p, size_t len) { return mprotect(p, len, PROT_READ | PROT_WRITE) == 0; }
+
 void mp_meta_unmap(void *p, size_t len) {
   if (p) munmap(p, len);
 }

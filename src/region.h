@@ -53,6 +53,11 @@ static inline bool mp_region_contains(const mp_region *r, const void *p) { retur
 
 /* Private anonymous memory for metadata (never from malloc). */
 void *mp_meta_map(size_t len);
+/* Addresses only (PROT_NONE: no commit charge, nothing for mlockall to
+ * populate), made usable page range by page range with mp_meta_commit
+ * (false: the kernel refused the commit, ENOMEM or a RLIMIT_MEMLOCK). */
+void *mp_meta_reserve(size_t len);
+bool mp_meta_commit(void *p, size_t len);
 void mp_meta_unmap(void *p, size_t len);
 
 #endif

@@ -26,8 +26,12 @@ int mp_small_init(mp_pool *p) {
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_span += 2 * ((MP_SPAN_SIZE / mp_class_size[c] + 63) / 64);
   size_t words = nspans * per_span;
   size_t len = class_bytes + span_bytes + words * 8;
-  char *m = mp_meta_map(len);
+  char *m = mp_meta_reserve(len);
   if (!m) return -1;
+  if (!mp_meta_commit(m, class_bytes + span_bytes)) {
+    mp_meta_unmap(m, len);
+    return -1;
+  }
   sm->meta_base = m;
   sm->meta_len = len;
   sm->span_class = (uint8_t *)m;
@@ -44,9 +48,27 @@ int mp_small_init(mp_pool *p) {
 /* Words of one bitmap (avail or alloc) for a span of class cls. */
 static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
 
+/* The arena's words [0, end) usable: committed 64 KiB at a time as spans
+ * appear (the arena is reserved for the worst case, every span of the
+ * smallest class, but commit charge and mlockall follow use). Two threads
+ * may commit the same pages: harmless. False when the kernel refuses. */
+static bool bitmaps_commit(mp_small *sm, size_t end) {
+  size_t have = __atomic_load_n(&sm->bitmap_committed, __ATOMIC_ACQUIRE);
+  if (end <= have) return true;
+  size_t step = (64u << 10) / 8, want = (end + step - 1) / step * step;
+  if (want > sm->bitmap_words) want = sm->bitmap_words;
+  size_t from = have & ~(size_t)(4096 / 8 - 1); /* page-aligned: the arena starts on a page */
+  if (!mp_meta_commit(sm->bitmap_arena + from, (want - from) * 8)) return false;
+  while (have < want &&
+         !__atomic_compare_exchange_n(&sm->bitmap_committed, &have, want, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+  }
+  return true;
+}
+
 /* Bitmap storage for a span of class cls (class lock held): a block the
- * class released, or fresh words from the arena. Never fails: the arena
- * covers every span as 16-byte objects. */
+ * class released, or fresh words from the arena, which covers every span as
+ * 16-byte objects (it cannot run out), or NULL when the kernel refuses to
+ * commit more of it. */
 static uint64_t *bitmaps_get(mp_small *sm, unsigned cls) {
   mp_class *c = &sm->classes[cls];
   uint64_t *b = c->free_bitmaps;
@@ -54,8 +76,8 @@ static uint64_t *bitmaps_get(mp_small *sm, unsigned cls) {
     c->free_bitmaps = (uint64_t *)(uintptr_t)b[0];
     return b;
   }
-  size_t at = __atomic_fetch_add(&sm->bitmap_used, 2 * class_words(cls), __ATOMIC_RELAXED);
-  return sm->bitmap_arena + at;
+  size_t n = 2 * class_words(cls), at = __atomic_fetch_add(&sm->bitmap_used, n, __ATOMIC_RELAXED);
+  return bitmaps_commit(sm, at + n) ? sm->bitmap_arena + at : NULL; /* refused: those words stay unused */
 }
 
 static void bitmaps_put(mp_small *sm, unsigned cls, uint64_t *b) {
@@ -95,14 +117,19 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
 /* A fresh span from the pool's ranges, all objects avail. */
 static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
+  uint64_t *bitmaps = bitmaps_get(sm, cls);
+  if (!bitmaps) return false;
   uint32_t g = mp_pool_span_get(p, SPAN_GRANULES);
-  if (g == MP_NONE) return false;
+  if (g == MP_NONE) {
+    bitmaps_put(sm, cls, bitmaps);
+    return false;
+  }
   uint32_t si = g / SPAN_GRANULES;
   mp_span *s = &sm->spans[si];
   uint32_t n = MP_SPAN_SIZE / mp_class_size[cls], words = class_words(cls);
   s->nobj = (uint16_t)n;
   s->navail = (uint16_t)n;
-  s->avail = bitmaps_get(sm, cls);
+  s->avail = bitmaps;
   s->alloc = s->avail + words;
   memset(s->alloc, 0, words * 8);
   memset(s->avail, 0, words * 8);

@@ -171,5 +171,27 @@ has "$tmp/out" "^subshell: 1 25893$" "ulimit -v: subshell"
 has "$tmp/out" "^external command$" "ulimit -v: external command"
 [ -s "$tmp/err" ] && fail "ulimit -v: $(cat "$tmp/err")"
 
+# Address space and locked memory follow use: a 1 GiB region adds about its
+# own size to VmSize (the free-range node arena grows with the ranges), and
+# mlockall(MCL_CURRENT | MCL_FUTURE) makes resident only what is committed.
+cat >"$tmp/vm.py" <<'EOF'
+import ctypes
+def status(key):
+    return int([l for l in open("/proc/self/status") if l.startswith(key)][0].split()[1]) << 10
+locked = ctypes.CDLL(None).mlockall(3) == 0
+print(status("VmSize"), status("VmRSS") if locked else -1)
+EOF
+base=$($py "$tmp/vm.py")
+run "1 GiB region: address space, mlockall" MEMPOOL_BASE=0 MEMPOOL_HIGH=0x3FFFFFFF -- $py "$tmp/vm.py"
+read -r size rss <"$tmp/out"
+read -r size0 rss0 <<<"$base"
+added=$((size - size0))
+[ "$added" -le $((1229 << 20)) ] || fail "a 1 GiB region adds $added bytes of address space (want <= 1.2 GiB)"
+if [ "$rss" -ge 0 ] && [ "$rss0" -ge 0 ]; then
+  [ $((rss - rss0)) -le $((64 << 20)) ] || fail "mlockall with a 1 GiB region: $((rss - rss0)) bytes more resident (want <= 64 MiB)"
+else
+  echo "mlockall not permitted here: the locked-memory check is skipped"
+fi
+
 [ "$failed" = 0 ] && echo "hostile input: ok"
 exit "$failed"

@@ -14,6 +14,7 @@ trap 'kill "${readers[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
 # shellcheck source=tests/shell_checks.sh
 . "$(dirname "${BASH_SOURCE[0]}")/shell_checks.sh"
 py=/usr/bin/python3
+cd "$tmp" || exit 1  # what a broken library writes by a clobbered name stays here
 
 # run DESC VAR=VALUE... -- CMD...: a fresh region file, 16 MiB; must exit 0 within 20 s.
 run() {

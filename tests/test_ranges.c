@@ -961,6 +961,43 @@ static void random_run(const random_cfg *cfg, uint64_t seed) {
   mp_ranges_destroy(&r);
 }
 
+/* I7: frees never grow the node arena. 64k one-granule blocks fill the
+ * region; frees in the order that makes the most free ranges (every other
+ * block, then the rest), and in a random order, leave node_cap as the
+ * allocations left it. The arena starts small and grew on the way. */
+START_TEST(test_ranges_frees_need_no_memory) {
+  enum { G = 1 << 16 };
+  static uint32_t at[G];
+  for (int order = 0; order < 2; order++) {
+    mp_ranges r;
+    ck_assert_int_eq(mp_ranges_init(&r, G), 0);
+    uint32_t start_cap = r.node_cap;
+    for (uint32_t i = 0; i < G; i++) REQUIRE((at[i] = mp_ranges_alloc(&r, 1, 1, 0)) != MP_NONE, "alloc %u", i);
+    uint32_t cap = r.node_cap;
+    rng_t rng;
+    rng_seed(&rng, 7);
+    if (order == 1)
+      for (uint32_t i = G - 1; i > 0; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)(rng_next(&rng) % (i + 1)), t = at[i];
+        at[i] = at[j];
+        at[j] = t;
+      }
+    uint32_t most = 0;
+    for (int pass = 0; pass < 2; pass++)
+      for (uint32_t i = (uint32_t)pass; i < G; i += 2) {
+        REQUIRE(mp_ranges_free(&r, at[i]) == MP_RANGES_OK, "free %u", i);
+        REQUIRE(r.node_cap == cap, "free %u grew the arena (%u -> %u)", i, cap, r.node_cap);
+        if (r.free_ranges > most) most = r.free_ranges;
+      }
+    ck_assert_int_eq(mp_ranges_check(&r, NULL, 0), 0);
+    ck_assert_uint_eq(r.free_ranges, 1);
+    if (order == 0) ck_assert_uint_ge(most, G / 2); /* the worst case was reached */
+    ck_assert_uint_gt(cap, start_cap);
+    mp_ranges_destroy(&r);
+  }
+}
+END_TEST
+
 START_TEST(test_ranges_random) {
   const random_cfg *cfg = &rcfg[_i / SEEDS_PER_SIZE];
   random_run(cfg, 0xC0FFEEull + (uint64_t)_i * 7919);
@@ -1076,6 +1113,7 @@ static Suite *ranges_suite(void) {
   tcase_add_test(tc, test_ranges_resize);
   tcase_add_test(tc, test_ranges_classify_errors);
   tcase_add_test(tc, test_ranges_walk_order);
+  tcase_add_test(tc, test_ranges_frees_need_no_memory);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("ranges_random");

@@ -79,8 +79,9 @@ uint64_t mp_region_device_align(const char *device, const char *sysfs_root) {
   char path[4200], buf[32];
   mp_format(path, sizeof path, "%s/dev/char/%u:%u/align", sysfs_root && *sysfs_root ? sysfs_root : "/sys",
             major(st.st_rdev), minor(st.st_rdev));
-  int saved = errno, fd = open(path, O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  /* Never a FIFO or a link planted there (MEMPOOL_SYSFS_ROOT): no hang. */
+  int saved = errno, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  ssize_t n = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
   if (fd >= 0) close(fd);
   errno = saved;
   uint64_t a = 0;

@@ -109,6 +109,11 @@ os.write(2, b'data')
 x = bytearray(64 << 20)"
 unchanged "data file on fd 2" "$tmp/data" data
 
+# A FIFO where sysfs should have the device's alignment: read without blocking.
+mkdir -p "$tmp/sys/dev/char/1:5" && mkfifo "$tmp/sys/dev/char/1:5/align"
+expect 0 "sysfs FIFO" timeout 20 env MEMPOOL_DEVICE=/dev/zero MEMPOOL_SYSFS_ROOT="$tmp/sys" MEMPOOL_BASE=0 \
+  MEMPOOL_HIGH=0xFFFFFF LD_PRELOAD="$lib" "$prog" spill 1
+
 # ---- values in messages and reports ----------------------------------------
 forge=$'zz\nmempool: region /dev/mem 0x0..0xfff mapped\e[2J'
 run "newline in a value" MEMPOOL_BASE="$forge" -- "$prog" spill 1

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "fallback.h"
 #include "guard.h"
 #include "map.h"
 #include "msg.h"
@@ -84,17 +85,23 @@ static void fork_child(void) {
   mp_nocancel_end(g_fork_cancel_state);
 }
 
-static mp_file_id region_id(void) { return (mp_file_id){g_pool.region.dev, g_pool.region.ino}; }
+/* The region's file, never written with a report: the pool's own when it
+ * opened, else what MEMPOOL_DEVICE names (another process's live window). */
+static mp_file_id region_id(void) {
+  if (__atomic_load_n(&g_active, __ATOMIC_ACQUIRE)) return (mp_file_id){g_pool.region.dev, g_pool.region.ino};
+  return mp_file_id_of(g_cfg.device);
+}
 
 static void initialize(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
   mp_msg_remember_stderr();
+  mp_fallback_route_messages();
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
-  mp_log_setup(g_cfg.log_level, g_cfg.log_path);
+  mp_log_setup(g_cfg.log_level, g_cfg.log_path, region_id());
   if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
   if (rc == 0) rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
-  if (rc == 0) mp_log_avoid(region_id());
+  if (rc == 0) mp_log_avoid((mp_file_id){g_pool.region.dev, g_pool.region.ino}); /* a file just created */
   if (rc != 0) {
     if (g_cfg.policy.strict) /* MEMPOOL_STRICT: no pool, no program */
       mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);

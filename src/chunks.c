@@ -385,7 +385,6 @@ struct chunk_copy {
   mp_pool *pool;
   uint32_t g0, g1;
   uint32_t live; /* granules in use in [g0, g1) */
-  uintptr_t dst;
 };
 
 static void count_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
@@ -394,39 +393,10 @@ static void count_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   if (in_use) cc->live += size;
 }
 
-static void copy_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+/* A chunk's blocks in use: what its private copy carries. */
+static void chunk_live(void *vctx, mp_bytes_fn emit, void *state) {
   struct chunk_copy *cc = vctx;
-  if (!in_use) return;
-  size_t off = (size_t)start << MP_GRANULE_SHIFT;
-  memcpy((void *)(cc->dst + off), (const void *)(cc->pool->region.base + off), (size_t)size << MP_GRANULE_SHIFT);
-}
-
-static void bound_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
-  uint32_t *b = vctx;
-  if (!in_use) return;
-  if (start < b[0]) b[0] = start;
-  b[1] = start + size;
-}
-
-/* Faults one page at a time cost more than the copy (the child has no page
- * table entries for the parent's shared chunk): both sides of the live
- * part are populated in one call each first (ignored where unsupported). */
-static void populate(uintptr_t src, uintptr_t dst, size_t off, size_t end) {
-  size_t pg = 4096;
-  off &= ~(pg - 1);
-  end = (end + pg - 1) & ~(pg - 1);
-  madvise((void *)(src + off), end - off, MADV_POPULATE_READ);
-  madvise((void *)(dst + off), end - off, MADV_POPULATE_WRITE);
-}
-
-static void copy_chunk(void *vctx, uintptr_t dst) {
-  struct chunk_copy *cc = vctx;
-  uint32_t b[2] = {UINT32_MAX, 0};
-  mp_ranges_walk_in(&cc->pool->ranges, cc->g0, cc->g1, bound_live, b);
-  if (b[0] < b[1])
-    populate(cc->pool->region.base, dst, (size_t)b[0] << MP_GRANULE_SHIFT, (size_t)b[1] << MP_GRANULE_SHIFT);
-  cc->dst = dst;
-  mp_ranges_walk_in(&cc->pool->ranges, cc->g0, cc->g1, copy_live, cc);
+  mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, false, emit, state);
 }
 
 int mp_chunks_fork_child(mp_pool *p) {
@@ -437,7 +407,7 @@ int mp_chunks_fork_child(mp_pool *p) {
   c->whole_free_count = 0;
   for (uint32_t k = 0; k < c->count; k++) {
     if (c->state[k] != MP_CHUNK_HELD) continue; /* inherited ones are private already */
-    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, 0};
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0};
     mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
     size_t len = bytes_of(p, k, 1);
     c->held--;
@@ -450,7 +420,7 @@ int mp_chunks_fork_child(mp_pool *p) {
       c->state[k] = MP_CHUNK_AWAY;
       continue;
     }
-    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, copy_chunk, &cc);
+    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, chunk_live, &cc);
     if (e != 0) {
       /* No memory for the copy: the parent's chunk stays mapped, read-only. */
       mprotect((void *)(p->region.base + offset_of(c, k)), len, PROT_READ);

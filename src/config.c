@@ -92,12 +92,10 @@ int mp_check_window(uint64_t base, uint64_t high, const char *base_name, const c
   return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, const char *name, const char *val) {
-  mp_format(err, errlen, fmt, name, val);
-  return -1;
+/* The first problem found is the one said: later ones keep their defaults. */
+static void note(char *err, size_t errlen, const char *fmt, const char *name, const char *val) {
+  if (!err[0]) mp_format(err, errlen, fmt, name, val);
 }
-
-static bool too_long(const char *v) { return v && strnlen(v, MP_VALUE_MAX + 1) > MP_VALUE_MAX; }
 
 static int parse_bool(const char *v, bool dflt, bool *out) {
   if (!v || !*v) {
@@ -115,107 +113,110 @@ static int parse_bool(const char *v, bool dflt, bool *out) {
   return -1;
 }
 
-int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
-  const char *v;
-  const char *suffix = ""; /* the caller says what it does about it */
-  char why[200];
+/* Every variable, read once, before anything is parsed: a refused value
+ * cannot hide how problems are to be reported (MEMPOOL_LOG, its file,
+ * MEMPOOL_STRICT) or which file is the region (the library never writes
+ * its reports into it). */
+enum {
+  V_LOG,
+  V_LOG_FILE,
+  V_STRICT,
+  V_STATS,
+  V_STATS_FORMAT,
+  V_MAP,
+  V_DEVICE,
+  V_BASE,
+  V_HIGH,
+  V_MIN_SIZE,
+  V_MAX_SIZE,
+  V_CHECK,
+  V_SYNC,
+  V_SHARE,
+  V_SYSFS_ROOT,
+  V_CHUNK,
+  V_COUNT
+};
+static const char *const var_name[V_COUNT] = {
+    "MEMPOOL_LOG",          "MEMPOOL_LOG_FILE", "MEMPOOL_STRICT",     "MEMPOOL_STATS",
+    "MEMPOOL_STATS_FORMAT", "MEMPOOL_MAP",      "MEMPOOL_DEVICE",     "MEMPOOL_BASE",
+    "MEMPOOL_HIGH",         "MEMPOOL_MIN_SIZE", "MEMPOOL_MAX_SIZE",   "MEMPOOL_CHECK",
+    "MEMPOOL_SYNC",         "MEMPOOL_SHARE",    "MEMPOOL_SYSFS_ROOT", "MEMPOOL_CHUNK"};
 
+static void parse_bool_var(const char *const *v, int i, bool dflt, bool *out, char *err, size_t errlen) {
+  if (parse_bool(v[i], dflt, out) != 0) note(err, errlen, "%s='%.60s' must be 0 or 1", var_name[i], v[i]);
+}
+
+static void parse_outputs(mp_config *cfg, const char *const *v, char *err, size_t errlen) {
+  if (v[V_LOG] && *v[V_LOG]) {
+    if (v[V_LOG][1] || v[V_LOG][0] < '0' || v[V_LOG][0] > '3')
+      note(err, errlen, "%s='%.60s' must be 0, 1, 2 or 3", var_name[V_LOG], v[V_LOG]);
+    else
+      cfg->log_level = v[V_LOG][0] - '0';
+  }
+  if (v[V_LOG_FILE] && *v[V_LOG_FILE]) cfg->log_path = v[V_LOG_FILE];
+  parse_bool_var(v, V_STRICT, false, &cfg->policy.strict, err, errlen);
+  const char *st = v[V_STATS];
+  if (st && *st && strcmp(st, "0")) {
+    cfg->stats = strcmp(st, "1") ? MP_STATS_PATH : MP_STATS_STDERR;
+    if (cfg->stats == MP_STATS_PATH) cfg->stats_path = st;
+  }
+  const char *fmt = v[V_STATS_FORMAT];
+  if (fmt && !strcmp(fmt, "json"))
+    cfg->stats_format = MP_STATS_JSON;
+  else if (fmt && *fmt && strcmp(fmt, "text"))
+    note(err, errlen, "%s='%.60s' must be text or json", var_name[V_STATS_FORMAT], fmt);
+  if (v[V_MAP] && *v[V_MAP]) cfg->map_path = v[V_MAP];
+  if (v[V_DEVICE] && !*v[V_DEVICE])
+    note(err, errlen, "%s is empty", var_name[V_DEVICE], "");
+  else if (v[V_DEVICE])
+    cfg->device = v[V_DEVICE];
+}
+
+static void parse_numbers(mp_config *cfg, const char *const *v, char *err, size_t errlen) {
+  uint64_t *dst[2] = {&cfg->base, &cfg->high};
+  for (int i = V_BASE; i <= V_HIGH; i++)
+    if (v[i] && mp_parse_u64(v[i], dst[i - V_BASE]) != 0)
+      note(err, errlen, "%s='%.60s' is not a hex (0x...) or decimal number", var_name[i], v[i]);
+  uint64_t *size_dst[2] = {&cfg->policy.min_size, &cfg->policy.max_size};
+  for (int i = V_MIN_SIZE; i <= V_MAX_SIZE; i++)
+    if (v[i] && mp_parse_size(v[i], size_dst[i - V_MIN_SIZE]) != 0)
+      note(err, errlen, "%s='%.60s' is not a size (a number with an optional K, M or G)", var_name[i], v[i]);
+  if (cfg->policy.max_size == 0) cfg->policy.max_size = UINT64_MAX; /* 0: no limit, as unset */
+  if (cfg->policy.min_size > cfg->policy.max_size && !err[0])
+    mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%lu) is above MEMPOOL_MAX_SIZE (%lu)",
+              (unsigned long)cfg->policy.min_size, (unsigned long)cfg->policy.max_size);
+  parse_bool_var(v, V_CHECK, false, &cfg->policy.check, err, errlen);
+  parse_bool_var(v, V_SYNC, true, &cfg->sync, err, errlen);
+  parse_bool_var(v, V_SHARE, true, &cfg->share, err, errlen);
+  if (v[V_SYSFS_ROOT] && *v[V_SYSFS_ROOT]) cfg->sysfs_root = v[V_SYSFS_ROOT];
+  const char *ch = v[V_CHUNK];
+  uint64_t c = 0;
+  if (ch && *ch && (mp_parse_size(ch, &c) != 0 || c < MP_CHUNK_MIN || c > MP_CHUNK_MAX || (c & (c - 1))))
+    note(err, errlen, "%s='%.60s' must be a power of two from 64K to 1G", var_name[V_CHUNK], ch);
+  else
+    cfg->chunk = c;
+}
+
+int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen) {
+  const char *v[V_COUNT];
   memset(cfg, 0, sizeof *cfg);
   cfg->device = MP_DEFAULT_DEVICE;
   cfg->base = MP_DEFAULT_BASE;
   cfg->high = MP_DEFAULT_HIGH;
   cfg->sync = true;
   cfg->share = true;
-  err[0] = '\0';
-
   cfg->log_level = 1;
   cfg->policy.max_size = UINT64_MAX;
-
-  /* First what to do about problems: wanted even when the pool settings are
-   * bad, MEMPOOL_STRICT before anything that can be refused. */
-  v = get("MEMPOOL_STRICT");
-  if (parse_bool(v, false, &cfg->policy.strict) != 0)
-    return fail(err, errlen, "MEMPOOL_STRICT='%.60s' must be 0 or 1%s", v, suffix);
-  v = get("MEMPOOL_LOG");
-  if (v && *v) {
-    if (v[1] || v[0] < '0' || v[0] > '3')
-      return fail(err, errlen, "MEMPOOL_LOG='%.60s' must be 0, 1, 2 or 3%s", v, suffix);
-    cfg->log_level = v[0] - '0';
-  }
-  v = get("MEMPOOL_LOG_FILE");
-  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_LOG_FILE", MP_VALUE_MAX_STR);
-  if (v && *v) cfg->log_path = v;
-  v = get("MEMPOOL_STATS");
-  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_STATS", MP_VALUE_MAX_STR);
-  if (v && *v && strcmp(v, "0")) {
-    if (!strcmp(v, "1"))
-      cfg->stats = MP_STATS_STDERR;
-    else {
-      cfg->stats = MP_STATS_PATH;
-      cfg->stats_path = v;
+  err[0] = '\0';
+  for (int i = 0; i < V_COUNT; i++) {
+    v[i] = get(var_name[i]);
+    if (v[i] && strnlen(v[i], MP_VALUE_MAX + 1) > MP_VALUE_MAX) { /* cut by the reader, or too long for a path */
+      note(err, errlen, "%s is longer than %s bytes", var_name[i], MP_VALUE_MAX_STR);
+      v[i] = NULL;
     }
   }
-  v = get("MEMPOOL_STATS_FORMAT");
-  if (v && *v) {
-    if (!strcmp(v, "json"))
-      cfg->stats_format = MP_STATS_JSON;
-    else if (strcmp(v, "text"))
-      return fail(err, errlen, "MEMPOOL_STATS_FORMAT='%.60s' must be text or json%s", v, suffix);
-  }
-  v = get("MEMPOOL_MAP");
-  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_MAP", MP_VALUE_MAX_STR);
-  if (v && *v) cfg->map_path = v;
-
-  v = get("MEMPOOL_DEVICE");
-  if (v) {
-    if (!*v) return fail(err, errlen, "%s is empty%s", "MEMPOOL_DEVICE", suffix);
-    if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_DEVICE", MP_VALUE_MAX_STR);
-    cfg->device = v;
-  }
-  static const char *const names[2] = {"MEMPOOL_BASE", "MEMPOOL_HIGH"};
-  uint64_t *dst[2] = {&cfg->base, &cfg->high};
-  for (int i = 0; i < 2; i++) {
-    v = get(names[i]);
-    if (v && mp_parse_u64(v, dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%.60s' is not a hex (0x...) or decimal number%s", names[i], v, suffix);
-      return fail(err, errlen, "%s", why, "");
-    }
-  }
-  static const char *const size_names[2] = {"MEMPOOL_MIN_SIZE", "MEMPOOL_MAX_SIZE"};
-  uint64_t *size_dst[2] = {&cfg->policy.min_size, &cfg->policy.max_size};
-  for (int i = 0; i < 2; i++) {
-    v = get(size_names[i]);
-    if (v && mp_parse_size(v, size_dst[i]) != 0) {
-      mp_format(why, sizeof why, "%s='%.60s' is not a size (a number with an optional K, M or G)%s", size_names[i], v,
-                suffix);
-      return fail(err, errlen, "%s", why, "");
-    }
-  }
-  if (cfg->policy.max_size == 0) cfg->policy.max_size = UINT64_MAX; /* 0: no limit, as unset */
-  if (cfg->policy.min_size > cfg->policy.max_size) {
-    mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%lu) is above MEMPOOL_MAX_SIZE (%lu)%s",
-              (unsigned long)cfg->policy.min_size, (unsigned long)cfg->policy.max_size, suffix);
-    return -1;
-  }
-  v = get("MEMPOOL_CHECK");
-  if (parse_bool(v, false, &cfg->policy.check) != 0)
-    return fail(err, errlen, "MEMPOOL_CHECK='%.60s' must be 0 or 1%s", v, suffix);
-  v = get("MEMPOOL_SYNC");
-  if (parse_bool(v, true, &cfg->sync) != 0)
-    return fail(err, errlen, "MEMPOOL_SYNC='%.60s' must be 0 or 1%s", v, suffix);
-  v = get("MEMPOOL_SHARE");
-  if (parse_bool(v, true, &cfg->share) != 0)
-    return fail(err, errlen, "MEMPOOL_SHARE='%.60s' must be 0 or 1%s", v, suffix);
-  v = get("MEMPOOL_SYSFS_ROOT");
-  if (too_long(v)) return fail(err, errlen, "%s is longer than %s bytes", "MEMPOOL_SYSFS_ROOT", MP_VALUE_MAX_STR);
-  if (v && *v) cfg->sysfs_root = v;
-  v = get("MEMPOOL_CHUNK");
-  if (v && *v) {
-    uint64_t c;
-    if (mp_parse_size(v, &c) != 0 || c < MP_CHUNK_MIN || c > MP_CHUNK_MAX || (c & (c - 1)))
-      return fail(err, errlen, "MEMPOOL_CHUNK='%.60s' must be a power of two from 64K to 1G%s", v, suffix);
-    cfg->chunk = c;
-  }
-
+  parse_outputs(cfg, v, err, errlen);
+  parse_numbers(cfg, v, err, errlen);
+  if (err[0]) return -1;
   return mp_check_window(cfg->base, cfg->high, "MEMPOOL_BASE", "MEMPOOL_HIGH", err, errlen);
 }

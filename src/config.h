@@ -11,10 +11,12 @@
 /* Where variables come from: secure_getenv in the interposer, a table in tests. */
 typedef const char *(*mp_getenv_fn)(const char *name);
 
-/* Fills cfg from the environment. Returns 0 when the pool may be used, -1
- * otherwise with a one-line reason (without the "mempool: " prefix) in err.
- * Statistics, logging and MEMPOOL_STRICT are filled in even when the pool
- * settings are bad (they say what to do about it). */
+/* Fills cfg from the environment, reading each variable once. Returns 0
+ * when the pool may be used, -1 otherwise with the first problem found, one
+ * line without the "mempool: " prefix, in err. Every value that parses is
+ * filled in even then (logging, MEMPOOL_STRICT and the device say what to
+ * do about it and where not to write); a refused one keeps its default. A
+ * value longer than MP_VALUE_MAX (the reader may have cut it) is refused. */
 int mp_config_load(mp_config *cfg, mp_getenv_fn get, char *err, size_t errlen);
 
 /* The window [base, high] (inclusive): high above base, base 4096-aligned,

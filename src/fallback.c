@@ -3,6 +3,10 @@
 
 #include <jemalloc/jemalloc.h>
 
+#include <string.h>
+
+#include "msg.h"
+
 static mp_fallback_stats counters;
 
 static inline void count(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
@@ -40,3 +44,17 @@ void mp_fallback_get_stats(mp_fallback_stats *out) {
   out->frees = __atomic_load_n(&counters.frees, __ATOMIC_RELAXED);
   out->bytes_total = __atomic_load_n(&counters.bytes_total, __ATOMIC_RELAXED);
 }
+
+static void jemalloc_message(void *opaque, const char *s) {
+  (void)opaque;
+  char line[400];
+  while (s && *s) {
+    size_t n = strcspn(s, "\n"), k = n < sizeof line - 1 ? n : sizeof line - 1;
+    memcpy(line, s, k);
+    line[k] = '\0';
+    if (k) mp_msg_stderr("jemalloc: %s", line);
+    s += n + (s[n] == '\n');
+  }
+}
+
+void mp_fallback_route_messages(void) { malloc_message = jemalloc_message; }

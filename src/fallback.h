@@ -20,4 +20,10 @@ typedef struct mp_fallback_stats {
 } mp_fallback_stats;
 void mp_fallback_get_stats(mp_fallback_stats *out);
 
+/* jemalloc's later messages (its warnings) go out as "mempool: jemalloc:"
+ * lines, escaped and under the stderr rule, one per line of its text. What
+ * jemalloc says while it loads (a bad MALLOC_CONF) comes before any code
+ * of ours runs and is written by jemalloc itself. */
+void mp_fallback_route_messages(void);
+
 #endif

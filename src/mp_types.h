@@ -127,6 +127,9 @@ typedef struct mp_ranges {
 
 /* Visitor for range walks: start and size in granules. */
 typedef void (*mp_range_fn)(void *ctx, uint32_t start, uint32_t size, bool in_use);
+/* An extent of the region in bytes (offsets from its start): what a copy
+ * of it must carry (region.h). */
+typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 
 /* ---- small objects: spans and thread caches ----------------------------- */
 

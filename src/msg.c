@@ -18,25 +18,39 @@
  * characters, DEL, bytes >= 0x80 and the backslash become \xNN, so a value
  * can neither end a line, forge one nor reach the terminal as an escape
  * sequence, and a reader can undo it exactly. */
+static inline bool plain(unsigned char c, bool escape) { return !escape || (c >= 0x20 && c < 0x7f && c != '\\'); }
+static inline size_t width(unsigned char c, bool escape) { return plain(c, escape) ? 1 : 4; }
+
+/* An escape that does not fit ends the text (no byte vanishes silently
+ * from the middle): the result is a prefix. */
 static size_t put_byte(char *buf, size_t pos, size_t len, unsigned char c, bool escape) {
   static const char hex[] = "0123456789abcdef";
-  if (!escape || (c >= 0x20 && c < 0x7f && c != '\\')) {
+  if (plain(c, escape)) {
     buf[pos++] = (char)c;
   } else if (pos + 4 < len) {
     const char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
     for (int i = 0; i < 4; i++) buf[pos++] = esc[i];
+  } else {
+    pos = len - 1;
   }
   return pos;
 }
 
-/* A %s argument; with a precision, one longer than it keeps its start and
- * its end around "..." (the reason after a long path stays in the line). */
+/* A %s argument; with a precision, one wider than it (as it will be
+ * written to a reader, escapes counted, even when formatted raw into a
+ * reason that is printed later) keeps its start and its end around "...":
+ * the reason after a long path stays in the line. */
 static size_t put_str(char *buf, size_t pos, size_t len, const char *s, size_t max, bool escape) {
   if (!s) s = "(null)";
-  size_t n = strlen(s), head = n, tail_from = n;
-  if (n > max && max >= 8) {
-    head = (max - 3) / 2;
-    tail_from = n - (max - 3 - head);
+  size_t n = strlen(s), head = n, tail_from = n, w = 0;
+  for (size_t i = 0; max != SIZE_MAX && i < n; i++) w += width((unsigned char)s[i], true);
+  if (max != SIZE_MAX && w > max && max >= 8) {
+    size_t budget = (max - 3) / 2, used = 0;
+    for (head = 0; head < n && used + width((unsigned char)s[head], true) <= budget; head++)
+      used += width((unsigned char)s[head], true);
+    budget = max - 3 - used;
+    for (used = 0; tail_from > head && used + width((unsigned char)s[tail_from - 1], true) <= budget; tail_from--)
+      used += width((unsigned char)s[tail_from - 1], true);
   }
   for (size_t i = 0; i < head && pos + 1 < len; i++) pos = put_byte(buf, pos, len, (unsigned char)s[i], escape);
   if (tail_from < n) {
@@ -137,27 +151,19 @@ static void write_all(int fd, const char *p, size_t n) {
 int mp_log_level = MP_LOG_PROBLEM;
 static mp_outfile g_log = {.fd = -1}; /* MEMPOOL_LOG_FILE; closed: stderr */
 static mp_file_id g_stderr_at_start;
+static bool g_stderr_known;
 
-void mp_msg_remember_stderr(void) {
+/* At load (a constructor: the API library has no initialization of its
+ * own) or at the interposer's initialization, whichever comes first. */
+__attribute__((constructor)) void mp_msg_remember_stderr(void) {
   struct stat st;
   int saved = errno;
-  if (fstat(2, &st) == 0) g_stderr_at_start = (mp_file_id){st.st_dev, st.st_ino};
+  if (!__atomic_exchange_n(&g_stderr_known, true, __ATOMIC_ACQ_REL) && fstat(2, &st) == 0)
+    g_stderr_at_start = (mp_file_id){st.st_dev, st.st_ino};
   errno = saved;
 }
 
-/* Descriptor 2 is written while it is what it was at start, or what a
- * program puts there for diagnostics (a terminal, pipe, socket, /dev/null,
- * or a file opened write-only for appending). A daemon that closed 2 and
- * got its own data file (O_RDWR, or written in place) on that number never
- * gets a line in it. */
-static bool stderr_usable(void) {
-  struct stat st;
-  if (fstat(2, &st) != 0) return false;
-  if (st.st_dev == g_stderr_at_start.dev && st.st_ino == g_stderr_at_start.ino) return true;
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) return true;
-  int fl = fcntl(2, F_GETFL);
-  return fl >= 0 && (fl & O_ACCMODE) == O_WRONLY && (fl & O_APPEND);
-}
+bool mp_msg_stderr_usable(void) { return mp_outfile_fd_is_diagnostic(2, g_stderr_at_start); }
 
 /* "mempool: <formatted, escaped>\n" to the log file (to_log) or fd 2, in one
  * write(2), with cancellation off (malloc is not a cancellation point). */
@@ -169,7 +175,7 @@ static void vmsg(bool to_log, const char *fmt, va_list ap) {
   buf[n++] = '\n';
   if (to_log && g_log.fd >= 0)
     mp_outfile_write(&g_log, buf, n);
-  else if (stderr_usable())
+  else if (mp_msg_stderr_usable())
     write_all(2, buf, n);
   mp_nocancel_end(cancel);
   errno = saved;
@@ -182,11 +188,20 @@ void mp_msg_stderr(const char *fmt, ...) {
   va_end(ap);
 }
 
-void mp_log_setup(int level, const char *path) {
+/* A relative path is made absolute now: a re-open after the program took
+ * the descriptor over must not follow a chdir. */
+static char g_log_path[2 * 4096 + 2];
+
+void mp_log_setup(int level, const char *path, mp_file_id region) {
   mp_log_level = level;
   if (!path || level == 0) return;
+  if (path[0] != '/' && getcwd(g_log_path, 4097)) {
+    size_t n = strlen(g_log_path);
+    mp_format(g_log_path + n, sizeof g_log_path - n, "/%s", path);
+    path = g_log_path;
+  }
   char err[320];
-  if (mp_outfile_open(&g_log, "MEMPOOL_LOG_FILE", path, true, (mp_file_id){0, 0}, err, sizeof err) != 0)
+  if (mp_outfile_open(&g_log, "MEMPOOL_LOG_FILE", path, true, region, err, sizeof err) != 0)
     mp_msg_stderr("%s; logging to stderr", err);
 }
 

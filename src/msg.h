@@ -13,6 +13,7 @@
 #define MP_MSG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "outfile.h"
@@ -33,11 +34,14 @@ void mp_msg_stderr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * written to stderr. */
 enum { MP_LOG_PROBLEM = 1, MP_LOG_INFO = 2, MP_LOG_DEBUG = 3 };
 extern int mp_log_level;
-/* Notes what descriptor 2 is at initialization (see mp_msg_stderr). */
+/* Notes what descriptor 2 is at start (see mp_msg_stderr); runs at load
+ * and at the interposer's initialization, whichever is first. */
 void mp_msg_remember_stderr(void);
-/* Opens MEMPOOL_LOG_FILE (outfile.h's checks; a refusal is one line on
- * stderr, and messages then go there). */
-void mp_log_setup(int level, const char *path);
+/* Whether descriptor 2 may be written (outfile.h: a diagnostics stream). */
+bool mp_msg_stderr_usable(void);
+/* Opens MEMPOOL_LOG_FILE (outfile.h's checks, never the region's file; a
+ * refusal is one line on stderr, and messages then go there). */
+void mp_log_setup(int level, const char *path, mp_file_id region);
 /* Once the region is open: a log file that is the region's file is closed
  * (one line), messages go to stderr. */
 void mp_log_avoid(mp_file_id region);

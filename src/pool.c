@@ -269,23 +269,11 @@ void mp_pool_fork_parent(mp_pool *p) {
   mp_small_fork_parent(p);
 }
 
-struct copy_ctx {
-  mp_pool *pool;
-  uintptr_t dst;
-};
-
-static void copy_one(void *vctx, uint32_t start, uint32_t size, bool in_use) {
-  struct copy_ctx *c = vctx;
-  /* Free ranges hold nothing, except MEMPOOL_CHECK's freed-block pattern. */
-  if (!in_use && !c->pool->policy.check) return;
-  size_t off = (size_t)start << MP_GRANULE_SHIFT;
-  memcpy((void *)(c->dst + off), (const void *)(c->pool->region.base + off), (size_t)size << MP_GRANULE_SHIFT);
-}
-
-static void copy_in_use(void *vctx, uintptr_t dst) {
-  struct copy_ctx *c = vctx;
-  c->dst = dst;
-  mp_ranges_walk(&c->pool->ranges, copy_one, c);
+/* What an exclusive window's private copy carries: the blocks in use, and
+ * the free ranges too under MEMPOOL_CHECK (their freed-block pattern). */
+static void window_live(void *vctx, mp_bytes_fn emit, void *state) {
+  mp_pool *p = vctx;
+  mp_ranges_walk_bytes(&p->ranges, 0, p->ranges.granules, p->policy.check, emit, state);
 }
 
 /* A fork child without memory for its copy must still run, typically to
@@ -305,8 +293,7 @@ int mp_pool_fork_child(mp_pool *p) {
   int rc = 0;
   if (p->region.shared) {
     if (p->chunks.fixed) {
-      struct copy_ctx c = {p, 0};
-      rc = mp_region_privatize(&p->region, copy_in_use, &c);
+      rc = mp_region_privatize(&p->region, window_live, p);
     } else {
       rc = mp_chunks_fork_child(p);
       mp_small_fork_purge(p); /* spans of inherited chunks serve nothing new */

@@ -431,6 +431,22 @@ void mp_ranges_walk_in(const mp_ranges *r, uint32_t g0, uint32_t g1, mp_range_fn
   }
 }
 
+struct bytes_walk {
+  bool with_free;
+  mp_bytes_fn fn;
+  void *ctx;
+};
+
+static void to_bytes(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct bytes_walk *w = vctx;
+  if (in_use || w->with_free) w->fn(w->ctx, (size_t)start << MP_GRANULE_SHIFT, (size_t)size << MP_GRANULE_SHIFT);
+}
+
+void mp_ranges_walk_bytes(const mp_ranges *r, uint32_t g0, uint32_t g1, bool with_free, mp_bytes_fn fn, void *ctx) {
+  struct bytes_walk w = {with_free, fn, ctx};
+  mp_ranges_walk_in(r, g0, g1, to_bytes, &w);
+}
+
 enum mp_range_kind mp_ranges_kind_at(const mp_ranges *r, uint32_t g, mp_extent *range) {
   uint32_t s = (uint32_t)mp_bitmap_prev_set(&r->starts, g);
   uint32_t i = bucket_find(r, s);

@@ -95,6 +95,9 @@ uint32_t mp_ranges_largest_free(const mp_ranges *r);
 void mp_ranges_walk(const mp_ranges *r, mp_range_fn fn, void *ctx);
 /* The same for the ranges overlapping [g0, g1), each clipped to it. */
 void mp_ranges_walk_in(const mp_ranges *r, uint32_t g0, uint32_t g1, mp_range_fn fn, void *ctx);
+/* fn(ctx, byte offset, byte length) for every in-use range overlapping
+ * [g0, g1), clipped to it, and for the free ones too when with_free. */
+void mp_ranges_walk_bytes(const mp_ranges *r, uint32_t g0, uint32_t g1, bool with_free, mp_bytes_fn fn, void *ctx);
 /* Bytes of metadata touched so far (bitmaps + live node arena). */
 size_t mp_ranges_meta_bytes(const mp_ranges *r);
 

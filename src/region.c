@@ -356,35 +356,74 @@ void mp_region_release(mp_region *r, size_t off, size_t len) {
   errno = saved;
 }
 
-/* Without memory for a second copy (RLIMIT_AS, vm.overcommit_memory=2):
- * the range is replaced in place by anonymous memory (which costs no
- * address space) and filled by reading the device. Where the device cannot
- * be read (device dax), the parent's mapping comes back read-only. */
-static int copy_in_place(mp_region *r, size_t off, size_t len) {
+struct copy_state {
+  uintptr_t src, dst; /* region offset x is at src + x, goes to dst + x */
+  size_t lo, hi;      /* live bounds (populate) */
+  int fd;             /* in place: the device */
+  uint64_t dev_offset;
+  int rc;
+};
+
+static void bound_extent(void *v, size_t off, size_t len) {
+  struct copy_state *c = v;
+  if (off < c->lo) c->lo = off;
+  if (off + len > c->hi) c->hi = off + len;
+}
+
+static void copy_extent(void *v, size_t off, size_t len) {
+  struct copy_state *c = v;
+  memcpy((void *)(c->dst + off), (const void *)(c->src + off), len);
+}
+
+static void read_extent(void *v, size_t off, size_t len) {
+  struct copy_state *c = v;
+  for (size_t done = 0; done < len && c->rc == 0;) {
+    ssize_t n = pread(c->fd, (char *)(c->dst + off + done), len - done, (off_t)(c->dev_offset + off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) c->rc = n < 0 ? -errno : -EIO;
+    done += n > 0 ? (size_t)n : 0;
+  }
+}
+
+/* Faults one page at a time cost more than the copy (the child has no page
+ * table entries for the parent's shared pages): both sides of the live
+ * part are populated in one call each first (ignored where unsupported). */
+static void populate(uintptr_t src, uintptr_t dst, size_t lo, size_t hi) {
+  size_t pg = page_size();
+  lo &= ~(pg - 1);
+  hi = (hi + pg - 1) & ~(pg - 1);
+  madvise((void *)(src + lo), hi - lo, MADV_POPULATE_READ);
+  madvise((void *)(dst + lo), hi - lo, MADV_POPULATE_WRITE);
+}
+
+/* Without memory for a second copy: the range becomes anonymous memory in
+ * place (no address space more) and its live extents are read from the
+ * device. Where that fails (no memory at all, a device without read such
+ * as device dax) the parent's mapping comes back, read-only. */
+static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
   int fd = open_same(r);
   if (fd < 0) return -errno;
   char *at = (char *)(r->base + off);
-  int rc = 0;
-  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
-    rc = -errno;
-  } else {
-    for (size_t done = 0; done < len && rc == 0;) {
-      ssize_t n = pread(fd, at + done, len - done, (off_t)(r->dev_offset + off + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) rc = n < 0 ? -errno : -EIO;
-      done += n > 0 ? (size_t)n : 0;
-    }
-  }
-  if (rc != 0) /* a failed MAP_FIXED may have unmapped the original too */
-    mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off));
+  struct copy_state c = {.dst = r->base, .fd = fd, .dev_offset = r->dev_offset};
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+    c.rc = -errno;
+  else
+    live(ctx, read_extent, &c);
+  /* A failed MAP_FIXED may have unmapped the original too: map it back. */
+  if (c.rc != 0 && mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off)) == MAP_FAILED)
+    mp_fatal("fork: the child lost its copy of %lu bytes of the region at %#lx and cannot map them back: %s", UL(len),
+             UL(off), mp_strerror(errno));
   close(fd);
-  return rc;
+  return c.rc;
 }
 
-int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx) {
+int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
   char *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (tmp == MAP_FAILED) return errno == ENOMEM ? copy_in_place(r, off, len) : -errno;
-  copy(ctx, (uintptr_t)tmp - off); /* the copy's addresses: region offsets */
+  if (tmp == MAP_FAILED) return errno == ENOMEM ? copy_in_place(r, off, len, live, ctx) : -errno;
+  struct copy_state c = {.src = r->base, .dst = (uintptr_t)tmp - off, .lo = SIZE_MAX};
+  live(ctx, bound_extent, &c);
+  if (c.lo < c.hi) populate(c.src, c.dst, c.lo, c.hi);
+  live(ctx, copy_extent, &c);
   if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(r->base + off)) == MAP_FAILED) {
     int e = errno;
     munmap(tmp, len);
@@ -393,9 +432,9 @@ int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy
   return 0;
 }
 
-int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx) {
+int mp_region_privatize(mp_region *r, mp_live_fn live, void *ctx) {
   if (!r->shared) return 0;
-  int rc = mp_region_copy_private(r, 0, r->map_len, copy_ranges, ctx);
+  int rc = mp_region_copy_private(r, 0, r->map_len, live, ctx);
   if (rc != 0) return rc;
   r->shared = false;
   return 0;

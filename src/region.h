@@ -36,18 +36,23 @@ int mp_region_claim(mp_region *r, size_t off, size_t len, size_t *busy_end);
 /* Unmaps a claimed range (addresses stay reserved): its lock goes with its
  * open file description. Claim and release ranges alike (one chunk each). */
 void mp_region_release(mp_region *r, size_t off, size_t len);
-/* Replaces [off, off+len) by private anonymous memory holding what copy()
- * writes: copy(ctx, dst) writes region offset x at dst + x. Without memory
- * for the copy beside the original (ENOMEM: RLIMIT_AS, strict overcommit),
- * the range is replaced in place and read back from the device with pread
- * (no address space more; what the parent wrote after fork may show, as in
- * any copy taken after fork). 0 or -errno (then the range is the parent's,
- * read-only). O(len) bytes copied. */
-typedef void (*mp_copy_fn)(void *ctx, uintptr_t dst_base);
-int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_copy_fn copy, void *ctx);
+/* What a private copy must carry: live(ctx, emit, state) calls emit(state,
+ * off, len) for every extent holding data (region offsets, ascending). */
+typedef void (*mp_live_fn)(void *ctx, mp_bytes_fn emit, void *state);
+
+/* Replaces [off, off+len) by private anonymous memory holding the bytes
+ * live() names; the rest of the range reads as zeros. A second mapping is
+ * filled and moved over the range; without memory for it (ENOMEM:
+ * RLIMIT_AS, strict overcommit) the range is replaced in place and the
+ * live extents are read back from the device with pread (no address space
+ * more; what the parent wrote after fork may show, as in any copy taken
+ * after fork). 0, or -errno: the range is then the parent's, read-only (a
+ * child that cannot even get that back is stopped: mp_fatal). O(live
+ * bytes) copied. */
+int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx);
 
 /* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
-int mp_region_privatize(mp_region *r, mp_copy_fn copy_ranges, void *ctx);
+int mp_region_privatize(mp_region *r, mp_live_fn live, void *ctx);
 
 static inline bool mp_region_contains(const mp_region *r, const void *p) { return (uintptr_t)p - r->base < r->size; }
 

@@ -80,8 +80,7 @@ static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb
                 UL(fb->frees), UL(fb->bytes_total));
 }
 
-void mp_stats_report(mp_outfile *f, mp_pool *pool, enum mp_stats_format format) {
-  int cancel = mp_nocancel_begin(); /* a cancelled thread never leaves half a report */
+static void report(mp_outfile *f, mp_pool *pool, enum mp_stats_format format) {
   mp_fallback_stats fb;
   mp_fallback_get_stats(&fb);
   mp_outbuf o = {.file = f};
@@ -90,14 +89,22 @@ void mp_stats_report(mp_outfile *f, mp_pool *pool, enum mp_stats_format format) 
   else
     report_text(&o, pool, &fb);
   mp_out_flush(&o);
+}
+
+void mp_stats_report(mp_outfile *f, mp_pool *pool, enum mp_stats_format format) {
+  int cancel = mp_nocancel_begin(); /* a cancelled thread never leaves half a report */
+  report(f, pool, format);
   mp_nocancel_end(cancel);
 }
 
 void mp_stats_report_stderr(mp_pool *pool, enum mp_stats_format format) {
+  int cancel = mp_nocancel_begin();
   mp_outfile f;
-  if (mp_outfile_dup(&f, "stderr", 2) != 0) return;
-  mp_stats_report(&f, pool, format);
-  mp_outfile_close(&f);
+  if (mp_msg_stderr_usable() && mp_outfile_dup(&f, "stderr", 2) == 0) {
+    report(&f, pool, format);
+    mp_outfile_close(&f);
+  }
+  mp_nocancel_end(cancel);
 }
 
 static mp_outfile g_kept_stderr = {.fd = -1};

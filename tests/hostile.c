@@ -7,13 +7,20 @@
  *   title        main overwrites its whole environment block (as
  *                setproctitle does), then allocates: the shell checks the
  *                statistics still reach MEMPOOL_STATS with the device name
+ *   cancel-stats malloc_stats() with a pending cancel: no cancellation point
  *   spill N      allocates and frees N blocks of 1 MiB (log lines at level 3)
+ *   api-trap     (built as hostile_api, linked with libmempool_api.so, not
+ *                preloaded) a double free in an anon pool: the trap's line
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include "preload_util.h"
+#ifdef HOSTILE_API
+#include "mempool.h"
+#endif
 
 extern char **environ;
 static void *volatile sink;
@@ -42,6 +49,15 @@ static void *cancel_log(void *arg) {
   pthread_cancel(pthread_self());
   sink = malloc(256 << 20); /* larger than the region: a level-3 line */
   free(sink);
+  returned = 1;
+  pthread_testcancel();
+  return NULL;
+}
+
+static void *cancel_stats(void *arg) {
+  (void)arg;
+  pthread_cancel(pthread_self());
+  malloc_stats();
   returned = 1;
   pthread_testcancel();
   return NULL;
@@ -82,11 +98,24 @@ int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (!strcmp(mode, "cancel-fork")) return run_thread(cancel_fork);
   if (!strcmp(mode, "cancel-log")) return run_thread(cancel_log);
+  if (!strcmp(mode, "cancel-stats")) return run_thread(cancel_stats);
   if (!strcmp(mode, "title")) return title();
+#ifdef HOSTILE_API
+  if (!strcmp(mode, "api-trap")) {
+    struct mempool_params prm = {.device = "anon", .base = 0, .high = 0xFFFFFF};
+    char err[256];
+    mempool_t *pool = mempool_create(&prm, err, sizeof err);
+    if (!pool) return 3;
+    void *p = mempool_alloc(pool, 100);
+    mempool_free(pool, p);
+    mempool_free(pool, p); /* the trap: one line, SIGABRT */
+    return 4;
+  }
+#endif
   if (!strcmp(mode, "spill")) {
     for (int i = 0, n = argc > 2 ? atoi(argv[2]) : 1; i < n; i++) free(sink = malloc(1 << 20));
     return 0;
   }
-  fprintf(stderr, "usage: hostile cancel-fork|cancel-log|title|spill N\n");
+  fprintf(stderr, "usage: hostile cancel-fork|cancel-log|cancel-stats|title|spill N|api-trap\n");
   return 2;
 }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "msg.h"
+#include "outfile.h"
 #include "pool.h"
 #include "region.h"
 
@@ -172,7 +173,9 @@ START_TEST(too_long_values) {
   static char longv[MP_VALUE_MAX + 2];
   memset(longv, 'a', sizeof longv - 1);
   longv[0] = '/';
-  const char *names[] = {"MEMPOOL_DEVICE", "MEMPOOL_STATS", "MEMPOOL_MAP", "MEMPOOL_LOG_FILE", "MEMPOOL_SYSFS_ROOT"};
+  const char *names[] = {
+      "MEMPOOL_DEVICE",     "MEMPOOL_STATS", "MEMPOOL_MAP", "MEMPOOL_LOG_FILE",
+      "MEMPOOL_SYSFS_ROOT", "MEMPOOL_BASE"}; /* a number cut by the reader would be another address */
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     mp_config c;
     char err[320], want[64];
@@ -210,6 +213,14 @@ START_TEST(strict_before_everything) {
   const char *env[] = {"MEMPOOL_LOG", "9", "MEMPOOL_STRICT", "1", NULL};
   ck_assert_int_eq(load(env, &c, err), -1);
   ck_assert(c.policy.strict);
+  /* ... and a bad MEMPOOL_STRICT keeps MEMPOOL_LOG, its file and the device. */
+  const char *env2[] = {"MEMPOOL_STRICT", "yes",      "MEMPOOL_LOG", "0", "MEMPOOL_LOG_FILE", "/tmp/lf",
+                        "MEMPOOL_DEVICE", "/tmp/dev", NULL};
+  ck_assert_int_eq(load(env2, &c, err), -1);
+  ck_assert_int_eq(c.log_level, 0);
+  ck_assert_str_eq(c.log_path, "/tmp/lf");
+  ck_assert_str_eq(c.device, "/tmp/dev");
+  ck_assert_msg(strstr(err, "MEMPOOL_STRICT='yes' must be 0 or 1"), "%s", err);
 }
 END_TEST
 
@@ -227,6 +238,30 @@ START_TEST(number_conventions) {
   ck_assert_int_eq(load(env, &c, err), 0);
   ck_assert_uint_eq(c.policy.min_size, 1);
   ck_assert_uint_eq(c.policy.max_size, UINT64_MAX);
+}
+END_TEST
+
+/* Which descriptors get a message (outfile.h): diagnostics streams only. */
+START_TEST(diagnostic_descriptors) {
+  char path[] = "/dev/shm/diag-XXXXXX";
+  int tmpfd = mkstemp(path);
+  ck_assert_int_ge(tmpfd, 0);
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  int rdwr = open(path, O_RDWR), app = open(path, O_WRONLY | O_APPEND), wr = open(path, O_WRONLY);
+  int nul = open("/dev/null", O_WRONLY), dev = open("/dev/urandom", O_RDWR);
+  mp_file_id none = {0, 0}, start = mp_file_id_of(path);
+  ck_assert(mp_outfile_fd_is_diagnostic(p[1], none));
+  ck_assert(mp_outfile_fd_is_diagnostic(nul, none));
+  ck_assert(mp_outfile_fd_is_diagnostic(app, none));
+  ck_assert(!mp_outfile_fd_is_diagnostic(rdwr, none)); /* a data file the program opened on 2 */
+  ck_assert(!mp_outfile_fd_is_diagnostic(wr, none));   /* written in place, not appended */
+  ck_assert(!mp_outfile_fd_is_diagnostic(dev, none));  /* a device: /dev/mem would be memory */
+  ck_assert(mp_outfile_fd_is_diagnostic(rdwr, start)); /* what stderr was at start */
+  ck_assert(!mp_outfile_fd_is_diagnostic(1000, none)); /* closed */
+  int fds[] = {tmpfd, p[0], p[1], rdwr, app, wr, nul, dev};
+  for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) close(fds[i]);
+  unlink(path);
 }
 END_TEST
 
@@ -450,6 +485,7 @@ int main(void) {
   tcase_add_test(tc, long_value_keeps_reason);
   tcase_add_test(tc, strict_before_everything);
   tcase_add_test(tc, number_conventions);
+  tcase_add_test(tc, diagnostic_descriptors);
   suite_add_tcase(s, tc);
   TCase *tr = tcase_create("region");
   tcase_add_test(tr, file_region_sparse_and_lazy);

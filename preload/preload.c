@@ -5,7 +5,7 @@
  * Initialization happens on the first call (which may come from the dynamic
  * loader or libstdc++ before any constructor runs). During it nothing
  * allocates; if something we call does (pthread_atfork may), the recursive
- * call sees t_in_init and is served by jemalloc.
+ * call sees t_not_pool and is served by jemalloc.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "fallback.h"
+#include "forkorder.h"
 #include "guard.h"
 #include "map.h"
 #include "msg.h"
@@ -33,7 +34,20 @@ static mp_pool *g_active; /* &g_pool once the region is usable, else NULL */
 static mp_config g_cfg;
 static int g_ready; /* set (release) once initialization is complete */
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread int t_in_init __attribute__((tls_model("initial-exec")));
+/* Nonzero while this thread's requests must not come from the pool: inside
+ * initialize() (a recursive call), and inside libc's stream constructors
+ * (stdio.c). Either way jemalloc serves them. */
+static __thread int t_not_pool __attribute__((tls_model("initial-exec")));
+
+/* This thread's view of the pool: NULL until its first request after
+ * initialization, and again while t_not_pool changes; then g_active. One
+ * thread-local load is the whole test on the fast path. */
+static __thread mp_pool *t_pool __attribute__((tls_model("initial-exec")));
+
+void mp_preload_not_pool(int delta) {
+  t_not_pool += delta;
+  t_pool = NULL; /* the next request looks again (pool_slow) */
+}
 
 /* The environment is read once, at initialization, and every value is
  * copied here: a program that rewrites its environment block to set its
@@ -57,22 +71,23 @@ static const char *env(const char *name) {
 }
 
 /* The pool the prepare handler locked (g_active may be published between
- * prepare and the other handlers by a concurrent first initialization). */
+ * prepare and the other handlers by a concurrent first initialization).
+ * The order of the locks: forkorder.h. */
 static mp_pool *g_forking;
-/* Cancellation is off from prepare to the parent and child handlers: a
- * pending cancel must not fire with the pool locks held. */
-static int g_fork_cancel_state;
+static mp_fork_state g_fork;
+static bool g_init_locked;
 
 static void fork_prepare(void) {
-  g_fork_cancel_state = mp_nocancel_begin();
-  pthread_mutex_lock(&g_init_lock); /* no child inherits an initialization in progress */
+  mp_fork_begin(&g_fork);
+  /* no child inherits an initialization in progress */
+  g_init_locked = (g_fork.single ? pthread_mutex_trylock(&g_init_lock) : pthread_mutex_lock(&g_init_lock)) == 0;
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
-  if (g_forking) mp_pool_fork_prepare(g_forking);
+  if (g_forking) mp_pool_fork_prepare(g_forking, g_fork.single);
 }
 static void fork_parent(void) {
   if (g_forking) mp_pool_fork_parent(g_forking);
-  pthread_mutex_unlock(&g_init_lock);
-  mp_nocancel_end(g_fork_cancel_state);
+  if (g_init_locked) pthread_mutex_unlock(&g_init_lock);
+  mp_fork_end_parent(&g_fork);
 }
 static void fork_child(void) {
   pthread_mutex_init(&g_init_lock, NULL);
@@ -82,11 +97,9 @@ static void fork_child(void) {
         "fork: no memory for the child's private copy of the pool (%s): the child allocates from jemalloc and "
         "the region is read-only in it",
         mp_strerror(-rc));
-  mp_nocancel_end(g_fork_cancel_state);
+  mp_fork_end_child(&g_fork);
 }
 
-/* The region's file, never written with a report: the pool's own when it
- * opened, else what MEMPOOL_DEVICE names (another process's live window). */
 static mp_file_id region_id(void) {
   if (__atomic_load_n(&g_active, __ATOMIC_ACQUIRE)) return (mp_file_id){g_pool.region.dev, g_pool.region.ino};
   return mp_file_id_of(g_cfg.device);
@@ -125,22 +138,27 @@ static void initialize(void) {
 }
 
 static __attribute__((noinline)) mp_pool *pool_slow(void) {
-  if (t_in_init) return NULL; /* a call from inside initialize(): jemalloc */
-  pthread_mutex_lock(&g_init_lock);
+  if (t_not_pool) return NULL; /* a call from inside initialize() or a stream constructor: jemalloc */
   if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
-    t_in_init = 1;
-    int cancel = mp_nocancel_begin(); /* open, close and write are cancellation points */
-    initialize();
-    mp_nocancel_end(cancel);
-    t_in_init = 0;
-    __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&g_init_lock);
+    if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
+      t_not_pool++;
+      int cancel = mp_nocancel_begin(); /* open, close and write are cancellation points */
+      initialize();
+      mp_nocancel_end(cancel);
+      t_not_pool--;
+      __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&g_init_lock);
   }
-  pthread_mutex_unlock(&g_init_lock);
-  return g_active;
+  mp_pool *p = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
+  t_pool = p; /* NULL (no pool in use): every request comes here, and goes to jemalloc */
+  return p;
 }
 
 static inline mp_pool *pool(void) {
-  if (likely(__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE))) return g_active;
+  mp_pool *p = t_pool;
+  if (likely(p != NULL)) return p;
   return pool_slow();
 }
 

@@ -4,4 +4,7 @@
 #include "mp_types.h"
 mp_pool *mp_preload_pool(void);        /* initializes on first use */
 mp_pool *mp_preload_owner_pool(void);  /* for frees: no initialization */
+/* +1 / -1: this thread's requests go to jemalloc while the count is above 0
+ * (stdio.c: the FILE objects libc makes). */
+void mp_preload_not_pool(int delta);
 #endif

@@ -18,7 +18,7 @@
 
 #include "config.h"
 #include "msg.h"
-#include "nocancel.h"
+#include "forkorder.h"
 #include "pool.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -38,29 +38,33 @@ static int g_atfork_rc = -1;
 
 /* ---- fork: every pool's lock is held across fork; the child privatizes ---- */
 
-static int g_fork_cancel_state; /* cancellation off across fork (nocancel.h) */
+static mp_fork_state g_fork; /* the order of the locks: forkorder.h */
+static bool g_fork_locked;
 
 static void fork_prepare(void) {
-  g_fork_cancel_state = mp_nocancel_begin();
-  pthread_mutex_lock(&g_lock);
-  for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_prepare(&m->pool);
+  mp_fork_begin(&g_fork);
+  g_fork_locked = (g_fork.single ? pthread_mutex_trylock(&g_lock) : pthread_mutex_lock(&g_lock)) == 0;
+  /* without the list lock (fork interrupted a pool creation), no pool is touched */
+  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) mp_pool_fork_prepare(&m->pool, g_fork.single);
 }
 
 static void fork_parent(void) {
-  for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(&m->pool);
-  pthread_mutex_unlock(&g_lock);
-  mp_nocancel_end(g_fork_cancel_state);
+  if (g_fork_locked) {
+    for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(&m->pool);
+    pthread_mutex_unlock(&g_lock);
+  }
+  mp_fork_end_parent(&g_fork);
 }
 
 static void fork_child(void) {
-  for (mempool_t *m = g_pools; m; m = m->next) {
+  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) {
     int rc = mp_pool_fork_child(&m->pool);
     if (rc != 0) /* the pool is detached: NULL for every request, region read-only */
       mp_msg("fork: no memory for the child's private copy of pool %.160s %#lx (%s): it serves nothing in the child",
              m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
   }
   pthread_mutex_init(&g_lock, NULL);
-  mp_nocancel_end(g_fork_cancel_state);
+  mp_fork_end_child(&g_fork);
 }
 
 static void register_atfork(void) { g_atfork_rc = pthread_atfork(fork_prepare, fork_parent, fork_child); }

@@ -399,6 +399,27 @@ static void chunk_live(void *vctx, mp_bytes_fn emit, void *state) {
   mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, false, emit, state);
 }
 
+struct whole_chunk {
+  size_t off, len;
+};
+
+static void whole_chunk(void *vctx, mp_bytes_fn emit, void *state) {
+  struct whole_chunk *w = vctx;
+  emit(state, w->off, w->len);
+}
+
+int mp_chunks_fork_child_whole(mp_pool *p) {
+  mp_chunks *c = &p->chunks;
+  int rc = 0;
+  for (uint32_t k = 0; k < c->count; k++) {
+    if (c->state[k] != MP_CHUNK_HELD) continue;
+    struct whole_chunk w = {offset_of(c, k), bytes_of(p, k, 1)};
+    int e = mp_region_copy_private(&p->region, w.off, w.len, whole_chunk, &w);
+    if (e != 0) rc = e;
+  }
+  return rc;
+}
+
 int mp_chunks_fork_child(mp_pool *p) {
   mp_chunks *c = &p->chunks;
   int rc = 0;

@@ -255,6 +255,7 @@ typedef struct mp_pool {
   mp_stats stats;       /* range-level user blocks, under lock */
   mp_small small;       /* size-class spans and thread caches (optional) */
   int fork_pipe[2];     /* the parent waits until the child has its copy */
+  bool fork_locked;     /* prepare got every lock (not so: fork interrupted the pool) */
 } mp_pool;
 
 #endif

@@ -250,9 +250,12 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
  * A shared region is copied by the child; the parent waits (on a pipe) until
  * the copy is done, so that nothing the forking thread writes after fork()
  * returns can reach the child's copy. */
-void mp_pool_fork_prepare(mp_pool *p) {
-  mp_small_fork_prepare(p);
-  pthread_mutex_lock(&p->lock);
+void mp_pool_fork_prepare(mp_pool *p, bool single) {
+  p->fork_locked = mp_small_fork_prepare(p, single);
+  if (p->fork_locked && (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) != 0) {
+    mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
+    p->fork_locked = false;
+  }
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
   if (p->region.shared && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
 }
@@ -265,8 +268,14 @@ void mp_pool_fork_parent(mp_pool *p) {
     }
     close(p->fork_pipe[0]);
   }
+  if (!p->fork_locked) return;
   pthread_mutex_unlock(&p->lock);
   mp_small_fork_parent(p);
+}
+
+static void whole_window(void *vctx, mp_bytes_fn emit, void *state) {
+  mp_pool *p = vctx;
+  emit(state, 0, p->region.map_len);
 }
 
 /* What an exclusive window's private copy carries: the blocks in use, and
@@ -286,12 +295,28 @@ static void detach(mp_pool *p) {
   p->fast_small = false;
 }
 
+/* fork interrupted this process's only thread inside the pool (a fork in
+ * a signal handler): its metadata may be half-changed, so nothing is
+ * walked. What this process holds is copied whole, and the pool serves
+ * nothing more in the child (POSIX allows it only async-signal-safe calls
+ * before exec or _exit). */
+static int fork_child_interrupted(mp_pool *p) {
+  int rc = 0;
+  if (p->region.shared)
+    rc = p->chunks.fixed ? mp_region_privatize(&p->region, whole_window, p) : mp_chunks_fork_child_whole(p);
+  p->detached = true;
+  p->fast_small = false;
+  return rc;
+}
+
 int mp_pool_fork_child(mp_pool *p) {
   /* The child is single-threaded: the locks taken in prepare are re-made. */
   pthread_mutex_init(&p->lock, NULL);
   mp_small_fork_child(p);
   int rc = 0;
-  if (p->region.shared) {
+  if (!p->fork_locked) {
+    rc = fork_child_interrupted(p);
+  } else if (p->region.shared) {
     if (p->chunks.fixed) {
       rc = mp_region_privatize(&p->region, window_live, p);
     } else {

@@ -225,18 +225,26 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
          caches * sizeof(mp_tcache);
 }
 
-void mp_small_fork_prepare(mp_pool *p) {
-  if (!p->small.enabled) return;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_lock(&p->small.classes[c].lock);
-  pthread_mutex_lock(&p->small.tcache_lock);
+/* Class locks, then the thread-cache list lock (forkorder.h). single: only
+ * tried; on a refusal the ones taken are given back and false returned. */
+bool mp_small_fork_prepare(mp_pool *p, bool single) {
+  mp_small *sm = &p->small;
+  if (!sm->enabled) return true;
+  unsigned c = 0;
+  for (; c < MP_SMALL_CLASSES; c++)
+    if (single ? pthread_mutex_trylock(&sm->classes[c].lock) != 0 : pthread_mutex_lock(&sm->classes[c].lock) != 0)
+      break;
+  if (c == MP_SMALL_CLASSES &&
+      (single ? pthread_mutex_trylock(&sm->tcache_lock) == 0 : pthread_mutex_lock(&sm->tcache_lock) == 0))
+    return true;
+  while (c-- > 0) pthread_mutex_unlock(&sm->classes[c].lock);
+  return false;
 }
-
 void mp_small_fork_parent(mp_pool *p) {
   if (!p->small.enabled) return;
   pthread_mutex_unlock(&p->small.tcache_lock);
   for (unsigned c = MP_SMALL_CLASSES; c-- > 0;) pthread_mutex_unlock(&p->small.classes[c].lock);
 }
-
 void mp_small_fork_child(mp_pool *p) {
   if (!p->small.enabled) return;
   pthread_mutex_init(&p->small.tcache_lock, NULL);

@@ -77,7 +77,7 @@ static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned c
 /* Metadata bytes in use by spans and caches. */
 size_t mp_small_meta_bytes(const mp_pool *p);
 
-void mp_small_fork_prepare(mp_pool *p);
+bool mp_small_fork_prepare(mp_pool *p, bool single); /* forkorder.h */
 void mp_small_fork_parent(mp_pool *p);
 void mp_small_fork_child(mp_pool *p);
 /* In a fork child after the chunks: every thread cache is flushed, and the

@@ -240,7 +240,7 @@ START_TEST(fork_child_copies_and_claims_its_own) {
   char *old = mp_pool_alloc(&a, 1000, 16), *gone = mp_pool_alloc(&a, 200 << 10, 16);
   memset(old, 'P', 1000);
   memset(gone, 'G', 200 << 10);
-  mp_pool_fork_prepare(&a);
+  mp_pool_fork_prepare(&a, false);
   pid_t pid = fork();
   if (pid == 0) {
     int rc = mp_pool_fork_child(&a);
@@ -284,7 +284,7 @@ START_TEST(fork_child_never_reuses_inherited_small_objects) {
   ck_assert_int_eq(mp_pool_enable_small(&a), 0);
   static void *obj[100];
   for (int i = 0; i < 100; i++) ck_assert_ptr_nonnull(obj[i] = mp_pool_alloc(&a, 64, 16));
-  mp_pool_fork_prepare(&a);
+  mp_pool_fork_prepare(&a, false);
   pid_t pid = fork();
   if (pid == 0) {
     int bad = mp_pool_fork_child(&a) != 0;

@@ -4,10 +4,16 @@
  * that C programs need not load libstdc++.
  *
  * Failure follows the standard: call the new_handler while there is one,
- * then throw std::bad_alloc (nothrow variants return NULL). libstdc++ is
- * reached through weak references; a C++ caller always has it loaded.
+ * then throw std::bad_alloc. libstdc++ is reached through weak references;
+ * a C++ caller always has it loaded. A nothrow variant must return NULL
+ * also when the handler throws ([new.delete.single]), which C cannot catch:
+ * it is libstdc++'s own nothrow operator, whose try block calls the
+ * throwing operator, ours (libstdc++'s is found in libstdc++ itself, not
+ * through RTLD_NEXT, which could be jemalloc's). Without libstdc++ there is
+ * no handler to throw: NULL after the handlers, as before.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,25 +49,41 @@ static void *new_impl(size_t n, size_t align, bool nothrow) {
 
 static void delete_impl(void *p) { mp_free(mp_preload_owner_pool(), p); }
 
+/* libstdc++'s definition of a nothrow operator, or NULL (not loaded). */
+static void *libstdcxx(const char *name) {
+  void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  void *fn = h ? dlsym(h, name) : NULL;
+  if (h) dlclose(h);
+  return fn;
+}
+
+typedef void *(*nothrow_fn)(size_t, const void *);
+typedef void *(*nothrow_aligned_fn)(size_t, size_t, const void *);
+
+/* One slot per nothrow operator: resolved at its first call. */
+#define NOTHROW(slot, name) \
+  static void *slot;        \
+  if (!__atomic_load_n(&slot, __ATOMIC_ACQUIRE)) __atomic_store_n(&slot, libstdcxx(name), __ATOMIC_RELEASE)
+
 EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, false); }
 EXPORT void *_Znam(size_t n) { return new_impl(n, 0, false); }
 EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) {
-  (void)nt;
-  return new_impl(n, 0, true);
+  NOTHROW(real, "_ZnwmRKSt9nothrow_t");
+  return real ? ((nothrow_fn)real)(n, nt) : new_impl(n, 0, true);
 }
 EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) {
-  (void)nt;
-  return new_impl(n, 0, true);
+  NOTHROW(real, "_ZnamRKSt9nothrow_t");
+  return real ? ((nothrow_fn)real)(n, nt) : new_impl(n, 0, true);
 }
 EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
 EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
 EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) {
-  (void)nt;
-  return new_impl(n, a, true);
+  NOTHROW(real, "_ZnwmSt11align_val_tRKSt9nothrow_t");
+  return real ? ((nothrow_aligned_fn)real)(n, a, nt) : new_impl(n, a, true);
 }
 EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt) {
-  (void)nt;
-  return new_impl(n, a, true);
+  NOTHROW(real, "_ZnamSt11align_val_tRKSt9nothrow_t");
+  return real ? ((nothrow_aligned_fn)real)(n, a, nt) : new_impl(n, a, true);
 }
 
 EXPORT void _ZdlPv(void *p) { delete_impl(p); }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -213,6 +214,58 @@ EXPORT struct mallinfo mallinfo(void) {
 }
 
 EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); }
+
+/* C23 (glibc 2.43 declares them; older headers do not). */
+EXPORT void free_sized(void *p, size_t size) { mp_free_sized(owner_pool(), p, size, 0, "free_sized"); }
+EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
+  mp_free_sized(owner_pool(), p, size, align, "free_aligned_sized");
+}
+
+/* 1 when memory was given back: the pool's wholly free chunks (or an anon
+ * region's free pages); jemalloc purges its unused pages too (not counted). */
+EXPORT int malloc_trim(size_t pad) {
+  (void)pad; /* chunks go back whole: no pad to keep at a top */
+  mp_pool *p = pool();
+  bool gave = p && mp_pool_trim(p);
+  mp_fallback_trim();
+  return gave;
+}
+
+/* glibc's options tune glibc's heap, which does not serve this program:
+ * none has a meaning here, and each is refused (0), as glibc refuses an
+ * option it does not know. */
+EXPORT int mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 0;
+}
+
+/* glibc's XML shape: one heap (the pool: free ranges, held bytes, peak,
+ * window) and the totals, with jemalloc's requests as "mmap". */
+EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0) return EINVAL;
+  if (!fp) return EINVAL;
+  mp_pool *p = pool();
+  mp_pool_info in = {0};
+  if (p) mp_pool_get_info(p, &in);
+  mp_fallback_stats fb;
+  mp_fallback_get_stats(&fb);
+  char buf[1536];
+  unsigned long held = (unsigned long)(in.held_bytes + in.inherited_bytes), peak = (unsigned long)in.stats.region_peak;
+  mp_format(buf, sizeof buf,
+            "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%lu\" size=\"%lu\"/>\n"
+            "<system type=\"current\" size=\"%lu\"/>\n<system type=\"max\" size=\"%lu\"/>\n"
+            "<aspace type=\"total\" size=\"%lu\"/>\n<aspace type=\"mprotect\" size=\"%lu\"/>\n</heap>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%lu\" size=\"%lu\"/>\n"
+            "<total type=\"mmap\" count=\"%lu\" size=\"%lu\"/>\n"
+            "<system type=\"current\" size=\"%lu\"/>\n<system type=\"max\" size=\"%lu\"/>\n"
+            "<aspace type=\"total\" size=\"%lu\"/>\n<aspace type=\"mprotect\" size=\"%lu\"/>\n</malloc>\n",
+            (unsigned long)in.free_ranges, (unsigned long)in.free_bytes, held, peak, (unsigned long)in.region_bytes,
+            held, (unsigned long)in.free_ranges, (unsigned long)in.free_bytes, (unsigned long)(fb.allocs - fb.frees),
+            (unsigned long)fb.bytes_total, held, peak, (unsigned long)in.region_bytes, held);
+  return fputs(buf, fp) < 0 ? -1 : 0;
+}
 
 /* For the C++ operators (cxx_new.c). */
 mp_pool *mp_preload_pool(void) { return pool(); }

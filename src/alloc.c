@@ -101,6 +101,19 @@ void mp_free(mp_pool *p, void *ptr) {
   errno = saved;
 }
 
+/* C23: the size (and alignment) must be the block's own; where the pool
+ * knows the block, a size it cannot hold or a misaligned pointer is the
+ * trap of a mismatched free. Then as free. */
+void mp_free_sized(mp_pool *p, void *ptr, size_t size, size_t align, const char *caller) {
+  if (ptr && mp_pool_owns(p, ptr)) {
+    size_t usable = pool_usable(p, ptr, caller);
+    if (size > usable || (align && ((uintptr_t)ptr & (align - 1))))
+      mp_fatal("%s(%p, %zu): the block holds %zu bytes%s: not the size (or alignment) it was allocated with", caller,
+               ptr, size, usable, align && ((uintptr_t)ptr & (align - 1)) ? " and is not so aligned" : "");
+  }
+  mp_free(p, ptr);
+}
+
 size_t mp_malloc_usable_size(mp_pool *p, const void *ptr) {
   if (!ptr) return 0;
   if (mp_pool_owns(p, ptr)) return pool_usable(p, ptr, "malloc_usable_size");

@@ -30,5 +30,8 @@ void *mp_memalign(mp_pool *p, size_t align, size_t n);
 void *mp_valloc(mp_pool *p, size_t n);
 void *mp_pvalloc(mp_pool *p, size_t n);
 size_t mp_malloc_usable_size(mp_pool *p, const void *ptr);
+/* free_sized / free_aligned_sized (align 0: none); traps a size larger than
+ * the pool's block or a pointer off the alignment (caller names the call). */
+void mp_free_sized(mp_pool *p, void *ptr, size_t size, size_t align, const char *caller);
 
 #endif

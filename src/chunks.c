@@ -177,6 +177,16 @@ static void trim(mp_pool *p, uint32_t lo, uint32_t hi) {
     if (bit_test(c->whole_free, k)) release(p, k);
 }
 
+uint32_t mp_chunks_release_free(mp_pool *p) {
+  mp_chunks *c = &p->chunks;
+  uint32_t n = 0;
+  for (uint32_t w = 0; w < (c->count + 63) / 64; w++)
+    for (uint64_t bits = c->whole_free[w]; bits; bits &= bits - 1, n++)
+      release(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
+  c->peak = c->prev_peak = needed(c); /* what was given back is not a recent need */
+  return n;
+}
+
 /* ---- claiming ----------------------------------------------------------- */
 
 /* Chunks [k, k+m) were locked and mapped: they join the free ranges. */

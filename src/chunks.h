@@ -75,6 +75,9 @@ static inline unsigned mp_chunk_state_at(const mp_pool *p, uint32_t g) {
  * gives up every held chunk (copies of those in use). 0, or -errno when a
  * copy could not be mapped (the chunk stays the parent's, read-only). */
 int mp_chunks_fork_child(mp_pool *p);
+/* malloc_trim: every wholly free chunk goes back now, whatever the
+ * hysteresis (pool lock held). Returns how many. O(chunks). */
+uint32_t mp_chunks_release_free(mp_pool *p);
 /* The same when the metadata may be half-changed (fork interrupted the
  * pool): every held chunk is copied whole, nothing is walked or changed. */
 int mp_chunks_fork_child_whole(mp_pool *p);

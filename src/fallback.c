@@ -7,6 +7,9 @@
 
 #include "msg.h"
 
+#define MP_STR2(x) #x
+#define MP_STR(x)  MP_STR2(x)
+
 static mp_fallback_stats counters;
 
 static inline void count(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
@@ -58,3 +61,5 @@ static void jemalloc_message(void *opaque, const char *s) {
 }
 
 void mp_fallback_route_messages(void) { malloc_message = jemalloc_message; }
+
+bool mp_fallback_trim(void) { return mallctl("arena." MP_STR(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL, 0) == 0; }

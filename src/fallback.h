@@ -25,5 +25,7 @@ void mp_fallback_get_stats(mp_fallback_stats *out);
  * jemalloc says while it loads (a bad MALLOC_CONF) comes before any code
  * of ours runs and is written by jemalloc itself. */
 void mp_fallback_route_messages(void);
+/* malloc_trim's part: jemalloc purges its unused pages (every arena). */
+bool mp_fallback_trim(void);
 
 #endif

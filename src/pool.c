@@ -333,6 +333,33 @@ int mp_pool_fork_child(mp_pool *p) {
   return rc;
 }
 
+static void advise_free(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  mp_pool *p = vctx;
+  if (in_use) return;
+  uintptr_t a = p->region.base + ((uintptr_t)start << MP_GRANULE_SHIFT), e = a + ((uintptr_t)size << MP_GRANULE_SHIFT);
+  a = (a + 4095) & ~(uintptr_t)4095;
+  e &= ~(uintptr_t)4095;
+  if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+bool mp_pool_trim(mp_pool *p) {
+  if (p->small.enabled) {
+    mp_tcache_flush_current(p);
+    mp_small_release_empty(p);
+  }
+  pthread_mutex_lock(&p->lock);
+  bool gave = false;
+  if (!p->chunks.fixed)
+    gave = mp_chunks_release_free(p) > 0;
+  else if (!p->region.shared && !p->region.is_file && !p->detached) { /* anon: its free pages */
+    uint64_t before = p->ranges.free_granules;
+    mp_ranges_walk(&p->ranges, advise_free, p);
+    gave = before > 0;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return gave;
+}
+
 /* ---- inspection ---------------------------------------------------------- */
 
 void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {

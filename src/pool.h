@@ -70,6 +70,11 @@ void mp_pool_fork_parent(mp_pool *p);
  * nothing, region read-only) and the caller should say so. */
 int mp_pool_fork_child(mp_pool *p);
 
+/* malloc_trim: the calling thread's cache and empty spans go back, then
+ * every wholly free chunk (shared window), or the free pages of an anon
+ * region (MADV_DONTNEED). True when something was given back. */
+bool mp_pool_trim(mp_pool *p);
+
 typedef struct mp_pool_info {
   uint64_t region_bytes;                             /* the window */
   uint64_t chunk_bytes, held_bytes, inherited_bytes; /* chunk size; device bytes held; private copies */

@@ -110,6 +110,40 @@ void worker(int id, ThreadResult *out) {
   out->kept = std::make_shared<std::vector<std::string>>(words.begin(), words.begin() + 1000);
 }
 
+int g_handler_calls = 0;
+void throwing_handler() {
+  g_handler_calls++;
+  throw std::bad_alloc();
+}
+
+// [new.delete.single]: a nothrow operator new returns nullptr when the
+// new_handler throws bad_alloc; the throwing ones let it through.
+void out_of_memory() {
+  const std::size_t huge = static_cast<std::size_t>(PTRDIFF_MAX);
+  std::new_handler old = std::set_new_handler(throwing_handler);
+  int nulls = 0, thrown = 0;
+  nulls += ::operator new(huge, std::nothrow) == nullptr;
+  nulls += ::operator new[](huge, std::nothrow) == nullptr;
+  nulls += ::operator new(huge, std::align_val_t(64), std::nothrow) == nullptr;
+  nulls += ::operator new[](huge, std::align_val_t(64), std::nothrow) == nullptr;
+  try {
+    void *p = ::operator new(huge);
+    ::operator delete(p);
+  } catch (const std::bad_alloc &) {
+    thrown++;
+  }
+  try {
+    void *p = ::operator new(huge, std::align_val_t(64));
+    ::operator delete(p, std::align_val_t(64));
+  } catch (const std::bad_alloc &) {
+    thrown++;
+  }
+  std::set_new_handler(old);
+  std::printf(
+      "out of memory: %d of 4 nothrow calls returned nullptr, %d of 2 threw bad_alloc, handler called %d times\n",
+      nulls, thrown, g_handler_calls);
+}
+
 }  // namespace
 
 int main() {
@@ -221,6 +255,7 @@ int main() {
   }
   res.clear();  // the threads' vectors are freed here, by the main thread
 
+  out_of_memory();
   std::printf("digest %016llx\n", static_cast<unsigned long long>(total.h));
   return misaligned == 0 ? 0 : 1;
 }

@@ -109,6 +109,7 @@ static mp_file_id region_id(void) {
 static void initialize(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
+  mp_fallback_init();
   mp_msg_remember_stderr();
   mp_fallback_route_messages();
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
@@ -214,6 +215,28 @@ EXPORT struct mallinfo mallinfo(void) {
 }
 
 EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); }
+
+/* jemalloc's own API (Debian's libjemalloc exports it unprefixed): a
+ * program linked with -ljemalloc hands these pool pointers too. mallctl,
+ * mallctlnametomib, mallctlbymib and malloc_stats_print are not ours: they
+ * reach jemalloc and cover jemalloc's blocks and statistics only. */
+EXPORT void *mallocx(size_t size, int flags) { return mp_mallocx(pool(), size, flags); }
+EXPORT void *rallocx(void *p, size_t size, int flags) { return mp_rallocx(pool(), p, size, flags); }
+EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags) {
+  return mp_xallocx(owner_pool(), p, size, extra, flags);
+}
+EXPORT size_t sallocx(const void *p, int flags) {
+  (void)flags;
+  return mp_malloc_usable_size(owner_pool(), p);
+}
+EXPORT void dallocx(void *p, int flags) {
+  (void)flags;
+  mp_free(owner_pool(), p);
+}
+EXPORT void sdallocx(void *p, size_t size, int flags) {
+  mp_free_sized(owner_pool(), p, size, (flags & 0x3f) ? (size_t)1 << (flags & 0x3f) : 0, "sdallocx");
+}
+EXPORT size_t nallocx(size_t size, int flags) { return mp_nallocx(pool(), size, flags); }
 
 /* C23 (glibc 2.43 declares them; older headers do not). */
 EXPORT void free_sized(void *p, size_t size) { mp_free_sized(owner_pool(), p, size, 0, "free_sized"); }

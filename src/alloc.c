@@ -231,3 +231,52 @@ void *mp_pvalloc(mp_pool *p, size_t n) {
   rounded &= ~(ps - 1);
   return mp_memalign(p, ps, rounded ? rounded : ps);
 }
+
+/* ---- jemalloc's own API (a program linked with -ljemalloc) -----------------
+ * Its flags: MALLOCX_LG_ALIGN in the low 6 bits, MALLOCX_ZERO (0x40); the
+ * tcache and arena bits name jemalloc's own structures and are ignored:
+ * the pool serves as for malloc. Pointers are routed by address. */
+enum { JE_LG_ALIGN_MASK = 0x3f, JE_ZERO = 0x40 };
+static inline size_t je_align(int flags) {
+  size_t a = (flags & JE_LG_ALIGN_MASK) ? (size_t)1 << (flags & JE_LG_ALIGN_MASK) : 0;
+  return a > MIN_ALIGN ? a : MIN_ALIGN;
+}
+
+void *mp_mallocx(mp_pool *p, size_t size, int flags) {
+  return alloc_aligned(p, size, je_align(flags), flags & JE_ZERO, "mallocx");
+}
+
+void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags) {
+  size_t align = je_align(flags);
+  if (size == 0) size = 1; /* undefined for jemalloc: the smallest block */
+  if (align == MIN_ALIGN && !(flags & JE_ZERO)) return mp_realloc(p, ptr, size);
+  size_t old = mp_malloc_usable_size(p, ptr);
+  if (size <= old && !((uintptr_t)ptr & (align - 1))) return ptr; /* fits, aligned */
+  void *q = alloc_aligned(p, size, align, false, "rallocx");
+  if (!q) return NULL;
+  memcpy(q, ptr, old < size ? old : size);
+  if ((flags & JE_ZERO) && size > old) memset((char *)q + old, 0, size - old);
+  mp_free(p, ptr);
+  return q;
+}
+
+size_t mp_xallocx(mp_pool *p, void *ptr, size_t size, size_t extra, int flags) {
+  size_t old = mp_malloc_usable_size(p, ptr), now;
+  if (mp_pool_owns(p, ptr)) {
+    if (!p->policy.check && (extra == 0 || size + extra < size || !mp_pool_resize(p, ptr, size + extra, "xallocx")))
+      mp_pool_resize(p, ptr, size, "xallocx");
+    now = pool_usable(p, ptr, "xallocx");
+  } else {
+    now = mp_fallback_resize_in_place(ptr, size, extra);
+  }
+  if ((flags & JE_ZERO) && now > old) memset((char *)ptr + old, 0, now - old);
+  return now;
+}
+
+size_t mp_nallocx(mp_pool *p, size_t size, int flags) {
+  size_t align = je_align(flags);
+  if (too_big(size)) return 0;
+  if (!routed(p, size)) return mp_fallback_good_size(size, align);
+  if (p->fast_small && size <= MP_SMALL_MAX && align <= MIN_ALIGN) return mp_class_size[mp_class_of(size ? size : 1)];
+  return size ? (size + MP_GRANULE - 1) & ~(size_t)(MP_GRANULE - 1) : MP_GRANULE;
+}

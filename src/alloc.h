@@ -34,4 +34,14 @@ size_t mp_malloc_usable_size(mp_pool *p, const void *ptr);
  * the pool's block or a pointer off the alignment (caller names the call). */
 void mp_free_sized(mp_pool *p, void *ptr, size_t size, size_t align, const char *caller);
 
+/* jemalloc's own API for programs linked with -ljemalloc: its flags'
+ * alignment and zeroing; arena and tcache bits ignored; pointers routed by
+ * address. rallocx NULL on failure (ptr kept), xallocx never moves (the
+ * size after, which may be below size), nallocx the pool's rounding (or
+ * jemalloc's for requests the routing sends there); 0 when too large. */
+void *mp_mallocx(mp_pool *p, size_t size, int flags);
+void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags);
+size_t mp_xallocx(mp_pool *p, void *ptr, size_t size, size_t extra, int flags);
+size_t mp_nallocx(mp_pool *p, size_t size, int flags);
+
 #endif

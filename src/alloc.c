@@ -242,8 +242,16 @@ static inline size_t je_align(int flags) {
   return a > MIN_ALIGN ? a : MIN_ALIGN;
 }
 
+/* MALLOCX_ZERO zeroes the whole usable block, as jemalloc does. */
+static void zero_tail(mp_pool *p, void *q, size_t from) {
+  size_t usable = mp_malloc_usable_size(p, q);
+  if (usable > from) memset((char *)q + from, 0, usable - from);
+}
+
 void *mp_mallocx(mp_pool *p, size_t size, int flags) {
-  return alloc_aligned(p, size, je_align(flags), flags & JE_ZERO, "mallocx");
+  void *q = alloc_aligned(p, size, je_align(flags), flags & JE_ZERO, "mallocx");
+  if (q && (flags & JE_ZERO)) zero_tail(p, q, size);
+  return q;
 }
 
 void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags) {
@@ -255,7 +263,7 @@ void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags) {
   void *q = alloc_aligned(p, size, align, false, "rallocx");
   if (!q) return NULL;
   memcpy(q, ptr, old < size ? old : size);
-  if ((flags & JE_ZERO) && size > old) memset((char *)q + old, 0, size - old);
+  if (flags & JE_ZERO) zero_tail(p, q, old < size ? old : size);
   mp_free(p, ptr);
   return q;
 }

@@ -304,6 +304,7 @@ static int fork_child_interrupted(mp_pool *p) {
   int rc = 0;
   if (p->region.shared)
     rc = p->chunks.fixed ? mp_region_privatize(&p->region, whole_window, p) : mp_chunks_fork_child_whole(p);
+  if (rc != 0) detach(p); /* no private copy: read-only, never the parent's memory written */
   p->detached = true;
   p->fast_small = false;
   return rc;

@@ -40,6 +40,12 @@ int main(int argc, char **argv) {
   CHECK(e && ((uintptr_t)e & 8191) == 0, "rallocx to a larger alignment");
   sdallocx(e, 2000, MALLOCX_ALIGN(8192));
 
+  char *z = mallocx(100, MALLOCX_ZERO); /* the whole usable block is zero, as jemalloc's */
+  size_t zu = z ? sallocx(z, 0) : 0, nz = 0;
+  for (size_t i = 0; i < zu; i++) nz += z[i] != 0;
+  CHECK(z && nz == 0, "mallocx(100, MALLOCX_ZERO): %zu of %zu usable bytes not zero", nz, zu);
+  dallocx(z, 0);
+
   CHECK(nallocx(100, 0) >= 100 && nallocx(100, 0) <= 128, "nallocx(100) = %zu", nallocx(100, 0));
   void *f = mallocx(100, 0);
   in_pool(f, "mallocx(100)");

@@ -51,6 +51,8 @@ END_TEST
 
 START_TEST(numbers) {
   uint64_t v;
+  ck_assert_int_eq(mp_parse_u64("010", &v), 0); /* documented: decimal, not octal */
+  ck_assert_uint_eq(v, 10);
   ck_assert_int_eq(mp_parse_u64("0x10", &v), 0);
   ck_assert_uint_eq(v, 16);
   ck_assert_int_eq(mp_parse_u64("0XfF", &v), 0);
@@ -224,14 +226,9 @@ START_TEST(strict_before_everything) {
 }
 END_TEST
 
-/* Documented readings: a leading 0 is decimal (not octal); MAX_SIZE=0 is
- * "no limit" wherever it appears, also beside a MIN_SIZE. */
+/* Documented reading: MAX_SIZE=0 is "no limit" wherever it appears, also
+ * beside a MIN_SIZE (a leading 0 is decimal: see numbers). */
 START_TEST(number_conventions) {
-  uint64_t v;
-  ck_assert_int_eq(mp_parse_u64("010", &v), 0);
-  ck_assert_uint_eq(v, 10);
-  ck_assert_int_eq(mp_parse_u64("0x010", &v), 0);
-  ck_assert_uint_eq(v, 16);
   mp_config c;
   char err[320];
   const char *env[] = {"MEMPOOL_MIN_SIZE", "1", "MEMPOOL_MAX_SIZE", "0", NULL};

@@ -45,7 +45,8 @@ static void fork_prepare(void) {
   mp_fork_begin(&g_fork);
   g_fork_locked = (g_fork.single ? pthread_mutex_trylock(&g_lock) : pthread_mutex_lock(&g_lock)) == 0;
   /* without the list lock (fork interrupted a pool creation), no pool is touched */
-  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) mp_pool_fork_prepare(&m->pool, g_fork.single);
+  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next)
+    mp_pool_fork_prepare(&m->pool, g_fork.single ? MP_FORK_TRY : MP_FORK_LOCK);
 }
 
 static void fork_parent(void) {
@@ -63,7 +64,7 @@ static void fork_child(void) {
       mp_msg("fork: no memory for the child's private copy of pool %.160s %#lx (%s): it serves nothing in the child",
              m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
   }
-  pthread_mutex_init(&g_lock, NULL);
+  if (g_fork_locked) pthread_mutex_init(&g_lock, NULL);
   mp_fork_end_child(&g_fork);
 }
 
@@ -75,6 +76,27 @@ static mempool_t *fail(char *err, size_t errlen, int e, const char *why) {
   if (err && errlen) mp_format(err, errlen, "%s", why);
   errno = e;
   return NULL;
+}
+
+/* The region mapped and the pool listed for fork; 0, or -errno and why. */
+static int open_and_list(mempool_t *m, const mp_config *cfg, char *why, size_t whylen) {
+  int rc = mp_pool_open(&m->pool, cfg, why, whylen);
+  if (rc != 0) return rc;
+  /* After the open: pthread_atfork may allocate, and under the interposer
+   * (libmempool.so linked rather than preloaded) that first malloc would
+   * otherwise let the interposer lock this very range before us. */
+  pthread_once(&g_atfork_once, register_atfork);
+  if (g_atfork_rc != 0) {
+    mp_pool_close(&m->pool);
+    mp_format(why, whylen, "cannot register the fork handlers");
+    return -ENOMEM;
+  }
+  pthread_mutex_lock(&g_lock);
+  m->next = g_pools;
+  if (g_pools) g_pools->prev = m;
+  g_pools = m;
+  pthread_mutex_unlock(&g_lock);
+  return 0;
 }
 
 EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, size_t errlen) {
@@ -103,7 +125,11 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   memcpy(m->device, prm->device, dlen + 1);
   mp_config cfg = {
       .device = m->device, .base = prm->base, .high = prm->high, .sync = !prm->cached, .stats = MP_STATS_OFF};
-  int rc = mp_pool_open(&m->pool, &cfg, why, sizeof why);
+  /* A fork from a signal handler sees the pool mapped and listed, or
+   * neither: its child copies every listed pool (forkorder.h). */
+  sigset_t old = mp_fork_atomic_begin();
+  int rc = open_and_list(m, &cfg, why, sizeof why);
+  mp_fork_atomic_end(&old);
   if (rc != 0) {
     if (rc == -EBUSY) /* the lock is per open: another pool or the interposer counts too */
       mp_format(why, sizeof why,
@@ -112,25 +138,12 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
     mp_meta_unmap(m, len);
     return fail(err, errlen, -rc, why);
   }
-  /* After the open: pthread_atfork may allocate, and under the interposer
-   * (libmempool.so linked rather than preloaded) that first malloc would
-   * otherwise let the interposer lock this very range before us. */
-  pthread_once(&g_atfork_once, register_atfork);
-  if (g_atfork_rc != 0) {
-    mp_pool_close(&m->pool);
-    mp_meta_unmap(m, len);
-    return fail(err, errlen, ENOMEM, "cannot register the fork handlers");
-  }
-  pthread_mutex_lock(&g_lock);
-  m->next = g_pools;
-  if (g_pools) g_pools->prev = m;
-  g_pools = m;
-  pthread_mutex_unlock(&g_lock);
   return m;
 }
 
 EXPORT void mempool_destroy(mempool_t *m) {
   if (!m) return;
+  sigset_t old = mp_fork_atomic_begin(); /* unlisted and unmapped, or neither (forkorder.h) */
   pthread_mutex_lock(&g_lock);
   if (m->prev)
     m->prev->next = m->next;
@@ -139,6 +152,7 @@ EXPORT void mempool_destroy(mempool_t *m) {
   if (m->next) m->next->prev = m->prev;
   pthread_mutex_unlock(&g_lock);
   mp_pool_close(&m->pool);
+  mp_fork_atomic_end(&old);
   mp_meta_unmap(m, m->map_len);
 }
 

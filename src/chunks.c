@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "forkorder.h"
 #include "msg.h"
 #include "ranges.h"
 #include "region.h"
@@ -110,8 +111,10 @@ static void release(mp_pool *p, uint32_t k) {
   bit_clear(c->whole_free, k);
   c->whole_free_count--;
   c->away_ranges++;
+  sigset_t old = mp_fork_atomic_begin(); /* held means mapped (forkorder.h) */
   mp_region_release(&p->region, offset_of(c, k), len);
   c->state[k] = MP_CHUNK_AWAY;
+  mp_fork_atomic_end(&old);
   c->held--;
   c->held_bytes -= len;
   p->stats.chunk_releases++;
@@ -281,12 +284,15 @@ static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
       continue;
     }
     size_t busy_end = 0;
+    sigset_t old = mp_fork_atomic_begin(); /* mapped means held (forkorder.h) */
     int rc = lock_run(p, k, m, &busy_end);
-    if (rc == 0) {
+    if (rc == 0)
       for (uint32_t a = k, b; a < k + m; a = b) {
         b = c->state[a] == MP_CHUNK_AWAY ? away_end(c, a, k + m) : a + 1;
         if (c->state[a] == MP_CHUNK_AWAY) took(p, a, b - a);
       }
+    mp_fork_atomic_end(&old);
+    if (rc == 0) {
       c->search_from = k + m < c->count ? k + m : 0;
       *run = k;
       return true;
@@ -409,22 +415,19 @@ static void chunk_live(void *vctx, mp_bytes_fn emit, void *state) {
   mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, false, emit, state);
 }
 
-struct whole_chunk {
-  size_t off, len;
-};
-
 static void whole_chunk(void *vctx, mp_bytes_fn emit, void *state) {
-  struct whole_chunk *w = vctx;
-  emit(state, w->off, w->len);
+  struct chunk_copy *cc = vctx;
+  emit(state, (size_t)cc->g0 << MP_GRANULE_SHIFT, (size_t)(cc->g1 - cc->g0) << MP_GRANULE_SHIFT);
 }
 
-int mp_chunks_fork_child_whole(mp_pool *p) {
+int mp_chunks_fork_child_copy(mp_pool *p, bool whole) {
   mp_chunks *c = &p->chunks;
   int rc = 0;
   for (uint32_t k = 0; k < c->count; k++) {
     if (c->state[k] != MP_CHUNK_HELD) continue;
-    struct whole_chunk w = {offset_of(c, k), bytes_of(p, k, 1)};
-    int e = mp_region_copy_private(&p->region, w.off, w.len, whole_chunk, &w);
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0};
+    int e =
+        mp_region_copy_private(&p->region, offset_of(c, k), bytes_of(p, k, 1), whole ? whole_chunk : chunk_live, &cc);
     if (e != 0) rc = e;
   }
   return rc;

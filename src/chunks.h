@@ -78,9 +78,10 @@ int mp_chunks_fork_child(mp_pool *p);
 /* malloc_trim: every wholly free chunk goes back now, whatever the
  * hysteresis (pool lock held). Returns how many. O(chunks). */
 uint32_t mp_chunks_release_free(mp_pool *p);
-/* The same when the metadata may be half-changed (fork interrupted the
- * pool): every held chunk is copied whole, nothing is walked or changed. */
-int mp_chunks_fork_child_whole(mp_pool *p);
+/* The same when a call was interrupted (a fork from a signal handler):
+ * nothing is changed, every held chunk is copied, whole when the ranges may
+ * be half-changed too, else its blocks in use. 0, or -errno. */
+int mp_chunks_fork_child_copy(mp_pool *p, bool whole);
 
 /* Verifies C1..C4 (O(chunks + ranges)). 0, or -1 with a reason in why. */
 int mp_chunks_check(mp_pool *p, char *why, size_t whylen);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "forkorder.h"
 
+#include <pthread.h>
 #include <sys/single_threaded.h>
 
 #include "nocancel.h"
@@ -26,3 +27,14 @@ void mp_fork_end_child(const mp_fork_state *s) {
   if (!s->single) _IO_list_resetlock();
   mp_nocancel_end(s->cancel);
 }
+
+sigset_t mp_fork_atomic_begin(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT};
+  for (unsigned i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(&all, faults[i]);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  return old;
+}
+
+void mp_fork_atomic_end(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }

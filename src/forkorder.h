@@ -19,16 +19,36 @@
  *
  * A process with one thread (fork may come from a signal handler that
  * interrupted that very thread inside malloc: POSIX lists fork as
- * async-signal-safe, glibc bug 24161) takes no lock at all, as glibc does:
- * each lock is only tried, and a pool whose lock was held is copied whole
- * in the child and serves nothing there (mp_pool_fork_child).
+ * async-signal-safe, glibc bug 24161) waits for no lock, as glibc does.
+ * The interposer marks every call into it (preload.h: MP_INSIDE); a fork
+ * that finds the mark set interrupted the library anywhere, locked or not
+ * (a thread cache is changed without a lock), so no lock is tried and no
+ * metadata read: what the process holds is copied whole in the child, and
+ * the pool serves nothing there; the interrupted call, resumed in the child
+ * when the handler returns, completes on that private copy
+ * (mp_pool_fork_child). Without the mark each lock is only tried, and a lock
+ * held (the API's pools, which take a lock for every call, or the exit
+ * report) means the same.
+ *
+ * What must not be seen half done by such a child, because the child would
+ * resume it and share the parent's memory, runs with signals blocked
+ * (mp_fork_atomic_begin/end): mapping a chunk of the device and marking it held,
+ * unmapping one and marking it away, creating and listing an API pool,
+ * unlisting and unmapping one.
  *
  * Cancellation is off from prepare to the parent and child handlers.
  */
 #ifndef MP_FORKORDER_H
 #define MP_FORKORDER_H
 
+#include <signal.h>
 #include <stdbool.h>
+
+typedef enum mp_fork_mode {
+  MP_FORK_LOCK,        /* several threads: wait for every lock */
+  MP_FORK_TRY,         /* one thread, outside the library: try each lock */
+  MP_FORK_INTERRUPTED, /* one thread, inside the library: touch nothing */
+} mp_fork_mode;
 
 typedef struct mp_fork_state {
   int cancel;  /* the thread's cancel state, given back after */
@@ -41,5 +61,13 @@ void mp_fork_begin(mp_fork_state *s);
 void mp_fork_end_parent(const mp_fork_state *s);
 /* The child's end: the stdio list lock reset, cancellation back. */
 void mp_fork_end_child(const mp_fork_state *s);
+
+/* Blocks the asynchronous signals for the calling thread (the
+ * synchronous ones a fault raises stay open: blocked, they would kill the
+ * process) and returns the mask to give back: a fork from a signal handler
+ * sees the work between begin and end done or not begun. Two system calls,
+ * for changes that make several already (open, mmap, close). */
+sigset_t mp_fork_atomic_begin(void);
+void mp_fork_atomic_end(const sigset_t *old);
 
 #endif

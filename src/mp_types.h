@@ -256,6 +256,7 @@ typedef struct mp_pool {
   mp_small small;       /* size-class spans and thread caches (optional) */
   int fork_pipe[2];     /* the parent waits until the child has its copy */
   bool fork_locked;     /* prepare got every lock (not so: fork interrupted the pool) */
+  bool fork_ranges;     /* prepare got the pool lock: the ranges and chunks are whole */
 } mp_pool;
 
 #endif

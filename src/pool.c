@@ -249,13 +249,14 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
 /* Lock order: class locks, cache list lock, pool lock.
  * A shared region is copied by the child; the parent waits (on a pipe) until
  * the copy is done, so that nothing the forking thread writes after fork()
- * returns can reach the child's copy. */
-void mp_pool_fork_prepare(mp_pool *p, bool single) {
-  p->fork_locked = mp_small_fork_prepare(p, single);
-  if (p->fork_locked && (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) != 0) {
-    mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
-    p->fork_locked = false;
-  }
+ * returns can reach the child's copy. The pool lock alone says whether the
+ * ranges (and chunks) are whole: they change only under it. */
+void mp_pool_fork_prepare(mp_pool *p, mp_fork_mode mode) {
+  bool single = mode != MP_FORK_LOCK;
+  bool small = mode != MP_FORK_INTERRUPTED && mp_small_fork_prepare(p, single);
+  p->fork_ranges = (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) == 0;
+  p->fork_locked = small && p->fork_ranges;
+  if (small && !p->fork_locked) mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
   if (p->region.shared && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
 }
@@ -268,9 +269,8 @@ void mp_pool_fork_parent(mp_pool *p) {
     }
     close(p->fork_pipe[0]);
   }
-  if (!p->fork_locked) return;
-  pthread_mutex_unlock(&p->lock);
-  mp_small_fork_parent(p);
+  if (p->fork_ranges) pthread_mutex_unlock(&p->lock);
+  if (p->fork_locked) mp_small_fork_parent(p);
 }
 
 static void whole_window(void *vctx, mp_bytes_fn emit, void *state) {
@@ -295,15 +295,20 @@ static void detach(mp_pool *p) {
   p->fast_small = false;
 }
 
-/* fork interrupted this process's only thread inside the pool (a fork in
- * a signal handler): its metadata may be half-changed, so nothing is
- * walked. What this process holds is copied whole, and the pool serves
- * nothing more in the child (POSIX allows it only async-signal-safe calls
- * before exec or _exit). */
+/* fork interrupted this process's only thread inside the library (a fork
+ * in a signal handler): what it was changing is half-changed, and the
+ * child resumes that change when the handler returns. So nothing is
+ * changed here and no lock re-made that the interrupted call holds: what
+ * this process holds is copied (its blocks in use when the pool lock was
+ * free, so that the ranges are whole; else all of it), and the pool serves
+ * nothing more in the child. */
 static int fork_child_interrupted(mp_pool *p) {
   int rc = 0;
+  bool whole = !p->fork_ranges;
+  if (p->fork_ranges) pthread_mutex_init(&p->lock, NULL); /* prepare's */
   if (p->region.shared)
-    rc = p->chunks.fixed ? mp_region_privatize(&p->region, whole_window, p) : mp_chunks_fork_child_whole(p);
+    rc = p->chunks.fixed ? mp_region_privatize(&p->region, whole ? whole_window : window_live, p)
+                         : mp_chunks_fork_child_copy(p, whole);
   if (rc != 0) detach(p); /* no private copy: read-only, never the parent's memory written */
   p->detached = true;
   p->fast_small = false;
@@ -311,20 +316,22 @@ static int fork_child_interrupted(mp_pool *p) {
 }
 
 int mp_pool_fork_child(mp_pool *p) {
-  /* The child is single-threaded: the locks taken in prepare are re-made. */
-  pthread_mutex_init(&p->lock, NULL);
-  mp_small_fork_child(p);
   int rc = 0;
   if (!p->fork_locked) {
     rc = fork_child_interrupted(p);
-  } else if (p->region.shared) {
-    if (p->chunks.fixed) {
-      rc = mp_region_privatize(&p->region, window_live, p);
-    } else {
-      rc = mp_chunks_fork_child(p);
-      mp_small_fork_purge(p); /* spans of inherited chunks serve nothing new */
+  } else {
+    /* The child is single-threaded: the locks taken in prepare are re-made. */
+    pthread_mutex_init(&p->lock, NULL);
+    mp_small_fork_child(p);
+    if (p->region.shared) {
+      if (p->chunks.fixed) {
+        rc = mp_region_privatize(&p->region, window_live, p);
+      } else {
+        rc = mp_chunks_fork_child(p);
+        mp_small_fork_purge(p); /* spans of inherited chunks serve nothing new */
+      }
+      if (rc != 0) detach(p);
     }
-    if (rc != 0) detach(p);
   }
   if (p->fork_pipe[0] >= 0) {
     close(p->fork_pipe[0]);

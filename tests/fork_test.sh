@@ -1,7 +1,8 @@
 #!/bin/bash
 # fork_test.sh LIB FORKSTRESS HOSTILE - fork against the library's locks
-# (issue 15): forkstress's stdio and signal modes (glibc bugs 19431 and
-# 24161) and hostile's pending-cancel cases (fork, malloc_stats), each
+# (issue 15): forkstress's stdio, signal and resume modes (glibc bugs 19431
+# and 24161; resume: the child returns from the handler into the interrupted
+# call) and hostile's pending-cancel cases (fork, malloc_stats), each
 # without the preload (the test itself is right on glibc alone), then under
 # it on an anonymous region and on a file region. A hang is a failure
 # (timeout), so is a failed fork child.
@@ -11,17 +12,16 @@ tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-/tmp}/fork.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=tests/shell_checks.sh
 . "$(dirname "${BASH_SOURCE[0]}")/shell_checks.sh"
-for run in "$prog stdio 3" "$prog signal 3" "$hostile cancel-fork" "$hostile cancel-stats"; do
+for run in "$prog stdio 3" "$prog signal 3" "$prog resume 3" "$hostile cancel-fork" "$hostile cancel-stats"; do
   read -r exe mode secs <<<"$run"
   expect 0 "$mode without the preload" timeout 60 "$exe" "$mode" $secs
-  for dev in anon "$tmp/dev"; do
-    # A fork from a signal handler on a file region can still hang now and
-    # then (issue 15 stays open for it: the interrupted claim or cache
-    # operation; see the closing note): not run there until it is fixed.
-    [ "$mode" = signal ] && [ "$dev" != anon ] && continue
+  # anon, a file window shared chunk by chunk, the same file exclusive
+  for region in anon:1 "$tmp/dev:1" "$tmp/dev:0"; do
+    dev=${region%:*} share=${region##*:}
+    case $mode in stdio | signal | resume) ;; *) [ "$share" = 1 ] || continue ;; esac
     rm -f "$tmp/dev"
-    expect 0 "$mode on ${dev##*/}" timeout 60 env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=0 MEMPOOL_HIGH=0x3FFFFFF \
-      LD_PRELOAD="$lib" "$exe" "$mode" $secs
+    expect 0 "$mode on ${dev##*/}, share $share" timeout 60 env MEMPOOL_DEVICE="$dev" MEMPOOL_SHARE="$share" \
+      MEMPOOL_BASE=0 MEMPOOL_HIGH=0x3FFFFFF LD_PRELOAD="$lib" "$exe" "$mode" $secs
     [ "$mode" = cancel-stats ] || ! grep -q '^mempool:' "$tmp/err" || fail "$mode on ${dev##*/}: $(head -3 "$tmp/err")"
   done
 done

@@ -10,6 +10,12 @@
  *   signal  glibc's tst-mallocfork2 shape (bug 24161): one thread that
  *           mallocs and frees while a timer signal's handler forks (the
  *           child _exits, the handler waits for it)
+ *   resume  the same, but the child returns from the handler into the
+ *           interrupted malloc or free, checks the blocks it inherited,
+ *           allocates and writes its own, and frees everything; the parent
+ *           checks that none of its blocks was overwritten
+ * The timer is one-shot, re-armed by the handler: however long a fork
+ * takes, the main thread runs between two of them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +34,20 @@
 
 static atomic_bool stop;
 static atomic_long forks, failures;
+static double fork_seconds, fork_max; /* the forking threads' time in fork() */
+
+static double now(void);
+/* fork(), timed. */
+static pid_t timed_fork(void) {
+  double t0 = now();
+  pid_t pid = fork();
+  if (pid != 0) {
+    double d = now() - t0;
+    fork_seconds += d; /* one forking thread, or the handler with its signal blocked */
+    if (d > fork_max) fork_max = d;
+  }
+  return pid;
+}
 
 static double now(void) {
   struct timespec t;
@@ -36,7 +56,7 @@ static double now(void) {
 }
 
 static void fork_once(void) {
-  pid_t pid = fork();
+  pid_t pid = timed_fork();
   if (pid == 0) _exit(0);
   int st = 0;
   while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -111,32 +131,107 @@ static int stdio_mode(double seconds) {
   return 0;
 }
 
+/* ---- signal and resume: fork from a timer signal's handler ------------ */
+
+enum { SLOTS = 64 };
+static char *volatile keep[SLOTS]; /* a slot is set once its block is filled */
+static size_t sizes[SLOTS];
+static volatile sig_atomic_t resumed_child; /* resume: set in the child's handler */
+static bool resume;
+
+/* A block's bytes: a tag byte of its slot and size everywhere, sampled on
+ * verification (the whole block would make each iteration slow). */
+static unsigned char tag_of(unsigned slot, size_t n) { return (unsigned char)(0x11 + slot * 7 + n); }
+static void fill(char *p, unsigned slot, size_t n) { memset(p, tag_of(slot, n), n); }
+static bool intact(const char *p, unsigned slot, size_t n) {
+  for (size_t i = 0; i < n; i += 61)
+    if ((unsigned char)p[i] != tag_of(slot, n)) return false;
+  return (unsigned char)p[n - 1] == tag_of(slot, n);
+}
+
+static void arm_timer(unsigned us) {
+  struct itimerval it = {{0, 0}, {0, us}}; /* one shot: the main thread runs between two forks */
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
 static void on_timer(int sig) {
   (void)sig;
   int saved = errno;
-  fork_once(); /* fork and waitpid are async-signal-safe */
+  if (resume) {
+    pid_t pid = timed_fork(); /* the child returns from here into the interrupted call */
+    if (pid == 0) {
+      resumed_child = 1;
+      return;
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    atomic_fetch_add(pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ? &failures : &forks, 1);
+  } else {
+    fork_once(); /* fork and waitpid are async-signal-safe */
+  }
+  arm_timer(1000 + (unsigned)(now() * 1e6) % 2000);
   errno = saved;
 }
 
-static int signal_mode(double seconds) {
+static size_t size_for(unsigned seed) {
+  if ((seed & 15) == 0) return 300000 + (seed >> 4) % 1200000; /* chunks claimed and given back */
+  return ((seed >> 8) & 1 ? 64 : 40000) + (seed & 1023);
+}
+
+/* The child of a fork that interrupted malloc or free: every block it
+ * inherited holds what the parent wrote, it allocates, writes and frees
+ * blocks of its own (which must not be the parent's memory: the parent
+ * checks its blocks), then frees what it inherited. */
+static void child_work(void) {
+  int bad = 0;
+  for (unsigned i = 0; i < SLOTS; i++)
+    if (keep[i] && !intact(keep[i], i, sizes[i])) bad = 1;
+  char *mine[32];
+  for (unsigned j = 0; j < 32; j++) {
+    size_t n = size_for(j * 2654435761u);
+    mine[j] = malloc(n);
+    if (!mine[j]) _exit(3);
+    memset(mine[j], 0xC5, n);
+  }
+  for (unsigned j = 0; j < 32; j++) free(mine[j]);
+  for (unsigned i = 0; i < SLOTS; i++) free(keep[i]);
+  _exit(bad ? 2 : 0);
+}
+
+static int signal_mode(double seconds, bool resuming) {
+  resume = resuming;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_timer;
   sa.sa_flags = SA_RESTART;
   sigaction(SIGALRM, &sa, NULL);
-  struct itimerval it = {{0, 2000}, {0, 2000}}; /* every 2 ms */
-  setitimer(ITIMER_REAL, &it, NULL);
+  arm_timer(2000);
   unsigned seed = 7;
-  void *keep[64] = {0};
+  long corrupted = 0;
   for (double end = now() + seconds; now() < end;) {
+    if (resumed_child) child_work();
     unsigned i = (seed = seed * 1103515245u + 12345u) >> 26;
-    free(keep[i]);
-    keep[i] = malloc(((seed >> 8) & 1 ? 64 : 40000) + (seed & 1023));
+    char *old = keep[i];
+    keep[i] = NULL;
+    if (old && !intact(old, i, sizes[i])) corrupted++;
+    free(old);
+    size_t n = size_for(seed);
+    char *p = malloc(n);
+    if (!p) continue;
+    fill(p, i, n);
+    sizes[i] = n;
+    keep[i] = p;
   }
-  struct itimerval off = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &off, NULL);
-  for (int i = 0; i < 64; i++) free(keep[i]);
-  return 0;
+  arm_timer(0);
+  signal(SIGALRM, SIG_IGN);
+  if (resumed_child) child_work(); /* the last signal came after the loop's test */
+  for (int i = 0; i < SLOTS; i++) {
+    if (keep[i] && !intact(keep[i], (unsigned)i, sizes[i])) corrupted++;
+    free(keep[i]);
+  }
+  if (corrupted) printf("%ld blocks of the parent were overwritten\n", corrupted);
+  return corrupted != 0;
 }
 
 int main(int argc, char **argv) {
@@ -145,13 +240,14 @@ int main(int argc, char **argv) {
   int rc;
   if (!strcmp(mode, "stdio"))
     rc = stdio_mode(seconds);
-  else if (!strcmp(mode, "signal"))
-    rc = signal_mode(seconds);
+  else if (!strcmp(mode, "signal") || !strcmp(mode, "resume"))
+    rc = signal_mode(seconds, !strcmp(mode, "resume"));
   else {
-    fprintf(stderr, "usage: forkstress stdio|signal SECONDS\n");
+    fprintf(stderr, "usage: forkstress stdio|signal|resume SECONDS\n");
     return 2;
   }
   long n = atomic_load(&forks), bad = atomic_load(&failures);
-  printf("%s: %ld forks, %ld failed\n", mode, n, bad);
+  printf("%s: %ld forks, %ld failed; fork() took %.3f ms on average, %.3f ms at most\n", mode, n, bad,
+         n + bad ? fork_seconds * 1e3 / (double)(n + bad) : 0.0, fork_max * 1e3);
   return rc || bad || n < 20 ? 1 : 0;
 }

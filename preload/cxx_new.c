@@ -28,11 +28,8 @@ extern new_handler_fn _ZSt15get_new_handlerv(void) __attribute__((weak));   /* s
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc() */
 
 static void *try_alloc(size_t n, size_t align) {
-  mp_preload_enter();
   mp_pool *p = mp_preload_pool();
-  void *r = align ? mp_aligned_alloc(p, align, n) : mp_malloc(p, n);
-  mp_preload_leave();
-  return r;
+  return align ? mp_aligned_alloc(p, align, n) : mp_malloc(p, n);
 }
 
 static void *new_impl(size_t n, size_t align, bool nothrow) {
@@ -50,7 +47,7 @@ static void *new_impl(size_t n, size_t align, bool nothrow) {
   return r;
 }
 
-static void delete_impl(void *p) { MP_INSIDE_DO(mp_free(mp_preload_owner_pool(), p)); }
+static void delete_impl(void *p) { mp_free(mp_preload_owner_pool(), p); }
 
 /* libstdc++'s definition of a nothrow operator, or NULL (not loaded). */
 static void *libstdcxx(const char *name) {

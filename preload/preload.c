@@ -25,7 +25,6 @@
 #include "msg.h"
 #include "nocancel.h"
 #include "pool.h"
-#include "preload.h"
 #include "stats.h"
 
 #define EXPORT    __attribute__((visibility("default")))
@@ -45,8 +44,6 @@ static __thread int t_not_pool __attribute__((tls_model("initial-exec")));
  * initialization, and again while t_not_pool changes; then g_active. One
  * thread-local load is the whole test on the fast path. */
 static __thread mp_pool *t_pool __attribute__((tls_model("initial-exec")));
-
-__thread unsigned mp_t_inside __attribute__((tls_model("initial-exec")));
 
 void mp_preload_not_pool(int delta) {
   t_not_pool += delta;
@@ -83,13 +80,10 @@ static bool g_init_locked;
 
 static void fork_prepare(void) {
   mp_fork_begin(&g_fork);
-  /* One thread, inside the library: a signal handler's fork interrupted
-   * it, and nothing it was changing can be trusted (forkorder.h). */
-  mp_fork_mode mode = !g_fork.single ? MP_FORK_LOCK : mp_t_inside ? MP_FORK_INTERRUPTED : MP_FORK_TRY;
   /* no child inherits an initialization in progress */
   g_init_locked = (g_fork.single ? pthread_mutex_trylock(&g_init_lock) : pthread_mutex_lock(&g_init_lock)) == 0;
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
-  if (g_forking) mp_pool_fork_prepare(g_forking, mode);
+  if (g_forking) mp_pool_fork_prepare(g_forking, g_fork.single);
 }
 static void fork_parent(void) {
   if (g_forking) mp_pool_fork_parent(g_forking);
@@ -174,9 +168,9 @@ static inline mp_pool *pool(void) {
 static inline mp_pool *owner_pool(void) { return __atomic_load_n(&g_active, __ATOMIC_ACQUIRE); }
 
 /* The environment is read before main can rewrite it (process titles). */
-__attribute__((constructor)) static void at_start(void) { MP_INSIDE_DO(pool()); }
+__attribute__((constructor)) static void at_start(void) { pool(); }
 
-static void report_at_exit(void) {
+__attribute__((destructor)) static void at_exit(void) {
   mp_pool *p = pool();
   int cancel = mp_nocancel_begin();
   mp_stats_report_to(&g_cfg, p, region_id());
@@ -184,37 +178,32 @@ static void report_at_exit(void) {
   if (p && g_cfg.map_path && mp_map_write_to(g_cfg.map_path, p, err, sizeof err) != 0) mp_msg("%s; no map", err);
   mp_nocancel_end(cancel);
 }
-__attribute__((destructor)) static void at_exit(void) { MP_INSIDE_DO(report_at_exit()); }
 
 /* ---- the malloc family ---------------------------------------------------- */
 
-EXPORT void *malloc(size_t n) { return MP_INSIDE(mp_malloc(pool(), n)); }
-EXPORT void *calloc(size_t nmemb, size_t size) { return MP_INSIDE(mp_calloc(pool(), nmemb, size)); }
-EXPORT void *realloc(void *p, size_t n) { return MP_INSIDE(mp_realloc(pool(), p, n)); }
-EXPORT void *reallocarray(void *p, size_t nmemb, size_t size) {
-  return MP_INSIDE(mp_reallocarray(pool(), p, nmemb, size));
-}
-EXPORT void free(void *p) { MP_INSIDE_DO(mp_free(owner_pool(), p)); }
-EXPORT void cfree(void *p) { MP_INSIDE_DO(mp_free(owner_pool(), p)); }
-EXPORT int posix_memalign(void **out, size_t align, size_t n) {
-  return MP_INSIDE(mp_posix_memalign(pool(), out, align, n));
-}
-EXPORT void *aligned_alloc(size_t align, size_t n) { return MP_INSIDE(mp_aligned_alloc(pool(), align, n)); }
-EXPORT void *memalign(size_t align, size_t n) { return MP_INSIDE(mp_memalign(pool(), align, n)); }
-EXPORT void *valloc(size_t n) { return MP_INSIDE(mp_valloc(pool(), n)); }
-EXPORT void *pvalloc(size_t n) { return MP_INSIDE(mp_pvalloc(pool(), n)); }
-EXPORT size_t malloc_usable_size(void *p) { return MP_INSIDE(mp_malloc_usable_size(owner_pool(), p)); }
+EXPORT void *malloc(size_t n) { return mp_malloc(pool(), n); }
+EXPORT void *calloc(size_t nmemb, size_t size) { return mp_calloc(pool(), nmemb, size); }
+EXPORT void *realloc(void *p, size_t n) { return mp_realloc(pool(), p, n); }
+EXPORT void *reallocarray(void *p, size_t nmemb, size_t size) { return mp_reallocarray(pool(), p, nmemb, size); }
+EXPORT void free(void *p) { mp_free(owner_pool(), p); }
+EXPORT void cfree(void *p) { mp_free(owner_pool(), p); }
+EXPORT int posix_memalign(void **out, size_t align, size_t n) { return mp_posix_memalign(pool(), out, align, n); }
+EXPORT void *aligned_alloc(size_t align, size_t n) { return mp_aligned_alloc(pool(), align, n); }
+EXPORT void *memalign(size_t align, size_t n) { return mp_memalign(pool(), align, n); }
+EXPORT void *valloc(size_t n) { return mp_valloc(pool(), n); }
+EXPORT void *pvalloc(size_t n) { return mp_pvalloc(pool(), n); }
+EXPORT size_t malloc_usable_size(void *p) { return mp_malloc_usable_size(owner_pool(), p); }
 
 /* glibc's statistics calls report the pool. */
 EXPORT struct mallinfo2 mallinfo2(void) {
   struct mallinfo2 m;
-  MP_INSIDE_DO(mp_stats_mallinfo2(pool(), &m));
+  mp_stats_mallinfo2(pool(), &m);
   return m;
 }
 
 EXPORT struct mallinfo mallinfo(void) {
   struct mallinfo2 m2;
-  MP_INSIDE_DO(mp_stats_mallinfo2(pool(), &m2));
+  mp_stats_mallinfo2(pool(), &m2);
   struct mallinfo m = {.arena = (int)m2.arena,
                        .ordblks = (int)m2.ordblks,
                        .hblkhd = (int)m2.hblkhd,
@@ -225,47 +214,44 @@ EXPORT struct mallinfo mallinfo(void) {
   return m;
 }
 
-EXPORT void malloc_stats(void) { MP_INSIDE_DO(mp_stats_report_stderr(pool(), MP_STATS_TEXT)); }
+EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); }
 
 /* jemalloc's own API (Debian's libjemalloc exports it unprefixed): a
  * program linked with -ljemalloc hands these pool pointers too. mallctl,
  * mallctlnametomib, mallctlbymib and malloc_stats_print are not ours: they
  * reach jemalloc and cover jemalloc's blocks and statistics only. */
-EXPORT void *mallocx(size_t size, int flags) { return MP_INSIDE(mp_mallocx(pool(), size, flags)); }
-EXPORT void *rallocx(void *p, size_t size, int flags) { return MP_INSIDE(mp_rallocx(pool(), p, size, flags)); }
+EXPORT void *mallocx(size_t size, int flags) { return mp_mallocx(pool(), size, flags); }
+EXPORT void *rallocx(void *p, size_t size, int flags) { return mp_rallocx(pool(), p, size, flags); }
 EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags) {
-  return MP_INSIDE(mp_xallocx(owner_pool(), p, size, extra, flags));
+  return mp_xallocx(owner_pool(), p, size, extra, flags);
 }
 EXPORT size_t sallocx(const void *p, int flags) {
   (void)flags;
-  return MP_INSIDE(mp_malloc_usable_size(owner_pool(), p));
+  return mp_malloc_usable_size(owner_pool(), p);
 }
 EXPORT void dallocx(void *p, int flags) {
   (void)flags;
-  MP_INSIDE_DO(mp_free(owner_pool(), p));
+  mp_free(owner_pool(), p);
 }
 EXPORT void sdallocx(void *p, size_t size, int flags) {
-  MP_INSIDE_DO(mp_free_sized(owner_pool(), p, size, (flags & 0x3f) ? (size_t)1 << (flags & 0x3f) : 0, "sdallocx"));
+  mp_free_sized(owner_pool(), p, size, (flags & 0x3f) ? (size_t)1 << (flags & 0x3f) : 0, "sdallocx");
 }
-EXPORT size_t nallocx(size_t size, int flags) { return MP_INSIDE(mp_nallocx(pool(), size, flags)); }
+EXPORT size_t nallocx(size_t size, int flags) { return mp_nallocx(pool(), size, flags); }
 
 /* C23 (glibc 2.43 declares them; older headers do not). */
-EXPORT void free_sized(void *p, size_t size) { MP_INSIDE_DO(mp_free_sized(owner_pool(), p, size, 0, "free_sized")); }
+EXPORT void free_sized(void *p, size_t size) { mp_free_sized(owner_pool(), p, size, 0, "free_sized"); }
 EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
-  MP_INSIDE_DO(mp_free_sized(owner_pool(), p, size, align, "free_aligned_sized"));
+  mp_free_sized(owner_pool(), p, size, align, "free_aligned_sized");
 }
 
 /* 1 when memory was given back: the pool's wholly free chunks (or an anon
  * region's free pages); jemalloc purges its unused pages too (not counted). */
-static int trim_all(void) {
+EXPORT int malloc_trim(size_t pad) {
+  (void)pad; /* chunks go back whole: no pad to keep at a top */
   mp_pool *p = pool();
   bool gave = p && mp_pool_trim(p);
   mp_fallback_trim();
   return gave;
-}
-EXPORT int malloc_trim(size_t pad) {
-  (void)pad; /* chunks go back whole: no pad to keep at a top */
-  return MP_INSIDE(trim_all());
 }
 
 /* glibc's options tune glibc's heap, which does not serve this program:
@@ -277,20 +263,16 @@ EXPORT int mallopt(int param, int value) {
   return 0;
 }
 
-static void pool_and_fallback_info(mp_pool_info *in, mp_fallback_stats *fb) {
-  mp_pool *p = pool();
-  if (p) mp_pool_get_info(p, in);
-  mp_fallback_get_stats(fb);
-}
-
 /* glibc's XML shape: one heap (the pool: free ranges, held bytes, peak,
  * window) and the totals, with jemalloc's requests as "mmap". */
 EXPORT int malloc_info(int options, FILE *fp) {
   if (options != 0) return EINVAL;
   if (!fp) return EINVAL;
+  mp_pool *p = pool();
   mp_pool_info in = {0};
+  if (p) mp_pool_get_info(p, &in);
   mp_fallback_stats fb;
-  MP_INSIDE_DO(pool_and_fallback_info(&in, &fb));
+  mp_fallback_get_stats(&fb);
   char buf[1536];
   unsigned long held = (unsigned long)(in.held_bytes + in.inherited_bytes), peak = (unsigned long)in.stats.region_peak;
   mp_format(buf, sizeof buf,

@@ -44,9 +44,10 @@ static bool g_fork_locked;
 static void fork_prepare(void) {
   mp_fork_begin(&g_fork);
   g_fork_locked = (g_fork.single ? pthread_mutex_trylock(&g_lock) : pthread_mutex_lock(&g_lock)) == 0;
-  /* without the list lock (fork interrupted a pool creation), no pool is touched */
-  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next)
-    mp_pool_fork_prepare(&m->pool, g_fork.single ? MP_FORK_TRY : MP_FORK_LOCK);
+  /* The list changes with signals blocked: a fork from a signal handler
+   * finds it free. Without it (a handler interrupted a handler), no pool
+   * is touched. */
+  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) mp_pool_fork_prepare(&m->pool, g_fork.single);
 }
 
 static void fork_parent(void) {

@@ -19,16 +19,18 @@
  *
  * A process with one thread (fork may come from a signal handler that
  * interrupted that very thread inside malloc: POSIX lists fork as
- * async-signal-safe, glibc bug 24161) waits for no lock, as glibc does.
- * The interposer marks every call into it (preload.h: MP_INSIDE); a fork
- * that finds the mark set interrupted the library anywhere, locked or not
- * (a thread cache is changed without a lock), so no lock is tried and no
- * metadata read: what the process holds is copied whole in the child, and
- * the pool serves nothing there; the interrupted call, resumed in the child
- * when the handler returns, completes on that private copy
- * (mp_pool_fork_child). Without the mark each lock is only tried, and a lock
- * held (the API's pools, which take a lock for every call, or the exit
- * report) means the same.
+ * async-signal-safe, glibc bug 24161) waits for no lock, as glibc does:
+ * each lock is only tried. The child may return from the handler into the
+ * interrupted call and complete it, so:
+ *   - a lock held means the call was inside it and its metadata may be
+ *     half-changed: the child changes nothing and re-makes no lock the call
+ *     holds; it copies what the process holds (its blocks in use when the
+ *     pool lock was free: the ranges and chunks change only under it; all
+ *     of it otherwise) and the pool serves nothing more there
+ *     (mp_pool_fork_child);
+ *   - every lock free means only the calling thread's cache can be
+ *     half-changed (its hit path takes no lock): the child takes the usual
+ *     path but leaves that cache as it is (mp_small_fork_purge).
  *
  * What must not be seen half done by such a child, because the child would
  * resume it and share the parent's memory, runs with signals blocked
@@ -43,12 +45,6 @@
 
 #include <signal.h>
 #include <stdbool.h>
-
-typedef enum mp_fork_mode {
-  MP_FORK_LOCK,        /* several threads: wait for every lock */
-  MP_FORK_TRY,         /* one thread, outside the library: try each lock */
-  MP_FORK_INTERRUPTED, /* one thread, inside the library: touch nothing */
-} mp_fork_mode;
 
 typedef struct mp_fork_state {
   int cancel;  /* the thread's cancel state, given back after */

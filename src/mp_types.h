@@ -257,6 +257,7 @@ typedef struct mp_pool {
   int fork_pipe[2];     /* the parent waits until the child has its copy */
   bool fork_locked;     /* prepare got every lock (not so: fork interrupted the pool) */
   bool fork_ranges;     /* prepare got the pool lock: the ranges and chunks are whole */
+  bool fork_single;     /* the process had one thread: prepare only tried the locks */
 } mp_pool;
 
 #endif

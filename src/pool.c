@@ -251,9 +251,9 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
  * the copy is done, so that nothing the forking thread writes after fork()
  * returns can reach the child's copy. The pool lock alone says whether the
  * ranges (and chunks) are whole: they change only under it. */
-void mp_pool_fork_prepare(mp_pool *p, mp_fork_mode mode) {
-  bool single = mode != MP_FORK_LOCK;
-  bool small = mode != MP_FORK_INTERRUPTED && mp_small_fork_prepare(p, single);
+void mp_pool_fork_prepare(mp_pool *p, bool single) {
+  bool small = mp_small_fork_prepare(p, single);
+  p->fork_single = single;
   p->fork_ranges = (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) == 0;
   p->fork_locked = small && p->fork_ranges;
   if (small && !p->fork_locked) mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
@@ -328,7 +328,7 @@ int mp_pool_fork_child(mp_pool *p) {
         rc = mp_region_privatize(&p->region, window_live, p);
       } else {
         rc = mp_chunks_fork_child(p);
-        mp_small_fork_purge(p); /* spans of inherited chunks serve nothing new */
+        mp_small_fork_purge(p, !p->fork_single); /* spans of inherited chunks serve nothing new */
       }
       if (rc != 0) detach(p);
     }

@@ -2,7 +2,6 @@
 #ifndef MP_POOL_H
 #define MP_POOL_H
 
-#include "forkorder.h"
 #include "mp_types.h"
 #include "region.h"
 #include "span.h"
@@ -60,13 +59,13 @@ void mp_pool_span_put(mp_pool *p, uint32_t g);
 /* Is granule g in a chunk a fork child inherited (frees only, no new objects)? */
 bool mp_pool_inherited(const mp_pool *p, uint32_t g);
 
-/* fork (the order and the modes: forkorder.h): prepare takes the locks
- * (MP_FORK_TRY: only tries them; MP_FORK_INTERRUPTED: none;
- * p->fork_locked says whether it got them all), parent releases them,
- * child re-makes them and replaces a shared region by a private copy of its
- * in-use ranges (of all it holds, and the pool then serves nothing, when
- * prepare did not get the locks). */
-void mp_pool_fork_prepare(mp_pool *p, mp_fork_mode mode);
+/* fork (the order: forkorder.h): prepare takes the locks (single: only
+ * tries them; p->fork_locked says whether it got them all), parent
+ * releases them, child re-makes them and replaces a shared region by a
+ * private copy of its in-use ranges (when prepare did not get the locks:
+ * of what it holds, touching no metadata, and the pool then serves
+ * nothing). */
+void mp_pool_fork_prepare(mp_pool *p, bool single);
 void mp_pool_fork_parent(mp_pool *p);
 /* 0, or -errno when the copy failed: the pool is then detached (serves
  * nothing, region read-only) and the caller should say so. */

@@ -251,7 +251,7 @@ void mp_small_fork_child(mp_pool *p) {
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&p->small.classes[c].lock, NULL);
 }
 
-void mp_small_fork_purge(mp_pool *p) {
+void mp_small_fork_purge(mp_pool *p, bool flush_current) {
   mp_small *sm = &p->small;
   if (!sm->enabled) return;
   /* Inherited spans are flagged (their objects are never cached again). */
@@ -269,9 +269,17 @@ void mp_small_fork_purge(mp_pool *p) {
     }
     pthread_mutex_unlock(&c->lock);
   }
-  /* Then the forking thread's cached objects go back (other threads' caches
-   * may have been mid-update at fork(): their objects stay out, a bounded leak). */
-  mp_tcache_flush_current(p);
+  /* Then the forking thread's cached objects go back, when it is in fork().
+   * A process of one thread may fork from a signal handler that interrupted
+   * a lock-free change of that very cache, which the child resumes with
+   * the values it had loaded: the cache is abandoned as it is, its objects
+   * stay out (a bounded leak, in inherited chunks), and the thread gets a
+   * new one. Other threads' caches may have been mid-update at fork():
+   * their objects stay out too. */
+  if (flush_current)
+    mp_tcache_flush_current(p);
+  else
+    mp_tcache_abandon_current(p);
 }
 
 #define VIOLATION(...)                            \

@@ -80,9 +80,11 @@ size_t mp_small_meta_bytes(const mp_pool *p);
 bool mp_small_fork_prepare(mp_pool *p, bool single); /* forkorder.h */
 void mp_small_fork_parent(mp_pool *p);
 void mp_small_fork_child(mp_pool *p);
-/* In a fork child after the chunks: every thread cache is flushed, and the
- * spans of inherited chunks leave the partial lists (empty ones go back). */
-void mp_small_fork_purge(mp_pool *p);
+/* In a fork child after the chunks: the spans of inherited chunks leave the
+ * partial lists (empty ones go back), and with flush_current (fork came
+ * from the thread, not from a signal handler that may have interrupted its
+ * cache) the calling thread's cache is flushed. */
+void mp_small_fork_purge(mp_pool *p, bool flush_current);
 
 /* Verifies S1..S3 with every class locked; objects in thread caches are
  * counted as "neither". 0 when all hold. */

@@ -109,9 +109,11 @@ void mp_tcache_flush_current(mp_pool *p) {
   if (tc && tc->pool == p) flush_all(p, tc);
 }
 
-void mp_tcache_flush_all(mp_pool *p) {
-  for (mp_tcache *tc = p->small.all_tcaches; tc; tc = tc->next_all)
-    if (tc->pool == p) flush_all(p, tc);
+void mp_tcache_abandon_current(mp_pool *p) {
+  mp_tcache *tc = mp_t_tcache;
+  if (!tc || tc->pool != p) return;
+  mp_t_tcache = NULL;
+  pthread_setspecific(p->small.key, NULL); /* its thread exit must not flush it */
 }
 
 static void thread_exit(void *arg) {

@@ -18,8 +18,10 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls);
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls);
 /* Flushes the calling thread's cache (exhaustion path, tests). */
 void mp_tcache_flush_current(mp_pool *p);
-/* Flushes every cache, live or not (a fork child: no other thread exists). */
-void mp_tcache_flush_all(mp_pool *p);
+/* A fork child whose only thread may have been inside its cache: the cache
+ * is left as it is, never used again, and the thread's next request makes a
+ * new one. */
+void mp_tcache_abandon_current(mp_pool *p);
 /* Sums the small-object counters of every cache (live and retired). */
 void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *bytes_in_use);
 

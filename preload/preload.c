@@ -274,7 +274,7 @@ EXPORT int malloc_info(int options, FILE *fp) {
   mp_fallback_stats fb;
   mp_fallback_get_stats(&fb);
   char buf[1536];
-  unsigned long held = (unsigned long)(in.held_bytes + in.inherited_bytes), peak = (unsigned long)in.stats.region_peak;
+  unsigned long held = (unsigned long)(in.held_bytes + in.inherited_bytes), peak = (unsigned long)in.mapped_peak;
   mp_format(buf, sizeof buf,
             "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n"
             "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%lu\" size=\"%lu\"/>\n"

@@ -259,7 +259,13 @@ void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags) {
   if (size == 0) size = 1; /* undefined for jemalloc: the smallest block */
   if (align == MIN_ALIGN && !(flags & JE_ZERO)) return mp_realloc(p, ptr, size);
   size_t old = mp_malloc_usable_size(p, ptr);
-  if (size <= old && !((uintptr_t)ptr & (align - 1))) return ptr; /* fits, aligned */
+  if (size <= old && !((uintptr_t)ptr & (align - 1))) { /* fits, aligned: shrinks in place */
+    if (!mp_pool_owns(p, ptr))
+      mp_fallback_resize_in_place(ptr, size, 0);
+    else if (!p->policy.check)
+      mp_pool_resize(p, ptr, size, "rallocx");
+    return ptr; /* nothing new to zero */
+  }
   void *q = alloc_aligned(p, size, align, false, "rallocx");
   if (!q) return NULL;
   memcpy(q, ptr, old < size ? old : size);
@@ -270,6 +276,7 @@ void *mp_rallocx(mp_pool *p, void *ptr, size_t size, int flags) {
 
 size_t mp_xallocx(mp_pool *p, void *ptr, size_t size, size_t extra, int flags) {
   size_t old = mp_malloc_usable_size(p, ptr), now;
+  if ((uintptr_t)ptr & (je_align(flags) - 1)) return old; /* not so aligned: in place cannot give it (jemalloc) */
   if (mp_pool_owns(p, ptr)) {
     if (!p->policy.check && (extra == 0 || size + extra < size || !mp_pool_resize(p, ptr, size + extra, "xallocx")))
       mp_pool_resize(p, ptr, size, "xallocx");
@@ -285,6 +292,6 @@ size_t mp_nallocx(mp_pool *p, size_t size, int flags) {
   size_t align = je_align(flags);
   if (too_big(size)) return 0;
   if (!routed(p, size)) return mp_fallback_good_size(size, align);
-  if (p->fast_small && size <= MP_SMALL_MAX && align <= MIN_ALIGN) return mp_class_size[mp_class_of(size ? size : 1)];
-  return size ? (size + MP_GRANULE - 1) & ~(size_t)(MP_GRANULE - 1) : MP_GRANULE;
+  if (p->policy.check) return size; /* MEMPOOL_CHECK: the size asked (the canary follows it) */
+  return mp_pool_good_size(p, size, align);
 }

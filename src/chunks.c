@@ -77,7 +77,7 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
   if (fixed) {
     memset(c->state, MP_CHUNK_HELD, c->count);
     c->held = c->count;
-    c->held_bytes = p->region.map_len;
+    c->held_bytes = c->mapped_peak = p->region.map_len;
   }
   return 0;
 }
@@ -208,6 +208,7 @@ static void took(mp_pool *p, uint32_t k, uint32_t m) {
   c->whole_free_count += m;
   c->held += m;
   c->held_bytes += len;
+  if (c->held_bytes + c->inherited_bytes > c->mapped_peak) c->mapped_peak = c->held_bytes + c->inherited_bytes;
   p->stats.chunk_claims += m;
 }
 

@@ -223,6 +223,7 @@ typedef struct mp_chunks {
   uint32_t held, inherited, whole_free_count;
   uint32_t away_ranges; /* in-use ranges that stand for chunks not held */
   uint64_t held_bytes, inherited_bytes;
+  uint64_t mapped_peak;     /* highest held_bytes + inherited_bytes so far */
   uint32_t search_from;     /* next-fit start of the claim search */
   uint32_t peak, prev_peak; /* most chunks with blocks in this decay period, the last */
   uint64_t period_start;    /* ns, monotonic */

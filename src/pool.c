@@ -187,6 +187,12 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
 }
 
 void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) { return pool_alloc(p, size, align, false); }
+
+size_t mp_pool_good_size(const mp_pool *p, size_t size, size_t align) {
+  unsigned cls = p->small.enabled ? small_class(size, align) : MP_SMALL_CLASSES;
+  if (cls < MP_SMALL_CLASSES) return mp_class_size[cls];
+  return size ? (size + MP_GRANULE - 1) & ~(size_t)(MP_GRANULE - 1) : MP_GRANULE;
+}
 void *mp_pool_try_alloc(mp_pool *p, size_t size, size_t align) { return pool_alloc(p, size, align, true); }
 
 void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
@@ -341,13 +347,33 @@ int mp_pool_fork_child(mp_pool *p) {
   return rc;
 }
 
+struct advise {
+  mp_pool *pool;
+  bool gave; /* a free page was resident: memory went back */
+};
+
+/* Is any page of [a, e) (page-aligned) resident? */
+static bool resident(uintptr_t a, uintptr_t e) {
+  unsigned char vec[256];
+  for (; a < e; a += sizeof vec * 4096) {
+    size_t len = e - a < sizeof vec * 4096 ? e - a : sizeof vec * 4096;
+    if (mincore((void *)a, len, vec) != 0) return true; /* cannot tell: say it went back */
+    for (size_t i = 0; i < (len + 4095) / 4096; i++)
+      if (vec[i] & 1) return true;
+  }
+  return false;
+}
+
 static void advise_free(void *vctx, uint32_t start, uint32_t size, bool in_use) {
-  mp_pool *p = vctx;
+  struct advise *ad = vctx;
   if (in_use) return;
-  uintptr_t a = p->region.base + ((uintptr_t)start << MP_GRANULE_SHIFT), e = a + ((uintptr_t)size << MP_GRANULE_SHIFT);
+  uintptr_t a = ad->pool->region.base + ((uintptr_t)start << MP_GRANULE_SHIFT);
+  uintptr_t e = a + ((uintptr_t)size << MP_GRANULE_SHIFT);
   a = (a + 4095) & ~(uintptr_t)4095;
   e &= ~(uintptr_t)4095;
-  if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+  if (e <= a) return;
+  if (!ad->gave) ad->gave = resident(a, e);
+  madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 bool mp_pool_trim(mp_pool *p) {
@@ -360,9 +386,9 @@ bool mp_pool_trim(mp_pool *p) {
   if (!p->chunks.fixed)
     gave = mp_chunks_release_free(p) > 0;
   else if (!p->region.shared && !p->region.is_file && !p->detached) { /* anon: its free pages */
-    uint64_t before = p->ranges.free_granules;
-    mp_ranges_walk(&p->ranges, advise_free, p);
-    gave = before > 0;
+    struct advise ad = {p, false};
+    mp_ranges_walk(&p->ranges, advise_free, &ad);
+    gave = ad.gave;
   }
   pthread_mutex_unlock(&p->lock);
   return gave;
@@ -379,6 +405,7 @@ void mp_pool_get_info(mp_pool *p, mp_pool_info *out) {
   out->chunk_bytes = (uint64_t)1 << c->shift;
   out->held_bytes = c->held_bytes;
   out->inherited_bytes = c->inherited_bytes;
+  out->mapped_peak = c->mapped_peak;
   out->free_bytes = (uint64_t)r->free_granules << MP_GRANULE_SHIFT;
   out->used_bytes = p->stats.region_used;
   out->largest_free = (uint64_t)mp_ranges_largest_free(r) << MP_GRANULE_SHIFT;

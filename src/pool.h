@@ -23,6 +23,9 @@ void *mp_pool_alloc(mp_pool *p, size_t size, size_t align);
 /* The same without reclaiming cached objects or counting a failure: for
  * optional requests (realloc's extra room). */
 void *mp_pool_try_alloc(mp_pool *p, size_t size, size_t align);
+/* The usable size mp_pool_alloc(size, align) gives when the region serves it
+ * as it serves most requests (a small class, else 16-byte granules). O(1). */
+size_t mp_pool_good_size(const mp_pool *p, size_t size, size_t align);
 /* ptr must be owned (mp_pool_owns): the functions below do not range-check.
  * The pointer checks below trap (one "mempool:" line naming the pointer and
  * the caller, then abort) unless ptr is the start of an in-use block. */
@@ -79,6 +82,7 @@ bool mp_pool_trim(mp_pool *p);
 typedef struct mp_pool_info {
   uint64_t region_bytes;                             /* the window */
   uint64_t chunk_bytes, held_bytes, inherited_bytes; /* chunk size; device bytes held; private copies */
+  uint64_t mapped_peak;                              /* highest held + inherited bytes so far */
   uint64_t used_bytes, free_bytes, largest_free;     /* of what is held or inherited */
   uint64_t used_ranges, free_ranges, meta_bytes;
   uint64_t small_allocs, small_frees, small_bytes; /* objects served from spans */

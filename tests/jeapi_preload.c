@@ -29,7 +29,17 @@ int main(int argc, char **argv) {
   CHECK(zeros == 300000 - 5000, "rallocx with MALLOCX_ZERO: %zu of the new bytes are zero", zeros);
   size_t now = xallocx(c, 100000, 0, 0);
   CHECK(now >= 100000 && now == sallocx(c, 0), "xallocx shrinking in place: %zu", now);
-  dallocx(c, 0);
+  char *s = rallocx(c, 1000, MALLOCX_ALIGN(64));
+  CHECK(s && sallocx(s, 0) < 100000 && verify(s, 100, 1), "rallocx with flags shrinks: %zu bytes",
+        s ? sallocx(s, 0) : 0);
+  dallocx(s ? s : c, 0);
+  char *u;
+  do u = mallocx(5000, 0); /* a block that is not 4096-aligned, room after it */
+  while (((uintptr_t)u & 4095) == 0);
+  size_t was = sallocx(u, 0);
+  CHECK(xallocx(u, 6000, 0, MALLOCX_ALIGN(4096)) == was && sallocx(u, 0) == was,
+        "xallocx cannot give an alignment in place: %zu", sallocx(u, 0));
+  dallocx(u, 0);
 
   char *d = mallocx(1000, MALLOCX_ALIGN(4096) | MALLOCX_ZERO);
   in_pool(d, "mallocx");
@@ -46,12 +56,18 @@ int main(int argc, char **argv) {
   CHECK(z && nz == 0, "mallocx(100, MALLOCX_ZERO): %zu of %zu usable bytes not zero", nz, zu);
   dallocx(z, 0);
 
-  CHECK(nallocx(100, 0) >= 100 && nallocx(100, 0) <= 128, "nallocx(100) = %zu", nallocx(100, 0));
-  void *f = mallocx(100, 0);
-  in_pool(f, "mallocx(100)");
-  CHECK(sallocx(f, 0) >= 100 && sallocx(f, 0) <= nallocx(100, 0) + 16, "sallocx %zu against nallocx %zu", sallocx(f, 0),
-        nallocx(100, 0));
-  sdallocx(f, 100, 0);
+  /* nallocx is the size mallocx gives (jemalloc's manual), whatever the
+   * alignment. */
+  static const size_t sizes[] = {1, 16, 100, 1000, 5000, 40000, 300000};
+  const int aligns[] = {0, MALLOCX_ALIGN(64), MALLOCX_ALIGN(4096)};
+  for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    for (unsigned j = 0; j < sizeof aligns / sizeof aligns[0]; j++) {
+      void *f = mallocx(sizes[i], aligns[j]);
+      in_pool(f, "mallocx");
+      CHECK(f && sallocx(f, 0) == nallocx(sizes[i], aligns[j]), "mallocx(%zu, flags %#x): sallocx %zu, nallocx %zu",
+            sizes[i], aligns[j], f ? sallocx(f, 0) : 0, nallocx(sizes[i], aligns[j]));
+      sdallocx(f, sizes[i], aligns[j]);
+    }
   free(malloc(10)); /* jemalloc's blocks (from mallocx) and the pool's mix in free too */
 
   size_t sz = sizeof(unsigned);

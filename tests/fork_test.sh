@@ -1,5 +1,5 @@
 #!/bin/bash
-# fork_test.sh LIB FORKSTRESS HOSTILE - fork against the library's locks
+# fork_test.sh LIB FORKSTRESS HOSTILE FORKSTRESS_API - fork against the library's locks
 # (issue 15): forkstress's stdio, signal and resume modes (glibc bugs 19431
 # and 24161; resume: the child returns from the handler into the interrupted
 # call) and hostile's pending-cancel cases (fork, malloc_stats), each
@@ -7,7 +7,7 @@
 # it on an anonymous region and on a file region. A hang is a failure
 # (timeout), so is a failed fork child.
 set -u
-lib=$1 prog=$2 hostile=$3
+lib=$1 prog=$2 hostile=$3 api=$4
 tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-/tmp}/fork.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=tests/shell_checks.sh
@@ -25,5 +25,13 @@ for run in "$prog stdio 3" "$prog signal 3" "$prog resume 3" "$hostile cancel-fo
     [ "$mode" = cancel-stats ] || ! grep -q '^mempool:' "$tmp/err" || fail "$mode on ${dev##*/}: $(head -3 "$tmp/err")"
   done
 done
+# An API pool (its own file) made and destroyed again and again while a
+# signal handler forks, without the preload and under it (anon region).
+rm -f "$tmp/apidev"
+expect 0 "api pools" timeout 60 env FORKSTRESS_DEVICE="$tmp/apidev" "$api" api 3
+rm -f "$tmp/apidev"
+expect 0 "api pools under the preload" timeout 60 env FORKSTRESS_DEVICE="$tmp/apidev" MEMPOOL_DEVICE=anon \
+  MEMPOOL_BASE=0 MEMPOOL_HIGH=0x3FFFFFF LD_PRELOAD="$lib" "$api" api 3
+! grep -q '^mempool:' "$tmp/err" || fail "api pools: $(head -3 "$tmp/err")"
 [ "$failed" = 0 ] && echo "fork against locks: ok"
 exit "$failed"

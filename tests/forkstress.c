@@ -14,6 +14,9 @@
  *           interrupted malloc or free, checks the blocks it inherited,
  *           allocates and writes its own, and frees everything; the parent
  *           checks that none of its blocks was overwritten
+ *   api     (forkstress_api, linked with libmempool_api, FORKSTRESS_DEVICE
+ *           a file) resume's blocks from an API pool, destroyed and created
+ *           again every 64 blocks: the child's pool is its own copy
  * The timer is one-shot, re-armed by the handler: however long a fork
  * takes, the main thread runs between two of them.
  */
@@ -31,6 +34,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "preload_util.h"
 
 static atomic_bool stop;
 static atomic_long forks, failures;
@@ -137,17 +142,38 @@ enum { SLOTS = 64 };
 static char *volatile keep[SLOTS]; /* a slot is set once its block is filled */
 static size_t sizes[SLOTS];
 static volatile sig_atomic_t resumed_child; /* resume: set in the child's handler */
+static volatile unsigned current;           /* the slot the loop is renewing: the child's own block */
 static bool resume;
 
-/* A block's bytes: a tag byte of its slot and size everywhere, sampled on
- * verification (the whole block would make each iteration slow). */
-static unsigned char tag_of(unsigned slot, size_t n) { return (unsigned char)(0x11 + slot * 7 + n); }
-static void fill(char *p, unsigned slot, size_t n) { memset(p, tag_of(slot, n), n); }
-static bool intact(const char *p, unsigned slot, size_t n) {
-  for (size_t i = 0; i < n; i += 61)
-    if ((unsigned char)p[i] != tag_of(slot, n)) return false;
-  return (unsigned char)p[n - 1] == tag_of(slot, n);
+/* Where the blocks come from: malloc, or (forkstress_api) a pool of the
+ * API that the loop destroys and creates again and again. */
+static void *(*x_alloc)(size_t) = malloc;
+static void (*x_free)(void *) = free;
+static void (*x_renew)(void);                  /* NULL, or: every block dropped, the pool made anew */
+static bool x_inherited(void) { return true; } /* are x_alloc's blocks in the child from what it inherited? */
+static bool (*x_from_parent)(void) = x_inherited;
+
+#ifdef WITH_API
+#include "mempool.h"
+static mempool_t *volatile pool;
+static void *api_alloc(size_t n) { return pool ? mempool_alloc(pool, n) : NULL; }
+static void api_free(void *p) { mempool_free(pool, p); }
+static mempool_t *pool_at_fork; /* the child's: the pool the parent had */
+/* A pool the child made itself (resuming a renewal) is its own range. */
+static bool api_from_parent(void) { return pool && pool == pool_at_fork; }
+static void api_renew(void) {
+  mempool_t *old = pool;
+  pool = NULL;
+  mempool_destroy(old);
+  struct mempool_params prm = {.device = getenv("FORKSTRESS_DEVICE"), .base = 0, .high = 0x3FFFFFF};
+  char err[200];
+  pool = mempool_create(&prm, err, sizeof err);
+  if (!pool && !resumed_child) { /* a child resuming a renewal: the parent holds the range (EBUSY) */
+    fprintf(stderr, "forkstress: mempool_create: %s\n", err);
+    exit(1);
+  }
 }
+#endif
 
 static void arm_timer(unsigned us) {
   struct itimerval it = {{0, 0}, {0, us}}; /* one shot: the main thread runs between two forks */
@@ -160,6 +186,9 @@ static void on_timer(int sig) {
   if (resume) {
     pid_t pid = timed_fork(); /* the child returns from here into the interrupted call */
     if (pid == 0) {
+#ifdef WITH_API
+      pool_at_fork = pool;
+#endif
       resumed_child = 1;
       return;
     }
@@ -179,24 +208,50 @@ static size_t size_for(unsigned seed) {
   return ((seed >> 8) & 1 ? 64 : 40000) + (seed & 1023);
 }
 
+/* Is p in a mapping of the region's file (/proc/self/maps)? A fork child's
+ * inherited blocks never are: they are private copies. */
+static bool on_device(const void *p) {
+  const char *dev = getenv(x_renew ? "FORKSTRESS_DEVICE" : "MEMPOOL_DEVICE");
+  char want[PATH_MAX], path[PATH_MAX];
+  uintptr_t s, e;
+  uint64_t off;
+  return dev && realpath(dev, want) && mapping_of(p, &s, &e, &off, path, sizeof path) && !strcmp(path, want);
+}
+
 /* The child of a fork that interrupted malloc or free: every block it
- * inherited holds what the parent wrote, it allocates, writes and frees
+ * inherited holds what the parent wrote, in a private copy, it allocates,
+ * writes and frees
  * blocks of its own (which must not be the parent's memory: the parent
  * checks its blocks), then frees what it inherited. */
 static void child_work(void) {
   int bad = 0;
   for (unsigned i = 0; i < SLOTS; i++)
-    if (keep[i] && !intact(keep[i], i, sizes[i])) bad = 1;
+    if (keep[i] && (!verify(keep[i], sizes[i], i) || (i != current && on_device(keep[i])))) bad = 1;
   char *mine[32];
   for (unsigned j = 0; j < 32; j++) {
     size_t n = size_for(j * 2654435761u);
-    mine[j] = malloc(n);
-    if (!mine[j]) _exit(3);
-    memset(mine[j], 0xC5, n);
+    mine[j] = x_alloc(n);
+    if (mine[j] && x_renew && x_from_parent() && on_device(mine[j])) bad = 1; /* the pool is the child's copy */
+    if (mine[j])
+      memset(mine[j], 0xC5, n);
+    else if (!x_renew)
+      _exit(3); /* a pool may be gone (interrupted renewal) or full */
   }
-  for (unsigned j = 0; j < 32; j++) free(mine[j]);
-  for (unsigned i = 0; i < SLOTS; i++) free(keep[i]);
+  for (unsigned j = 0; j < 32; j++) x_free(mine[j]);
+  for (unsigned i = 0; i < SLOTS; i++) x_free(keep[i]);
   _exit(bad ? 2 : 0);
+}
+
+/* Every block checked and freed; how many were overwritten. */
+static long drop_all(void) {
+  long bad = 0;
+  for (unsigned i = 0; i < SLOTS; i++) {
+    char *p = keep[i];
+    keep[i] = NULL;
+    if (p && !verify(p, sizes[i], i)) bad++;
+    x_free(p);
+  }
+  return bad;
 }
 
 static int signal_mode(double seconds, bool resuming) {
@@ -209,27 +264,29 @@ static int signal_mode(double seconds, bool resuming) {
   arm_timer(2000);
   unsigned seed = 7;
   long corrupted = 0;
+  if (x_renew) x_renew();
   for (double end = now() + seconds; now() < end;) {
     if (resumed_child) child_work();
-    unsigned i = (seed = seed * 1103515245u + 12345u) >> 26;
+    if (x_renew && (seed & 63) == 0) { /* every block checked, the pool made anew */
+      corrupted += drop_all();
+      x_renew();
+    }
+    unsigned i = current = (seed = seed * 1103515245u + 12345u) >> 26;
     char *old = keep[i];
     keep[i] = NULL;
-    if (old && !intact(old, i, sizes[i])) corrupted++;
-    free(old);
+    if (old && !verify(old, sizes[i], i)) corrupted++;
+    x_free(old);
     size_t n = size_for(seed);
-    char *p = malloc(n);
+    char *p = x_alloc(n);
     if (!p) continue;
-    fill(p, i, n);
+    fill(p, n, i); /* preload_util.h */
     sizes[i] = n;
     keep[i] = p;
   }
   arm_timer(0);
   signal(SIGALRM, SIG_IGN);
   if (resumed_child) child_work(); /* the last signal came after the loop's test */
-  for (int i = 0; i < SLOTS; i++) {
-    if (keep[i] && !intact(keep[i], (unsigned)i, sizes[i])) corrupted++;
-    free(keep[i]);
-  }
+  corrupted += drop_all();
   if (corrupted) printf("%ld blocks of the parent were overwritten\n", corrupted);
   return corrupted != 0;
 }
@@ -242,12 +299,21 @@ int main(int argc, char **argv) {
     rc = stdio_mode(seconds);
   else if (!strcmp(mode, "signal") || !strcmp(mode, "resume"))
     rc = signal_mode(seconds, !strcmp(mode, "resume"));
+#ifdef WITH_API
+  else if (!strcmp(mode, "api")) {
+    x_alloc = api_alloc;
+    x_free = api_free;
+    x_renew = api_renew;
+    x_from_parent = api_from_parent;
+    rc = signal_mode(seconds, true);
+  }
+#endif
   else {
-    fprintf(stderr, "usage: forkstress stdio|signal|resume SECONDS\n");
+    fprintf(stderr, "usage: forkstress stdio|signal|resume|api SECONDS\n");
     return 2;
   }
   long n = atomic_load(&forks), bad = atomic_load(&failures);
   printf("%s: %ld forks, %ld failed; fork() took %.3f ms on average, %.3f ms at most\n", mode, n, bad,
          n + bad ? fork_seconds * 1e3 / (double)(n + bad) : 0.0, fork_max * 1e3);
-  return rc || bad || n < 20 ? 1 : 0;
+  return rc || bad || n < 10 ? 1 : 0;
 }

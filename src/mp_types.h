@@ -134,12 +134,16 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 /* ---- small objects: spans and thread caches ----------------------------- */
 
 /* A span is a 64 KiB in-use range, aligned to 64 KiB of region offset, cut
- * into objects of one size class. Its state lives out of band, in the span
- * table indexed by offset >> MP_SPAN_SHIFT:
- *   avail bit set  = the object is free in the span (changed under the class lock)
- *   alloc bit set  = the object is held by the user (atomic: any thread frees)
+ * into objects of one size class. Its state lives out of band: the span
+ * table indexed by offset >> MP_SPAN_SHIFT, and one bitmap over the whole
+ * region's granules:
+ *   avail bit set  = the object is free in the span (its span's bitmap, by
+ *                    object index, changed under the class lock)
+ *   held bit set   = the object is held by the user (the region's bitmap, at
+ *                    the object's first granule: atomic, any thread frees)
  *   neither        = the object sits in some thread's cache.
- * The alloc bit makes double frees and interior pointers detectable in O(1). */
+ * The held bit makes double frees and interior pointers detectable in O(1),
+ * without a division: an interior granule's bit is never set. */
 #define MP_SPAN_SHIFT    16u
 #define MP_SPAN_SIZE     (1u << MP_SPAN_SHIFT)
 #define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
@@ -150,8 +154,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 typedef struct mp_span {
   uint16_t nobj, navail; /* objects in the span, of which free in it */
   uint32_t prev, next;   /* partial list of the class (span index + 1; 0 = none) */
-  uint64_t *avail;       /* ceil(nobj / 64) words each, from the bitmap */
-  uint64_t *alloc;       /*   arena: 2 bits per object, sized by class */
+  uint64_t *avail;       /* ceil(nobj / 64) words, from the bitmap arena */
 } mp_span;
 
 typedef struct mp_class {
@@ -183,6 +186,8 @@ typedef struct mp_small {
   uint64_t *bitmap_arena;           /* span bitmaps, bump-allocated (lazily touched) */
   size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */
   size_t bitmap_committed;          /* words usable (atomic; the rest is PROT_NONE) */
+  uint64_t *held;                   /* a bit per granule of the region (PROT_NONE until its span is made) */
+  uint64_t *held_pages;             /* a bit per page of held: committed (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
   pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;

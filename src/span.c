@@ -11,6 +11,10 @@
 #include "tcache.h"
 
 #define SPAN_GRANULES (MP_SPAN_SIZE >> MP_GRANULE_SHIFT)
+_Static_assert(SPAN_GRANULES == MP_SPAN_WORDS * 64, "a span's held bits are whole words of the region's bitmap");
+
+/* Words of a span's avail bitmap for class cls. */
+static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
 
 int mp_small_init(mp_pool *p) {
   mp_small *sm = &p->small;
@@ -20,15 +24,22 @@ int mp_small_init(mp_pool *p) {
   size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
   size_t class_bytes = (nchunks + 4095) & ~(size_t)4095;
   size_t span_bytes = (nspans * sizeof(mp_span) + 4095) & ~(size_t)4095;
-  /* Bitmap blocks are recycled within a class only, so the arena reserves
-   * (virtually) what every class could need at once: it cannot run out. */
+  /* The held bitmap: a bit per granule of every span (a page of it covers
+   * 8 spans), and a bit per page of it once committed. */
+  size_t held_bytes = nspans * MP_SPAN_WORDS * 8, held_page_bits = (held_bytes + 4095) / 4096;
+  size_t held_pages_bytes = ((held_page_bits + 63) / 64 * 8 + 4095) & ~(size_t)4095;
+  held_bytes = (held_bytes + 4095) & ~(size_t)4095;
+  /* Avail bitmap blocks are recycled within a class only, so the arena
+   * reserves (virtually) what every class could need at once: it cannot
+   * run out. */
   size_t per_span = 0;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_span += 2 * ((MP_SPAN_SIZE / mp_class_size[c] + 63) / 64);
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_span += class_words(c);
   size_t words = nspans * per_span;
-  size_t len = class_bytes + span_bytes + words * 8;
+  size_t meta_bytes = class_bytes + span_bytes + held_pages_bytes;
+  size_t len = meta_bytes + held_bytes + words * 8;
   char *m = mp_meta_reserve(len);
   if (!m) return -1;
-  if (!mp_meta_commit(m, class_bytes + span_bytes)) {
+  if (!mp_meta_commit(m, meta_bytes)) {
     mp_meta_unmap(m, len);
     return -1;
   }
@@ -36,7 +47,9 @@ int mp_small_init(mp_pool *p) {
   sm->meta_len = len;
   sm->span_class = (uint8_t *)m;
   sm->spans = (mp_span *)(m + class_bytes);
-  sm->bitmap_arena = (uint64_t *)(m + class_bytes + span_bytes);
+  sm->held_pages = (uint64_t *)(m + class_bytes + span_bytes);
+  sm->held = (uint64_t *)(m + meta_bytes);
+  sm->bitmap_arena = (uint64_t *)(m + meta_bytes + held_bytes);
   sm->bitmap_words = words;
   sm->nspans = nspans;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&sm->classes[c].lock, NULL);
@@ -44,9 +57,6 @@ int mp_small_init(mp_pool *p) {
   sm->enabled = true;
   return 0;
 }
-
-/* Words of one bitmap (avail or alloc) for a span of class cls. */
-static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
 
 /* The arena's words [0, end) usable: committed 64 KiB at a time as spans
  * appear (the arena is reserved for the worst case, every span of the
@@ -76,7 +86,7 @@ static uint64_t *bitmaps_get(mp_small *sm, unsigned cls) {
     c->free_bitmaps = (uint64_t *)(uintptr_t)b[0];
     return b;
   }
-  size_t n = 2 * class_words(cls), at = __atomic_fetch_add(&sm->bitmap_used, n, __ATOMIC_RELAXED);
+  size_t n = class_words(cls), at = __atomic_fetch_add(&sm->bitmap_used, n, __ATOMIC_RELAXED);
   return bitmaps_commit(sm, at + n) ? sm->bitmap_arena + at : NULL; /* refused: those words stay unused */
 }
 
@@ -114,13 +124,26 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   s->prev = s->next = 0;
 }
 
+/* Span si's held bits usable: their page of the bitmap committed (once;
+ * two classes may commit one page at once: harmless). False when the
+ * kernel refuses. Its bits are zero: a span goes back with none set. */
+static bool held_commit(mp_small *sm, uint32_t si) {
+  size_t page = (size_t)si * MP_SPAN_WORDS * 8 / 4096;
+  uint64_t bit = 1ull << (page & 63);
+  if (__atomic_load_n(&sm->held_pages[page / 64], __ATOMIC_ACQUIRE) & bit) return true;
+  if (!mp_meta_commit((char *)sm->held + page * 4096, 4096)) return false;
+  __atomic_fetch_or(&sm->held_pages[page / 64], bit, __ATOMIC_RELEASE);
+  return true;
+}
+
 /* A fresh span from the pool's ranges, all objects avail. */
 static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
   uint64_t *bitmaps = bitmaps_get(sm, cls);
   if (!bitmaps) return false;
   uint32_t g = mp_pool_span_get(p, SPAN_GRANULES);
-  if (g == MP_NONE) {
+  if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES)) {
+    if (g != MP_NONE) mp_pool_span_put(p, g);
     bitmaps_put(sm, cls, bitmaps);
     return false;
   }
@@ -130,8 +153,6 @@ static bool span_new(mp_pool *p, unsigned cls) {
   s->nobj = (uint16_t)n;
   s->navail = (uint16_t)n;
   s->avail = bitmaps;
-  s->alloc = s->avail + words;
-  memset(s->alloc, 0, words * 8);
   memset(s->avail, 0, words * 8);
   for (uint32_t w = 0; w < n / 64; w++) s->avail[w] = ~0ull;
   if (n % 64) s->avail[n / 64] = (1ull << (n % 64)) - 1;
@@ -153,6 +174,12 @@ static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   __atomic_store_n(&sm->span_class[si], 0, __ATOMIC_RELEASE);
   bitmaps_put(sm, cls, sm->spans[si].avail);
   mp_pool_span_put(p, si * SPAN_GRANULES);
+}
+
+int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) {
+  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1)), i = mp_class_div(rel, cls);
+  bool start = i * mp_class_size[cls] == rel && i < p->small.spans[off >> MP_SPAN_SHIFT].nobj;
+  return start ? MP_SMALL_NOT_HELD : MP_SMALL_INTERIOR;
 }
 
 uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
@@ -313,12 +340,18 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       uint32_t na = 0;
       counted++;
       for (uint32_t w = 0; w < class_words(cls); w++) {
-        if (s->avail[w] & s->alloc[w])
-          VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
         na += (uint32_t)__builtin_popcountll(s->avail[w]);
         uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
-        if ((s->avail[w] | s->alloc[w]) & beyond)
-          VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+        if (s->avail[w] & beyond) VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+      }
+      const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
+      for (uint32_t gi = 0, oi = 0; gi < SPAN_GRANULES; gi++) {
+        bool h = (held[gi / 64] >> (gi % 64)) & 1, start = oi < s->nobj && gi * MP_GRANULE == oi * mp_class_size[cls];
+        if (h && !start)
+          VIOLATION("S1: span %lu: held bit at granule %u, not an object's start", (unsigned long)si, gi);
+        if (h && ((s->avail[oi / 64] >> (oi % 64)) & 1))
+          VIOLATION("S1: span %lu: object %u both avail and held", (unsigned long)si, oi);
+        if (start) oi++;
       }
       if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
       uint32_t g = (uint32_t)(si * SPAN_GRANULES);

@@ -3,13 +3,16 @@
  *
  * INVARIANTS (checked by mp_small_check):
  *   S1  a span's objects are each in exactly one state: avail (free in the
- *       span), alloc (held by the user), or neither (in a thread cache);
+ *       span), held (by the user), or neither (in a thread cache); held
+ *       bits are set only at objects' first granules;
  *   S2  navail = popcount(avail); a span is on its class's partial list iff
  *       navail > 0; span_class[] is non-zero exactly for live spans;
  *   S3  a span is an in-use range of exactly MP_SPAN_SIZE bytes.
  * TIME BOUNDS: take/give O(objects moved + MP_SPAN_WORDS); mark O(1).
- * METADATA: 32 bytes per span plus 2 bits per object (1 KiB for a span of
- * 16-byte objects, 80 bytes for 256-byte objects), only for live spans.
+ * METADATA: 32 bytes per span, a bit per object (512 bytes for a span of
+ * 16-byte objects, 32 bytes for 256-byte objects), only for live spans, and
+ * the held bitmap: a bit per granule, 512 bytes per span, committed a page
+ * (8 spans) at a time as spans are made.
  * Lock order: class lock, then the pool lock (never the reverse).
  */
 #ifndef MP_SPAN_H
@@ -46,32 +49,35 @@ static inline unsigned mp_span_cls(unsigned span_byte) { return (span_byte & ~MP
 
 enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
 
-/* The object at offset off (of class cls) passes to the user. */
+/* The held bit of region offset off: its word and its mask. */
+#define MP_HELD_WORD(p, off) (&(p)->small.held[(off) >> (MP_GRANULE_SHIFT + 6)])
+#define MP_HELD_BIT(off)     (1ull << (((off) >> MP_GRANULE_SHIFT) & 63))
+
+/* Why off is not a held object of class cls (the trap's words): not an
+ * object's start, or an object not held (freed twice, never given out). */
+int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) __attribute__((cold, noinline));
+
+/* The object at offset off (of class cls) passes to the user. 3 instructions
+ * and an atomic or. */
 static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
-  mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
-  uint32_t i = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
-  __atomic_fetch_or(&s->alloc[i >> 6], 1ull << (i & 63), __ATOMIC_RELAXED);
+  (void)cls;
+  __atomic_fetch_or(MP_HELD_WORD(p, off), MP_HELD_BIT(off), __ATOMIC_RELAXED);
 }
 
-/* The user gives the object at off back: OK, or why it is not a held object. */
+/* The user gives the object at off back: OK, or why it is not a held
+ * object. The mirror of mp_span_mark_alloc: an atomic and, and a test (an
+ * interior granule's bit is never set, so clearing it changes nothing). */
 static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
-  mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
-  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1));
-  uint32_t i = mp_class_div(rel, cls);
-  if (i * mp_class_size[cls] != rel || i >= s->nobj) return MP_SMALL_INTERIOR;
-  uint64_t bit = 1ull << (i & 63);
-  uint64_t old = __atomic_fetch_and(&s->alloc[i >> 6], ~bit, __ATOMIC_RELAXED);
-  return (old & bit) ? MP_SMALL_OK : MP_SMALL_NOT_HELD;
+  uint64_t bit = MP_HELD_BIT(off);
+  if (__builtin_expect(__atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit, 1)) return MP_SMALL_OK;
+  return mp_span_not_held(p, off, cls);
 }
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */
 static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
-  const mp_span *s = &p->small.spans[off >> MP_SPAN_SHIFT];
-  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1));
-  uint32_t i = mp_class_div(rel, cls);
-  if (i * mp_class_size[cls] != rel || i >= s->nobj) return MP_SMALL_INTERIOR;
-  uint64_t w = __atomic_load_n(&s->alloc[i >> 6], __ATOMIC_RELAXED);
-  return (w >> (i & 63)) & 1 ? MP_SMALL_OK : MP_SMALL_NOT_HELD;
+  if (__builtin_expect(__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off), 1))
+    return MP_SMALL_OK;
+  return mp_span_not_held(p, off, cls);
 }
 
 /* Metadata bytes in use by spans and caches. */

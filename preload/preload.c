@@ -181,7 +181,13 @@ __attribute__((destructor)) static void at_exit(void) {
 
 /* ---- the malloc family ---------------------------------------------------- */
 
-EXPORT void *malloc(size_t n) { return mp_malloc(pool(), n); }
+/* malloc's first call of a thread (and every call without a pool). */
+static __attribute__((noinline)) void *malloc_slow(size_t n) { return mp_malloc(pool_slow(), n); }
+EXPORT void *malloc(size_t n) {
+  mp_pool *p = t_pool;
+  if (__builtin_expect(p == NULL, 0)) return malloc_slow(n); /* a tail call: no frame on the fast path */
+  return mp_malloc(p, n);
+}
 EXPORT void *calloc(size_t nmemb, size_t size) { return mp_calloc(pool(), nmemb, size); }
 EXPORT void *realloc(void *p, size_t n) { return mp_realloc(pool(), p, n); }
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size) { return mp_reallocarray(pool(), p, nmemb, size); }

@@ -62,11 +62,11 @@ static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero, const 
   return r;
 }
 
-/* The fast path: a small request from the thread's cache, no lock. */
-void *mp_malloc(mp_pool *p, size_t n) {
-  if (__builtin_expect(p && p->fast_small && n <= MP_SMALL_MAX, 1)) {
-    void *r = mp_tcache_alloc(p, mp_class_of(n));
-    if (__builtin_expect(r != NULL, 1)) return r;
+/* After the cache's hit missed (alloc.h): a refill, or the general path. */
+void *mp_malloc_slow(mp_pool *p, size_t n) {
+  if (p && p->fast_small && n <= MP_SMALL_MAX) {
+    void *r = mp_tcache_alloc_slow(p, mp_class_of(n));
+    if (r) return r;
   }
   return alloc_aligned(p, n, MIN_ALIGN, false, "malloc");
 }
@@ -80,9 +80,14 @@ void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
   return alloc_aligned(p, n, MIN_ALIGN, true, "calloc");
 }
 
-/* The fast path: a small object back into the thread's cache, no lock.
- * Only jemalloc may touch errno here (munmap): free must keep it. */
-void mp_free(mp_pool *p, void *ptr) {
+void mp_free_not_held(mp_pool *p, void *ptr, unsigned cls) {
+  uintptr_t off = (uintptr_t)ptr - p->region.base;
+  mp_pool_trap(p, ptr, "free", mp_span_not_held(p, off, cls) == MP_SMALL_NOT_HELD);
+}
+
+/* What free's fast path (alloc.h) does not finish. Only jemalloc may touch
+ * errno here (munmap): free must keep it. */
+void mp_free_slow(mp_pool *p, void *ptr) {
   if (!ptr) return;
   if (__builtin_expect(mp_pool_owns(p, ptr), 1)) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;

@@ -149,7 +149,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 #define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
 #define MP_SMALL_CLASSES 32u
 #define MP_SMALL_MAX     8192u
-#define MP_TCACHE_MAX    128u
+#define MP_TCACHE_MAX    127u /* a bin is then 1 KiB: its address is a shift */
 
 typedef struct mp_span {
   uint16_t nobj, navail; /* objects in the span, of which free in it */
@@ -166,9 +166,9 @@ typedef struct mp_class {
 
 typedef struct mp_tcache_bin {
   uint32_t n, cap;
-  uint64_t allocs, frees; /* this thread's objects of the class (statistics) */
   void *items[MP_TCACHE_MAX];
 } mp_tcache_bin;
+_Static_assert(sizeof(mp_tcache_bin) == 1024, "a bin's address is the class shifted");
 
 struct mp_pool;
 typedef struct mp_tcache {
@@ -176,6 +176,7 @@ typedef struct mp_tcache {
   struct mp_tcache *next_all;  /* every cache ever made (for statistics) */
   struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
+  uint64_t allocs[MP_SMALL_CLASSES], frees[MP_SMALL_CLASSES]; /* this thread's objects (statistics) */
 } mp_tcache;
 
 typedef struct mp_small {

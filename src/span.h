@@ -67,9 +67,12 @@ static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
 /* The user gives the object at off back: OK, or why it is not a held
  * object. The mirror of mp_span_mark_alloc: an atomic and, and a test (an
  * interior granule's bit is never set, so clearing it changes nothing). */
-static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
+static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
   uint64_t bit = MP_HELD_BIT(off);
-  if (__builtin_expect(__atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit, 1)) return MP_SMALL_OK;
+  return __atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit;
+}
+static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
+  if (__builtin_expect(mp_span_unhold(p, off), 1)) return MP_SMALL_OK;
   return mp_span_not_held(p, off, cls);
 }
 

@@ -45,7 +45,7 @@ static mp_tcache *tcache_new(mp_pool *p) {
   tc->next_free = NULL;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
     tc->bins[c].n = 0;
-    tc->bins[c].allocs = tc->bins[c].frees = 0;
+    tc->allocs[c] = tc->frees[c] = 0;
     tc->bins[c].cap = mp_class_cache_cap(c);
   }
   return tc;
@@ -125,12 +125,11 @@ static void thread_exit(void *arg) {
   t_cache_dead = true;
   pthread_mutex_lock(&sm->tcache_lock);
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
-    mp_tcache_bin *b = &tc->bins[c];
-    __atomic_fetch_add(&sm->retired_allocs, b->allocs, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_frees, b->frees, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_bytes_alloc, b->allocs * mp_class_size[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_bytes_freed, b->frees * mp_class_size[c], __ATOMIC_RELAXED);
-    b->allocs = b->frees = 0;
+    __atomic_fetch_add(&sm->retired_allocs, tc->allocs[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_frees, tc->frees[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_alloc, tc->allocs[c] * mp_class_size[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_freed, tc->frees[c] * mp_class_size[c], __ATOMIC_RELAXED);
+    tc->allocs[c] = tc->frees[c] = 0;
   }
   tc->next_free = sm->free_tcaches;
   sm->free_tcaches = tc;
@@ -152,10 +151,10 @@ void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *b
   /* Live caches' counters are read racily: figures, not invariants. */
   for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all)
     for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
-      a += tc->bins[c].allocs;
-      f += tc->bins[c].frees;
-      ba += tc->bins[c].allocs * mp_class_size[c];
-      bf += tc->bins[c].frees * mp_class_size[c];
+      a += tc->allocs[c];
+      f += tc->frees[c];
+      ba += tc->allocs[c] * mp_class_size[c];
+      bf += tc->frees[c] * mp_class_size[c];
     }
   pthread_mutex_unlock(&sm->tcache_lock);
   *allocs = a;

@@ -145,8 +145,10 @@ static __attribute__((noinline)) mp_pool *pool_slow(void) {
     pthread_mutex_lock(&g_init_lock);
     if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
       t_not_pool++;
-      int cancel = mp_nocancel_begin(); /* open, close and write are cancellation points */
+      int cancel = mp_nocancel_begin();       /* open, close and write are cancellation points */
+      sigset_t mask = mp_fork_atomic_begin(); /* a fork from a handler sees no half-mapped region */
       initialize();
+      mp_fork_atomic_end(&mask);
       mp_nocancel_end(cancel);
       t_not_pool--;
       __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);

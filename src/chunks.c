@@ -410,10 +410,12 @@ static void count_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   if (in_use) cc->live += size;
 }
 
-/* A chunk's blocks in use: what its private copy carries. */
+/* A chunk's blocks in use: what its private copy carries (and the free
+ * ranges too under MEMPOOL_CHECK: their freed-block pattern, which a
+ * resumed allocation verifies). */
 static void chunk_live(void *vctx, mp_bytes_fn emit, void *state) {
   struct chunk_copy *cc = vctx;
-  mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, false, emit, state);
+  mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, cc->pool->policy.check, emit, state);
 }
 
 static void whole_chunk(void *vctx, mp_bytes_fn emit, void *state) {

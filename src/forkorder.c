@@ -13,6 +13,7 @@ extern void _IO_list_unlock(void);
 extern void _IO_list_resetlock(void);
 
 void mp_fork_begin(mp_fork_state *s) {
+  s->mask = mp_fork_atomic_begin();
   s->cancel = mp_nocancel_begin();
   s->single = __libc_single_threaded;
   if (!s->single) _IO_list_lock();
@@ -21,11 +22,13 @@ void mp_fork_begin(mp_fork_state *s) {
 void mp_fork_end_parent(const mp_fork_state *s) {
   if (!s->single) _IO_list_unlock();
   mp_nocancel_end(s->cancel);
+  mp_fork_atomic_end(&s->mask);
 }
 
 void mp_fork_end_child(const mp_fork_state *s) {
   if (!s->single) _IO_list_resetlock();
   mp_nocancel_end(s->cancel);
+  mp_fork_atomic_end(&s->mask);
 }
 
 sigset_t mp_fork_atomic_begin(void) {

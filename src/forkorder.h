@@ -38,7 +38,11 @@
  * unmapping one and marking it away, creating and listing an API pool,
  * unlisting and unmapping one.
  *
- * Cancellation is off from prepare to the parent and child handlers.
+ * Cancellation is off, and the asynchronous signals blocked, from each
+ * prepare handler to its parent and child handlers: a handler that forks
+ * cannot interrupt a fork between them (the state of each is kept once,
+ * in static memory; jemalloc's prepare handler, which runs after ours,
+ * is covered too).
  */
 #ifndef MP_FORKORDER_H
 #define MP_FORKORDER_H
@@ -47,15 +51,19 @@
 #include <stdbool.h>
 
 typedef struct mp_fork_state {
-  int cancel;  /* the thread's cancel state, given back after */
-  bool single; /* one thread: locks were only tried */
+  sigset_t mask; /* the thread's signal mask, given back after */
+  int cancel;    /* the thread's cancel state, given back after */
+  bool single;   /* one thread: locks were only tried */
 } mp_fork_state;
 
-/* Step 1 (prepare): cancellation off; the stdio list lock unless single. */
+/* Step 1 (prepare): signals blocked, cancellation off; the stdio list lock
+ * unless single. */
 void mp_fork_begin(mp_fork_state *s);
-/* The parent's end: the stdio list lock released, cancellation back. */
+/* The parent's end: the stdio list lock released, cancellation and the
+ * signal mask back. */
 void mp_fork_end_parent(const mp_fork_state *s);
-/* The child's end: the stdio list lock reset, cancellation back. */
+/* The child's end: the stdio list lock reset, cancellation and the signal
+ * mask back. */
 void mp_fork_end_child(const mp_fork_state *s);
 
 /* Blocks the asynchronous signals for the calling thread (the

@@ -12,13 +12,13 @@ tmp=$(mktemp -d "${MEMPOOL_TEST_TMP:-/tmp}/fork.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=tests/shell_checks.sh
 . "$(dirname "${BASH_SOURCE[0]}")/shell_checks.sh"
-for run in "$prog stdio 3" "$prog signal 3" "$prog resume 3" "$hostile cancel-fork" "$hostile cancel-stats"; do
+for run in "$prog stdio 3" "$prog signal 3" "$prog resume 3" "$prog nested 2" "$hostile cancel-fork" "$hostile cancel-stats"; do
   read -r exe mode secs <<<"$run"
   expect 0 "$mode without the preload" timeout 60 "$exe" "$mode" $secs
   # anon, a file window shared chunk by chunk, the same file exclusive
   for region in anon:1 "$tmp/dev:1" "$tmp/dev:0"; do
     dev=${region%:*} share=${region##*:}
-    case $mode in stdio | signal | resume) ;; *) [ "$share" = 1 ] || continue ;; esac
+    case $mode in stdio | signal | resume | nested) ;; *) [ "$share" = 1 ] || continue ;; esac
     rm -f "$tmp/dev"
     expect 0 "$mode on ${dev##*/}, share $share" timeout 60 env MEMPOOL_DEVICE="$dev" MEMPOOL_SHARE="$share" \
       MEMPOOL_BASE=0 MEMPOOL_HIGH=0x3FFFFFF LD_PRELOAD="$lib" "$exe" "$mode" $secs

@@ -14,6 +14,8 @@
  *           interrupted malloc or free, checks the blocks it inherited,
  *           allocates and writes its own, and frees everything; the parent
  *           checks that none of its blocks was overwritten
+ *   nested  signal's, with the loop forking too: the handler's fork may
+ *           interrupt a fork (its prepare or parent handlers)
  *   api     (forkstress_api, linked with libmempool_api, FORKSTRESS_DEVICE
  *           a file) resume's blocks from an API pool, destroyed and created
  *           again every 64 blocks: the child's pool is its own copy
@@ -144,6 +146,7 @@ static size_t sizes[SLOTS];
 static volatile sig_atomic_t resumed_child; /* resume: set in the child's handler */
 static volatile unsigned current;           /* the slot the loop is renewing: the child's own block */
 static bool resume;
+static bool nested; /* the loop forks too: the handler's fork may interrupt it */
 
 /* Where the blocks come from: malloc, or (forkstress_api) a pool of the
  * API that the loop destroys and creates again and again. */
@@ -269,6 +272,7 @@ static int signal_mode(double seconds, bool resuming) {
   for (double start = now();
        now() < start + seconds || (atomic_load(&forks) + atomic_load(&failures) < 20 && now() < start + 4 * seconds);) {
     if (resumed_child) child_work();
+    if (nested) fork_once();
     if (x_renew && (seed & 63) == 0) { /* every block checked, the pool made anew */
       corrupted += drop_all();
       x_renew();
@@ -301,6 +305,10 @@ int main(int argc, char **argv) {
     rc = stdio_mode(seconds);
   else if (!strcmp(mode, "signal") || !strcmp(mode, "resume"))
     rc = signal_mode(seconds, !strcmp(mode, "resume"));
+  else if (!strcmp(mode, "nested")) {
+    nested = true;
+    rc = signal_mode(seconds, false);
+  }
 #ifdef WITH_API
   else if (!strcmp(mode, "api")) {
     x_alloc = api_alloc;
@@ -311,7 +319,7 @@ int main(int argc, char **argv) {
   }
 #endif
   else {
-    fprintf(stderr, "usage: forkstress stdio|signal|resume|api SECONDS\n");
+    fprintf(stderr, "usage: forkstress stdio|signal|resume|nested|api SECONDS\n");
     return 2;
   }
   long n = atomic_load(&forks), bad = atomic_load(&failures);

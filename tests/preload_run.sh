@@ -19,6 +19,7 @@ case "$name" in
   preload_policy_route)  high=0x103FFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;
   preload_policy_oom)    high=0x103FFFFF ;;
+  dma_anon)              high=0x13FFFFFF extra=(MEMPOOL_DEVICE=anon) ;;
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"

@@ -738,29 +738,44 @@ END_TEST
 /* ---- the compatibility API -------------------------------------------------------- */
 
 START_TEST(compat_delegate) {
-  setenv("MEMPOOL_DEVICE", devfile("compat"), 1);
+  const char *dev = devfile("compat");
+  setenv("MEMPOOL_DEVICE", dev, 1);
   MemAllocDelegate d, e;
   ck_assert_int_eq(init_mem_delegate(&d, 0x100000, 0x1FFFFF), 0);
   unsigned char *p = mem_delegate_calloc(&d, 100, 10);
   ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(dev_offset_of(p, dev), 0x100000);
   for (int i = 0; i < 1000; i++) ck_assert_int_eq(p[i], 0);
   memset(p, 0xff, 1000);
   mem_delegate_free(&d, p);
   p = mem_delegate_calloc(&d, 10, 100);
   for (int i = 0; i < 1000; i++) ck_assert_int_eq(p[i], 0);
-  ck_assert_ptr_null(mem_delegate_calloc(&d, 1, 2 * MiB)); /* no fallback */
+  /* Larger than the window: calloc serves it, zeroed, and free routes it. */
+  unsigned char *big = mem_delegate_calloc(&d, 1, 2 * MiB);
+  ck_assert_ptr_nonnull(big);
+  ck_assert_uint_eq(dev_offset_of(big, dev), UINT64_MAX);
+  ck_assert_int_eq(big[0] | big[2 * MiB - 1], 0);
+  mem_delegate_free(&d, big);
+  errno = 0;
+  ck_assert_ptr_null(mem_delegate_calloc(&d, SIZE_MAX / 2, 3)); /* overflow: no one serves it */
   ck_assert_int_eq(errno, ENOMEM);
   mem_delegate_free(&d, NULL);
   mem_delegate_free(&d, p);
-  /* The same range twice: refused, with errno. */
-  ck_assert_int_eq(init_mem_delegate(&e, 0x100000, 0x1FFFFF), -1);
-  ck_assert_int_eq(errno, EBUSY);
-  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1));
+  /* The same range twice: the window is another's, calloc serves. */
+  ck_assert_int_eq(init_mem_delegate(&e, 0x100000, 0x1FFFFF), 0);
+  unsigned char *q = mem_delegate_calloc(&e, 1, 64);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_uint_eq(dev_offset_of(q, dev), UINT64_MAX);
+  mem_delegate_free(&e, q);
   destroy_mem_delegate(&e);
-  destroy_mem_delegate(&d);
-  destroy_mem_delegate(&d); /* twice is harmless */
-  ck_assert_int_eq(init_mem_delegate(&e, 0x200000, 0x100000), -1);
+  errno = 0;
+  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1)); /* destroyed */
   ck_assert_int_eq(errno, EINVAL);
+  destroy_mem_delegate(&d);
+  destroy_mem_delegate(&d);                                        /* twice is harmless */
+  ck_assert_int_eq(init_mem_delegate(&e, 0x200000, 0x100000), -1); /* a bad window is still refused */
+  ck_assert_int_eq(errno, EINVAL);
+  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1));
   unsetenv("MEMPOOL_DEVICE");
 }
 END_TEST

@@ -1,6 +1,6 @@
 #!/bin/bash
 # dma_test.sh LIB EXE PRELOAD_RUN - mempool_default and the DMA calls under
-# the preload (dma_preload.c): a file region and anon through
+# the preload (preload_dma.c): a file region and anon through
 # preload_run.sh, no preload at all, and a u-dma-buf stand-in: a stand-in
 # sysfs (MEMPOOL_SYSFS_ROOT) for a device node of /dev/zero's number (a
 # character device of our own, mapped whole from offset 0: MEMPOOL_SHARE=0;

@@ -1,6 +1,7 @@
-/* dma_preload.c - mempool_default and the DMA calls as a program that does
+/* preload_dma.c - mempool_default and the DMA calls as a program that does
  * not link the library finds them: dlsym(RTLD_DEFAULT, ...). Modes:
- *   file     (preload_run.sh: a file region) malloc's blocks of 16 B .. 1 MiB:
+ *   file     (preload_run.sh: a file region; scripts/vm-test: the real /dev/mem)
+ *            malloc's blocks of 16 B .. 1 MiB:
  *            mempool_phys is the file offset /proc/self/maps gives, mempool_virt
  *            lands back, a stack address is EINVAL, the syncs return 0; a fork
  *            child's inherited block is EOPNOTSUPP, a block it allocates itself
@@ -87,13 +88,13 @@ int main(int argc, char **argv) {
   look_up();
   if (!strcmp(mode, "none")) {
     CHECK(p_default == NULL, "mempool_default found without the library");
-    return finish("dma_preload none");
+    return finish("preload_dma none");
   }
   CHECK(p_default && p_phys && p_virt && p_sync_dev && p_sync_cpu && p_stats, "an export is missing");
-  if (g_failures) return finish("dma_preload");
+  if (g_failures) return finish("preload_dma");
   mempool_t *m = p_default();
   CHECK(m != NULL, "no default pool under the preload");
-  if (!m) return finish("dma_preload");
+  if (!m) return finish("preload_dma");
   if (!strcmp(mode, "anon")) {
     char *p = malloc(100);
     errno = 0;
@@ -109,5 +110,5 @@ int main(int argc, char **argv) {
     sizes(m, getenv("MEMPOOL_DEVICE"), 0);
     forked(m, getenv("MEMPOOL_DEVICE"));
   }
-  return finish("dma_preload");
+  return finish("preload_dma");
 }

@@ -313,6 +313,8 @@ static int api_rc(int rc) {
   return -1;
 }
 
+_Static_assert(MEMPOOL_NO_PHYS == MP_NO_PHYS, "the public failure value is the one the pool layer keeps free");
+
 EXPORT uint64_t mempool_phys(const mempool_t *m, const void *ptr) {
   uint64_t phys = 0;
   if (api_rc(m ? mp_dma_phys(m->pool, ptr, &phys) : -EINVAL) != 0) return MEMPOOL_NO_PHYS;

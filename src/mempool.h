@@ -61,7 +61,9 @@ struct mempool_params {
  * with errno set and a one-line reason (no "mempool:" prefix, no newline) in
  * err when err is not NULL:
  *   EINVAL  no device, high <= base, base not page-aligned, region smaller
- *           than a page or larger than 64 GiB
+ *           than a page or larger than 64 GiB; a u-dma-buf (see
+ *           mempool_phys) whose buffer the window passes, or whose
+ *           phys_addr + size wraps
  *   EBUSY   the range (or an overlapping range of the device) is held by
  *           another pool, the interposer, or another process
  *   ENODEV  the device is neither a character device nor a regular file

@@ -63,6 +63,10 @@ typedef struct mp_config {
 
 /* ---- region ------------------------------------------------------------- */
 
+/* No device address: what mempool_phys returns on failure. A device's
+ * window never reaches it (u-dma-buf's phys_addr + size is checked). */
+#define MP_NO_PHYS UINT64_MAX
+
 /* How the CPU's caches and a device meet on the region (the sync calls). */
 enum mp_dma {
   MP_DMA_CPU = 0,  /* cacheable mapping: cache maintenance instructions (cacheline.h) */

@@ -41,6 +41,11 @@ static int fit_udmabuf(mp_config *c, char *err, size_t errlen) {
     c->high = size - 1;
     if (mp_check_window(c->base, c->high, "the buffer's start", "its end", err, errlen) != 0) return -EINVAL;
   }
+  if (phys > MP_NO_PHYS - size) { /* every device address of the buffer is below MP_NO_PHYS */
+    mp_format(err, errlen, "%s is a u-dma-buf at %#lx of %lu bytes: its end is past the last bus address", c->device,
+              (unsigned long)phys, (unsigned long)size);
+    return -EINVAL;
+  }
   if (c->high >= size) {
     mp_format(err, errlen, "%s is a u-dma-buf of %lu bytes (at %#lx): the window %#lx..%#lx does not fit in it",
               c->device, (unsigned long)size, (unsigned long)phys, (unsigned long)c->base, (unsigned long)c->high);

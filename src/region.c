@@ -136,6 +136,9 @@ bool mp_region_udmabuf(const char *device, const char *sysfs_root, uint64_t *phy
   return char_dev(device, &rdev) && udmabuf_of(rdev, sysfs_root, phys, size);
 }
 
+/* u-dma-buf's sync_direction values: the kernel's enum dma_data_direction. */
+enum { UDMABUF_TO_DEVICE = 1, UDMABUF_FROM_DEVICE = 2 };
+
 /* One attribute written whole; 0 or -errno. */
 static int sysfs_put(const mp_region *r, const char *name, uint64_t v) {
   char val[32];
@@ -150,10 +153,9 @@ static int sysfs_put(const mp_region *r, const char *name, uint64_t v) {
 
 int mp_region_sysfs_sync(const mp_region *r, size_t off, size_t len, bool to_device) {
   int saved = errno, cancel = mp_nocancel_begin(); /* open, write and close are cancellation points */
-  /* u-dma-buf's DMA_TO_DEVICE (1) and DMA_FROM_DEVICE (2) */
   int rc = sysfs_put(r, "sync_offset", r->dev_offset + off);
   if (rc == 0) rc = sysfs_put(r, "sync_size", len);
-  if (rc == 0) rc = sysfs_put(r, "sync_direction", to_device ? 1 : 2);
+  if (rc == 0) rc = sysfs_put(r, "sync_direction", to_device ? UDMABUF_TO_DEVICE : UDMABUF_FROM_DEVICE);
   if (rc == 0) rc = sysfs_put(r, to_device ? "sync_for_device" : "sync_for_cpu", 1);
   mp_nocancel_end(cancel);
   errno = saved;

@@ -629,32 +629,43 @@ static void reset_controls(void) {
   for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) put_file(ctl[i], "9\n");
 }
 
-START_TEST(dma_udmabuf) {
+static char ub_root[512];
+
+/* The node and the stand-in sysfs (a 4 MiB buffer at 0x3f000000), or NULL
+ * when mknod is not permitted (the test is then skipped). */
+static const char *udmabuf_setup(const char *phys_addr) {
   const char *node = devfile("udmabuf0"), *t = getenv("MEMPOOL_TEST_TMP");
   if (mknod(node, S_IFCHR | 0600, makedev(1, 5)) != 0) {
-    fprintf(stderr, "dma_udmabuf: mknod: %s (not root?): skipped\n", strerror(errno));
-    return;
+    fprintf(stderr, "u-dma-buf tests: mknod: %s (not root?): skipped\n", strerror(errno));
+    return NULL;
   }
-  char root[512];
-  snprintf(root, sizeof root, "%s/pubapi_%d_sys", t ? t : "/tmp", getpid());
-  snprintf(ub_dir, sizeof ub_dir, "%s/dev/char/1:5", root);
+  snprintf(ub_root, sizeof ub_root, "%s/pubapi_%d_sys", t ? t : "/tmp", getpid());
+  snprintf(ub_dir, sizeof ub_dir, "%s/dev/char/1:5", ub_root);
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", ub_dir);
   ck_assert_int_eq(system(cmd), 0);
-  put_file("phys_addr", "0x000000003f000000\n");
+  put_file("phys_addr", phys_addr);
   put_file("size", "4194304\n");
   put_file("dma_coherent", "0\n");
   reset_controls();
-  setenv("MEMPOOL_SYSFS_ROOT", root, 1);
-  errno = 0;
-  struct mempool_params big = {.device = node, .base = 0, .high = 8 * MiB - 1};
-  ck_assert_ptr_null(mempool_create(&big, NULL, 0)); /* larger than the buffer */
-  ck_assert_int_eq(errno, EINVAL);
+  setenv("MEMPOOL_SYSFS_ROOT", ub_root, 1);
+  return node;
+}
+
+static void udmabuf_teardown(void) {
+  char cmd[600];
+  unsetenv("MEMPOOL_SYSFS_ROOT");
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", ub_root);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(dma_udmabuf_addresses_and_controls) {
+  const char *node = udmabuf_setup("0x000000003f000000\n");
+  if (!node) return;
   mempool_t *m = make(node, 0, 4 * MiB - 1);
-  char *p = mempool_alloc(m, 3000);
+  char *p = mempool_alloc(m, 3000), path[PATH_MAX];
   uintptr_t s, e;
   uint64_t off;
-  char path[PATH_MAX];
   ck_assert(mapping_of(p + 5, &s, &e, &off, path, sizeof path));
   uint64_t dev_off = off + ((uintptr_t)p + 5 - s);
   ck_assert_uint_eq(mempool_phys(m, p + 5), 0x3f000000 + dev_off);
@@ -671,23 +682,38 @@ START_TEST(dma_udmabuf) {
   ck_assert_uint_eq(file_u64("sync_direction"), 2); /* DMA_FROM_DEVICE */
   ck_assert_uint_eq(file_u64("sync_for_cpu"), 1);
   ck_assert_uint_eq(file_u64("sync_for_device"), 9);
+  mempool_destroy(m);
+  udmabuf_teardown();
+}
+END_TEST
+
+START_TEST(dma_udmabuf_refusals) {
+  const char *node = udmabuf_setup("0xfffffffffff00000\n"); /* phys_addr + size would wrap */
+  if (!node) return;
+  struct mempool_params prm = {.device = node, .base = 0, .high = 4 * MiB - 1};
+  errno = 0;
+  ck_assert_ptr_null(mempool_create(&prm, NULL, 0));
+  ck_assert_int_eq(errno, EINVAL);
+  put_file("phys_addr", "0x3f000000\n");
+  prm.high = 8 * MiB - 1; /* larger than the buffer */
+  ck_assert_ptr_null(mempool_create(&prm, NULL, 0));
+  ck_assert_int_eq(errno, EINVAL);
+  mempool_t *m = make(node, 0, 4 * MiB - 1);
+  char *p = mempool_alloc(m, 64), cmd[700];
   snprintf(cmd, sizeof cmd, "rm '%s/sync_size'", ub_dir);
   ck_assert_int_eq(system(cmd), 0);
   errno = 0;
-  ck_assert_int_eq(mempool_sync_for_cpu(m, p, 3000), -1); /* a control missing */
+  ck_assert_int_eq(mempool_sync_for_cpu(m, p, 64), -1); /* a control missing */
   ck_assert_int_eq(errno, EIO);
   put_file("sync_size", "9\n");
   mempool_destroy(m);
   put_file("dma_coherent", "1\n"); /* coherent: nothing to do */
-  reset_controls();
   m = make(node, 0, 4 * MiB - 1);
   p = mempool_alloc(m, 64);
   ck_assert_int_eq(mempool_sync_for_device(m, p, 64), 0);
   ck_assert_uint_eq(file_u64("sync_for_device"), 9);
   mempool_destroy(m);
-  unsetenv("MEMPOOL_SYSFS_ROOT");
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-  ck_assert_int_eq(system(cmd), 0);
+  udmabuf_teardown();
 }
 END_TEST
 
@@ -802,7 +828,8 @@ int main(void) {
   tcase_add_test(tc, dma_addresses_on_a_file);
   tcase_add_test(tc, dma_refusals);
   tcase_add_test(tc, dma_fork_child_has_copies);
-  tcase_add_test(tc, dma_udmabuf);
+  tcase_add_test(tc, dma_udmabuf_addresses_and_controls);
+  tcase_add_test(tc, dma_udmabuf_refusals);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

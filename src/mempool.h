@@ -150,6 +150,7 @@ mempool_t *mempool_default(void);
 /* The device (physical, bus) address of the byte at ptr:
  *   /dev/mem          the physical address (the window's device offset)
  *   u-dma-buf         phys_addr (its sysfs) + the device offset
+ *   device dax        resource (its sysfs) + the device offset
  *   another device    the device offset (what mmap's offset means to its driver)
  *   a regular file    the file offset, standing in for a physical address
  * MEMPOOL_NO_PHYS with errno:

@@ -87,7 +87,7 @@ typedef struct mp_region {
   bool is_file;           /* a regular file standing in for a device */
   bool anon;              /* "anon": no device, no physical addresses */
   uint8_t dma;            /* enum mp_dma */
-  uint64_t bus_offset;    /* device offset + bus_offset = the device's (bus) address: u-dma-buf's phys_addr, else 0 */
+  uint64_t bus_offset;    /* device offset + bus_offset = the bus address: u-dma-buf phys_addr, dax resource, else 0 */
   dev_t rdev;             /* a character device's number (its sysfs directory), else 0 */
   const char *sysfs_root; /* where /sys is (MEMPOOL_SYSFS_ROOT), NULL = /sys */
   const char *device;

@@ -175,6 +175,8 @@ static void learn_dma(mp_region *r, const struct stat *st, const char *sysfs_roo
     r->bus_offset = phys;
     r->dma =
         sysfs_u64(r->rdev, sysfs_root, "dma_coherent", &coherent) && coherent == 1 ? MP_DMA_COHERENT : MP_DMA_SYSFS;
+  } else if (sysfs_u64(r->rdev, sysfs_root, "align", &size) && sysfs_u64(r->rdev, sysfs_root, "resource", &phys)) {
+    r->bus_offset = phys; /* device dax: its offset 0 is the physical "resource" (one range, as pmem's) */
   }
 }
 
@@ -293,10 +295,13 @@ static int map_exclusive(const mp_config *cfg, mp_region *r, const struct stat *
   return 0;
 }
 
-/* Shared: nothing mapped yet; one page is mapped and unmapped to learn now
- * (not at the first claim) whether the device can be mapped at all. */
+/* Shared: nothing mapped yet; one page (a device dax: one unit of its
+ * alignment, the least it maps) is mapped and unmapped to learn now (not at
+ * the first claim) whether the device can be mapped at all. */
 static int probe_shared(const mp_config *cfg, mp_region *r, const struct stat *st, open_ctx *o) {
   size_t pg = page_size();
+  uint64_t a = S_ISCHR(st->st_mode) ? mp_region_device_align(cfg->device, cfg->sysfs_root) : 0;
+  if (a > pg && a <= r->map_len) pg = (size_t)a;
   void *m = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)cfg->base);
   if (m == MAP_FAILED) {
     int e = errno;

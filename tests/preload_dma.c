@@ -3,7 +3,8 @@
  *   file     (preload_run.sh: a file region; scripts/vm-test: the real /dev/mem)
  *            malloc's blocks of 16 B .. 1 MiB:
  *            mempool_phys is the file offset /proc/self/maps gives, mempool_virt
- *            lands back, a stack address is EINVAL, the syncs return 0; a fork
+ *            lands back, a stack address is EINVAL, the syncs return 0; a
+ *            chunk not held is EINVAL (and its sync no fault); a fork
  *            child's inherited block is EOPNOTSUPP, a block it allocates itself
  *            is the device's again
  *   anon     (MEMPOOL_DEVICE=anon) EOPNOTSUPP
@@ -23,6 +24,7 @@ static void *(*p_virt)(const mempool_t *, uint64_t);
 static int (*p_sync_dev)(const mempool_t *, const void *, size_t);
 static int (*p_sync_cpu)(const mempool_t *, const void *, size_t);
 static int (*p_stats)(mempool_t *, struct mempool_stats *);
+static void *(*p_base)(const mempool_t *);
 
 static void look_up(void) {
   p_default = (mempool_t * (*)(void)) dlsym(RTLD_DEFAULT, "mempool_default");
@@ -31,6 +33,7 @@ static void look_up(void) {
   p_sync_dev = (int (*)(const mempool_t *, const void *, size_t))dlsym(RTLD_DEFAULT, "mempool_sync_for_device");
   p_sync_cpu = (int (*)(const mempool_t *, const void *, size_t))dlsym(RTLD_DEFAULT, "mempool_sync_for_cpu");
   p_stats = (int (*)(mempool_t *, struct mempool_stats *))dlsym(RTLD_DEFAULT, "mempool_get_stats");
+  p_base = (void *(*)(const mempool_t *))dlsym(RTLD_DEFAULT, "mempool_base");
 }
 
 /* One block: its address against the maps' (dev NULL: any mapping, plus bus). */
@@ -65,6 +68,28 @@ static void sizes(mempool_t *m, const char *dev, uint64_t bus) {
   CHECK(p_sync_dev(m, on_stack, 32) == -1 && errno == EINVAL, "sync of the stack: errno %d", errno);
 }
 
+/* The window's last bytes, in a chunk of the shared window this process
+ * does not hold (it uses little): EINVAL, and a sync of them returns
+ * instead of faulting on the reserved (PROT_NONE) addresses. Were the
+ * chunk held, the maps' offset would be the answer. */
+static void away(mempool_t *m, const char *dev) {
+  struct mempool_stats st;
+  CHECK(p_stats(m, &st) == 0, "stats");
+  char *q = (char *)p_base(m) + st.region_bytes - 16;
+  uint64_t want = dev_offset_of(q, dev);
+  errno = 0;
+  uint64_t phys = p_phys(m, q);
+  if (want == UINT64_MAX) {
+    CHECK(phys == MEMPOOL_NO_PHYS && errno == EINVAL, "a chunk not held: %#llx, errno %d", (unsigned long long)phys,
+          errno);
+    errno = 0;
+    CHECK(p_sync_dev(m, q, 16) == -1 && errno == EINVAL, "sync of a chunk not held: errno %d", errno);
+  } else {
+    CHECK(phys == want, "the last chunk is held: %#llx, the maps say %#llx", (unsigned long long)phys,
+          (unsigned long long)want);
+  }
+}
+
 /* A fork child: what it inherited is a copy; what it allocates is the device's. */
 static void forked(mempool_t *m, const char *dev) {
   char *kept = malloc(5000);
@@ -90,7 +115,7 @@ int main(int argc, char **argv) {
     CHECK(p_default == NULL, "mempool_default found without the library");
     return finish("preload_dma none");
   }
-  CHECK(p_default && p_phys && p_virt && p_sync_dev && p_sync_cpu && p_stats, "an export is missing");
+  CHECK(p_default && p_phys && p_virt && p_sync_dev && p_sync_cpu && p_stats && p_base, "an export is missing");
   if (g_failures) return finish("preload_dma");
   mempool_t *m = p_default();
   CHECK(m != NULL, "no default pool under the preload");
@@ -108,6 +133,7 @@ int main(int argc, char **argv) {
     sizes(m, NULL, env_u64("UDMABUF_PHYS", 0));
   } else {
     sizes(m, getenv("MEMPOOL_DEVICE"), 0);
+    away(m, getenv("MEMPOOL_DEVICE"));
     forked(m, getenv("MEMPOOL_DEVICE"));
   }
   return finish("preload_dma");

@@ -153,5 +153,5 @@ int main(int argc, char **argv) {
   }
   long n = atomic_load(&forks), bad = atomic_load(&failures);
   printf("%s: %ld forks, %ld failed\n", mode, n, bad);
-  return rc || bad || n < 20 ? 1 : 0;
+  return rc || bad || n < 10 ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/auxv.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "config.h"
 #include "fallback.h"
 #include "forkorder.h"
@@ -137,6 +138,7 @@ static void initialize(void) {
          (unsigned long)g_cfg.high, (void *)g_pool.region.base, (unsigned long)g_pool.region.size,
          g_pool.small.enabled ? ", thread caches on" : "", g_cfg.policy.strict ? ", strict" : "");
   __atomic_store_n(&g_active, &g_pool, __ATOMIC_RELEASE);
+  mp_api_publish_default(&g_pool); /* mempool_default() */
 }
 
 static __attribute__((noinline)) mp_pool *pool_slow(void) {

@@ -13,23 +13,32 @@
 #include "mempool.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "config.h"
+#include "dma.h"
 #include "msg.h"
 #include "forkorder.h"
 #include "pool.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* A mempool_t is a handle on an mp_pool: its own (mempool_create), or the
+ * interposer's (mempool_default: a static handle, never in g_pools, never
+ * destroyed; the interposer handles its fork). */
 struct mempool {
-  mp_pool pool;
+  mp_pool *pool; /* &own, or the interposer's */
+  mp_pool own;
   struct mempool *prev, *next; /* g_pools, under g_lock */
   uint64_t rejected;           /* calloc overflows: refused before the pool saw them */
-  size_t map_len;              /* this object's mapping */
-  char device[];               /* the region keeps a pointer to its device name */
+  size_t map_len;              /* this object's mapping; 0 for the default handle */
+  char names[];                /* the device and the sysfs root: the region keeps pointers to them */
 };
+
+static mempool_t g_default; /* .pool set (release) once the interposer's pool is in use */
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static mempool_t *g_pools;
@@ -47,12 +56,12 @@ static void fork_prepare(void) {
   /* The list changes with signals blocked: a fork from a signal handler
    * finds it free. Without it (a handler interrupted a handler), no pool
    * is touched. */
-  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) mp_pool_fork_prepare(&m->pool, g_fork.single);
+  for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) mp_pool_fork_prepare(m->pool, g_fork.single);
 }
 
 static void fork_parent(void) {
   if (g_fork_locked) {
-    for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(&m->pool);
+    for (mempool_t *m = g_pools; m; m = m->next) mp_pool_fork_parent(m->pool);
     pthread_mutex_unlock(&g_lock);
   }
   mp_fork_end_parent(&g_fork);
@@ -60,10 +69,10 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
   for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) {
-    int rc = mp_pool_fork_child(&m->pool);
+    int rc = mp_pool_fork_child(m->pool);
     if (rc != 0) /* the pool is detached: NULL for every request, region read-only */
       mp_msg("fork: no memory for the child's private copy of pool %.160s %#lx (%s): it serves nothing in the child",
-             m->device, (unsigned long)m->pool.region.dev_offset, mp_strerror(-rc));
+             m->names, (unsigned long)m->pool->region.dev_offset, mp_strerror(-rc));
   }
   if (g_fork_locked) pthread_mutex_init(&g_lock, NULL);
   mp_fork_end_child(&g_fork);
@@ -81,14 +90,14 @@ static mempool_t *fail(char *err, size_t errlen, int e, const char *why) {
 
 /* The region mapped and the pool listed for fork; 0, or -errno and why. */
 static int open_and_list(mempool_t *m, const mp_config *cfg, char *why, size_t whylen) {
-  int rc = mp_pool_open(&m->pool, cfg, why, whylen);
+  int rc = mp_pool_open(m->pool, cfg, why, whylen);
   if (rc != 0) return rc;
   /* After the open: pthread_atfork may allocate, and under the interposer
    * (libmempool.so linked rather than preloaded) that first malloc would
    * otherwise let the interposer lock this very range before us. */
   pthread_once(&g_atfork_once, register_atfork);
   if (g_atfork_rc != 0) {
-    mp_pool_close(&m->pool);
+    mp_pool_close(m->pool);
     mp_format(why, whylen, "cannot register the fork handlers");
     return -ENOMEM;
   }
@@ -114,8 +123,12 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
               (unsigned long)page);
     return fail(err, errlen, EINVAL, why);
   }
-  size_t dlen = strlen(prm->device);
-  size_t len = (sizeof(mempool_t) + dlen + 1 + page - 1) / page * page;
+  /* API pools read sysfs where the interposer does (MEMPOOL_SYSFS_ROOT, tests) */
+  const char *root = secure_getenv("MEMPOOL_SYSFS_ROOT");
+  size_t dlen = strlen(prm->device), rlen = root ? strnlen(root, MP_VALUE_MAX + 1) : 0;
+  if (rlen > MP_VALUE_MAX)
+    return fail(err, errlen, EINVAL, "MEMPOOL_SYSFS_ROOT is longer than " MP_VALUE_MAX_STR " bytes");
+  size_t len = (sizeof(mempool_t) + dlen + 1 + rlen + 1 + page - 1) / page * page;
   mempool_t *m = mp_meta_map(len);
   if (!m) {
     int e = errno;
@@ -123,9 +136,15 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
     return fail(err, errlen, e, why);
   }
   m->map_len = len;
-  memcpy(m->device, prm->device, dlen + 1);
-  mp_config cfg = {
-      .device = m->device, .base = prm->base, .high = prm->high, .sync = !prm->cached, .stats = MP_STATS_OFF};
+  m->pool = &m->own;
+  memcpy(m->names, prm->device, dlen + 1);
+  if (rlen) memcpy(m->names + dlen + 1, root, rlen); /* NUL: the fresh mapping's zeros */
+  mp_config cfg = {.device = m->names,
+                   .base = prm->base,
+                   .high = prm->high,
+                   .sync = !prm->cached,
+                   .stats = MP_STATS_OFF,
+                   .sysfs_root = rlen ? m->names + dlen + 1 : NULL};
   /* A fork from a signal handler sees the pool mapped and listed, or
    * neither: its child copies every listed pool (forkorder.h). */
   sigset_t old = mp_fork_atomic_begin();
@@ -143,7 +162,7 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
 }
 
 EXPORT void mempool_destroy(mempool_t *m) {
-  if (!m) return;
+  if (!m || m == &g_default) return;     /* the interposer's pool lives as long as the process */
   sigset_t old = mp_fork_atomic_begin(); /* unlisted and unmapped, or neither (forkorder.h) */
   pthread_mutex_lock(&g_lock);
   if (m->prev)
@@ -152,7 +171,7 @@ EXPORT void mempool_destroy(mempool_t *m) {
     g_pools = m->next;
   if (m->next) m->next->prev = m->prev;
   pthread_mutex_unlock(&g_lock);
-  mp_pool_close(&m->pool);
+  mp_pool_close(m->pool);
   mp_fork_atomic_end(&old);
   mp_meta_unmap(m, m->map_len);
 }
@@ -163,9 +182,9 @@ EXPORT void mempool_destroy(mempool_t *m) {
  * that (a foreign pointer's granule index would be meaningless). */
 static void owned_or_trap(mempool_t *m, const void *p, const char *caller) {
   if (!m) mp_fatal("%s(%p): no pool given", caller, p);
-  if (!mp_pool_owns(&m->pool, p))
+  if (!mp_pool_owns(m->pool, p))
     mp_fatal("%s(%p): invalid pointer: not in this pool's region (%p, %lu bytes)", caller, p,
-             (void *)m->pool.region.base, (unsigned long)m->pool.region.size);
+             (void *)m->pool->region.base, (unsigned long)m->pool->region.size);
 }
 
 static void *serve(mempool_t *m, size_t size, size_t align) {
@@ -175,7 +194,7 @@ static void *serve(mempool_t *m, size_t size, size_t align) {
   }
   /* mp_pool_alloc refuses (and counts) sizes above the region, so anything
    * above PTRDIFF_MAX as well. */
-  void *q = mp_pool_alloc(&m->pool, size, align);
+  void *q = mp_pool_alloc(m->pool, size, align);
   if (!q) errno = ENOMEM;
   return q;
 }
@@ -208,15 +227,15 @@ EXPORT void *mempool_realloc(mempool_t *m, void *p, size_t size) {
   if (!p) return mempool_alloc(m, size);
   owned_or_trap(m, p, "mempool_realloc");
   if (size == 0) {
-    mp_pool_free(&m->pool, p, "mempool_realloc");
+    mp_pool_free(m->pool, p, "mempool_realloc");
     return NULL;
   }
-  size_t old = mp_pool_usable_size(&m->pool, p, "mempool_realloc"); /* traps if not a live block */
-  if (mp_pool_resize(&m->pool, p, size, "mempool_realloc")) return p;
+  size_t old = mp_pool_usable_size(m->pool, p, "mempool_realloc"); /* traps if not a live block */
+  if (mp_pool_resize(m->pool, p, size, "mempool_realloc")) return p;
   void *q = serve(m, size, MP_GRANULE);
   if (!q) return NULL;
   memcpy(q, p, old < size ? old : size);
-  mp_pool_free(&m->pool, p, "mempool_realloc");
+  mp_pool_free(m->pool, p, "mempool_realloc");
   return q;
 }
 
@@ -224,19 +243,19 @@ EXPORT void mempool_free(mempool_t *m, void *p) {
   if (!p) return;
   int saved = errno;
   owned_or_trap(m, p, "mempool_free");
-  mp_pool_free(&m->pool, p, "mempool_free");
+  mp_pool_free(m->pool, p, "mempool_free");
   errno = saved;
 }
 
 EXPORT size_t mempool_usable_size(mempool_t *m, const void *p) {
   if (!p) return 0;
   owned_or_trap(m, p, "mempool_usable_size");
-  return mp_pool_usable_size(&m->pool, p, "mempool_usable_size");
+  return mp_pool_usable_size(m->pool, p, "mempool_usable_size");
 }
 
-EXPORT bool mempool_owns(const mempool_t *m, const void *p) { return m && mp_pool_owns(&m->pool, p); }
+EXPORT bool mempool_owns(const mempool_t *m, const void *p) { return m && mp_pool_owns(m->pool, p); }
 
-EXPORT void *mempool_base(const mempool_t *m) { return m ? (void *)m->pool.region.base : NULL; }
+EXPORT void *mempool_base(const mempool_t *m) { return m ? (void *)m->pool->region.base : NULL; }
 
 /* ---- inspection ------------------------------------------------------------- */
 
@@ -246,7 +265,7 @@ EXPORT int mempool_get_stats(mempool_t *m, struct mempool_stats *out) {
     return -1;
   }
   mp_pool_info in;
-  mp_pool_get_info(&m->pool, &in);
+  mp_pool_get_info(m->pool, &in);
   *out = (struct mempool_stats){
       .region_bytes = in.region_bytes,
       .bytes_in_use = in.used_bytes,
@@ -279,7 +298,7 @@ EXPORT int mempool_walk(mempool_t *m, mempool_walk_fn fn, void *ctx) {
     return -1;
   }
   struct walk_ctx w = {fn, ctx};
-  mp_pool_walk(&m->pool, walk_one, &w);
+  mp_pool_walk(m->pool, walk_one, &w);
   return 0;
 }
 
@@ -288,5 +307,45 @@ EXPORT int mempool_check(mempool_t *m, char *why, size_t whylen) {
     if (why && whylen) mp_format(why, whylen, "no pool given");
     return -1;
   }
-  return mp_pool_check(&m->pool, why, whylen);
+  return mp_pool_check(m->pool, why, whylen);
+}
+
+/* ---- the interposer's pool, device addresses, cache maintenance --------------- */
+
+void mp_api_publish_default(mp_pool *p) {
+  g_default.rejected = 0;
+  __atomic_store_n(&g_default.pool, p, __ATOMIC_RELEASE);
+}
+
+EXPORT mempool_t *mempool_default(void) {
+  return __atomic_load_n(&g_default.pool, __ATOMIC_ACQUIRE) ? &g_default : NULL;
+}
+
+/* -errno of the layer below as the API's -1 / errno. */
+static int api_rc(int rc) {
+  if (rc == 0) return 0;
+  errno = -rc;
+  return -1;
+}
+
+_Static_assert(MEMPOOL_NO_PHYS == MP_NO_PHYS, "the public failure value is the one the pool layer keeps free");
+
+EXPORT uint64_t mempool_phys(const mempool_t *m, const void *ptr) {
+  uint64_t phys = 0;
+  if (api_rc(m ? mp_dma_phys(m->pool, ptr, &phys) : -EINVAL) != 0) return MEMPOOL_NO_PHYS;
+  return phys;
+}
+
+EXPORT void *mempool_virt(const mempool_t *m, uint64_t phys) {
+  void *ptr = NULL;
+  if (api_rc(m ? mp_dma_virt(m->pool, phys, &ptr) : -EINVAL) != 0) return NULL;
+  return ptr;
+}
+
+EXPORT int mempool_sync_for_device(const mempool_t *m, const void *ptr, size_t len) {
+  return api_rc(m ? mp_dma_sync(m->pool, ptr, len, true) : -EINVAL);
+}
+
+EXPORT int mempool_sync_for_cpu(const mempool_t *m, const void *ptr, size_t len) {
+  return api_rc(m ? mp_dma_sync(m->pool, ptr, len, false) : -EINVAL);
 }

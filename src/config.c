@@ -174,6 +174,7 @@ static void parse_outputs(mp_config *cfg, const char *const *v, char *err, size_
 
 static void parse_numbers(mp_config *cfg, const char *const *v, char *err, size_t errlen) {
   uint64_t *dst[2] = {&cfg->base, &cfg->high};
+  cfg->window_default = !v[V_BASE] && !v[V_HIGH];
   for (int i = V_BASE; i <= V_HIGH; i++)
     if (v[i] && mp_parse_u64(v[i], dst[i - V_BASE]) != 0)
       note(err, errlen, "%s='%.60s' is not a hex (0x...) or decimal number", var_name[i], v[i]);

@@ -6,8 +6,11 @@
  * ("away": chunks of the shared window this process does not hold).
  * DEVICE is the rest of its line (it may hold spaces), with control
  * characters, DEL, bytes >= 0x80 and '\' written as \xNN (msg.h): no
- * value can add or break a line. BASE_HEX is the device (physical) address
- * of the region's first byte; OFFSET_HEX counts from it.
+ * value can add or break a line. BASE_HEX is the device offset of the
+ * region's first byte: its physical address for /dev/mem (a file: the
+ * file offset standing in for one; u-dma-buf: add its phys_addr, as
+ * mempool_phys does). OFFSET_HEX counts from it: a range's physical
+ * address is BASE_HEX + OFFSET_HEX.
  */
 #ifndef MP_MAP_H
 #define MP_MAP_H

@@ -2,9 +2,13 @@
  * users can move to libmempool by rebuilding and linking with -lmempool_api
  * (pkg-config mempool).
  *
- * A delegate is one mempool (mempool.h) over a window of a device; it serves
- * only from that window: when the window is full, mem_delegate_calloc
- * returns NULL (errno = ENOMEM), it never falls back to malloc.
+ * A delegate is one mempool (mempool.h) over a window of a device, as the
+ * original promises: blocks come from the window first, and from calloc()
+ * when the window cannot serve them (full, or a request larger than it);
+ * without a usable device (no /dev/mem, no permission, the range held by
+ * another) the delegate serves everything from calloc. mem_delegate_free
+ * routes a block by its address: the window's go back to it, others to
+ * free().
  *
  * Differences from the original, deliberate:
  *   - blocks are rounded to 16 bytes (not to a page) and aligned to 16;
@@ -24,18 +28,24 @@ extern "C" {
 #endif
 
 typedef struct MemAllocDelegate {
-  struct mempool *pool; /* NULL until init_mem_delegate succeeds */
+  struct mempool *pool; /* the window; NULL when calloc serves everything */
+  int ready;            /* 1 once init_mem_delegate succeeded, 0 before and after destroy */
 } MemAllocDelegate;
 
 /* Maps [base, high] (inclusive device offsets / physical addresses) of the
- * device; base = high = 0 means the defaults 0x10000000..0x1DFFEFFF. Returns
- * 0, or -1 with errno set and one "mempool: <reason>" line on stderr. */
+ * device; base = high = 0 means the defaults 0x10000000..0x1DFFEFFF. 0 on
+ * success, also when the device cannot be used (one "mempool:
+ * init_mem_delegate: <reason>; blocks come from calloc" line on stderr, and
+ * calloc serves). -1 with errno EINVAL (and one line) only for d NULL or a
+ * bad window (high <= base, base not page-aligned, above 64 GiB). */
 int init_mem_delegate(MemAllocDelegate *d, unsigned long base, unsigned long high);
-/* nmemb * size zeroed bytes from the delegate's window, or NULL (ENOMEM on
- * overflow or when the window is full; EINVAL if d is not initialized). */
+/* nmemb * size zeroed bytes: from the window, else from calloc; NULL with
+ * ENOMEM when neither can (overflow, out of memory), EINVAL when d is not
+ * initialized. */
 void *mem_delegate_calloc(MemAllocDelegate *d, size_t nmemb, size_t size);
-/* Returns a block; NULL is a no-op. A pointer that is not a live block of
- * this delegate aborts with one "mempool:" line. */
+/* Returns a block; NULL is a no-op. A block in the window goes back to it
+ * (a pointer into the window that is not a live block aborts with one
+ * "mempool:" line); any other goes to free(). */
 void mem_delegate_free(MemAllocDelegate *d, void *p);
 /* Unmaps the window: every block is gone. Safe on a failed or destroyed
  * delegate. */

@@ -61,7 +61,9 @@ struct mempool_params {
  * with errno set and a one-line reason (no "mempool:" prefix, no newline) in
  * err when err is not NULL:
  *   EINVAL  no device, high <= base, base not page-aligned, region smaller
- *           than a page or larger than 64 GiB
+ *           than a page or larger than 64 GiB; a u-dma-buf (see
+ *           mempool_phys) whose buffer the window passes, or whose
+ *           phys_addr + size wraps
  *   EBUSY   the range (or an overlapping range of the device) is held by
  *           another pool, the interposer, or another process
  *   ENODEV  the device is neither a character device nor a regular file
@@ -113,8 +115,10 @@ int mempool_get_stats(mempool_t *pool, struct mempool_stats *out);
 
 /* Calls fn for every range of the region in address order, free or in use;
  * the ranges tile the region (sizes sum to region_bytes). offset is from
- * mempool_base(). fn runs under the pool's lock: it must not call into the
- * same pool. 0, or -1 + EINVAL for NULL args. */
+ * mempool_base(): the range's device (physical) address is
+ * mempool_phys(pool, mempool_base(pool)) + offset where the pool has them
+ * (see mempool_phys). fn runs under the pool's lock: it must not call into
+ * the same pool. 0, or -1 + EINVAL for NULL args. */
 typedef void (*mempool_walk_fn)(size_t offset, size_t size, bool in_use, void *ctx);
 int mempool_walk(mempool_t *pool, mempool_walk_fn fn, void *ctx);
 
@@ -122,6 +126,84 @@ int mempool_walk(mempool_t *pool, mempool_walk_fn fn, void *ctx);
  * number of the first violated one with a description in why (why may be
  * NULL); -1 for a NULL pool. Meant for tests and debugging. */
 int mempool_check(mempool_t *pool, char *why, size_t whylen);
+
+/* ---- DMA: the interposer's pool, device addresses, cache maintenance ------ */
+
+/* The interposer's pool (the one that serves malloc under LD_PRELOAD of
+ * libmempool.so), or NULL when there is none: the interposer is not loaded
+ * (libmempool_api.so alone), or its region is not in use (a refused
+ * configuration, a device that could not be opened). A program that does
+ * not link the library finds it with dlsym(RTLD_DEFAULT, "mempool_default").
+ * O(1), never fails otherwise, sets no errno.
+ *
+ * The handle is the interposer's, for the calls below and mempool_owns,
+ * mempool_base, mempool_get_stats, mempool_walk and mempool_check.
+ * mempool_destroy ignores it. The allocation calls work on it too but are
+ * the region's own, without malloc's policies (MEMPOOL_MIN_SIZE/MAX_SIZE,
+ * MEMPOOL_CHECK's canaries): a block goes back the way it came (malloc's
+ * to free, mempool_alloc's to mempool_free). */
+mempool_t *mempool_default(void);
+
+/* What mempool_phys returns on failure. */
+#define MEMPOOL_NO_PHYS ((uint64_t)-1)
+
+/* The device (physical, bus) address of the byte at ptr:
+ *   /dev/mem          the physical address (the window's device offset)
+ *   u-dma-buf         phys_addr (its sysfs) + the device offset
+ *   device dax        resource (its sysfs) + the device offset
+ *   another device    the device offset (what mmap's offset means to its driver)
+ *   a regular file    the file offset, standing in for a physical address
+ * MEMPOOL_NO_PHYS with errno:
+ *   EINVAL      pool NULL; ptr not in the pool's region; ptr in a part of a
+ *               shared window (MEMPOOL_SHARE=1) this process does not hold
+ *   EOPNOTSUPP  the memory at ptr is not the device's: "anon", or a fork
+ *               child's private copy (the blocks a child inherits, of a
+ *               shared window or of an exclusive one, are copies in
+ *               anonymous memory: a device does not see them; a block the
+ *               child allocates later from a chunk it claims is the
+ *               device's again), or a pool detached at fork
+ * O(1): a lock taken and released on a shared window. */
+uint64_t mempool_phys(const mempool_t *pool, const void *ptr);
+/* The reverse: the address in this process of device address phys, or NULL
+ * with errno EINVAL (pool NULL, phys outside the window, or in a part of it
+ * this process does not hold) or EOPNOTSUPP (as for mempool_phys). O(1). */
+void *mempool_virt(const mempool_t *pool, uint64_t phys);
+
+/* Cache maintenance of [ptr, ptr+len), cache-line exact (the lines that
+ * range touches): sync_for_device makes the CPU's writes visible to a
+ * device that reads memory (before handing it the address); sync_for_cpu
+ * drops stale lines before the CPU reads what a device wrote. What is done
+ * depends on the backing, known at creation:
+ *   cached mapping (a regular file, /dev/mem with cached = true or
+ *   MEMPOOL_SYNC=0, another device): x86 clflushopt (when CPUID has it,
+ *   else clflush) per line then sfence (mfence after clflush); arm64
+ *   dc cvac (for the device) / dc civac (for the CPU) per line of
+ *   CTR_EL0's data line size, then dsb sy
+ *   uncached mapping (/dev/mem opened with O_SYNC, the default):
+ *   nothing (0)
+ *   u-dma-buf: its sysfs controls (sync_offset, sync_size, sync_direction,
+ *   then sync_for_device or sync_for_cpu), nothing when its dma_coherent
+ *   reads 1. The controls are the buffer's: two processes syncing one
+ *   buffer at once may mix their ranges (calls of one process are
+ *   serialized by the pool's lock)
+ * len 0 does nothing (0) for a ptr in the region. 0 on success, else -1 with
+ * errno:
+ *   EINVAL      pool NULL; [ptr, ptr+len) not wholly inside the region; a
+ *               byte of it in a part of a shared window this process does
+ *               not hold
+ *   EOPNOTSUPP  the range is not the device's memory (as for mempool_phys);
+ *               or a cached mapping where user space cannot maintain caches:
+ *               32-bit ARM (no user cache maintenance to the point of
+ *               coherency) and other architectures; use /dev/mem with
+ *               O_SYNC or u-dma-buf's sysfs controls there
+ *   EIO, other  u-dma-buf: a control missing or refusing the value (the
+ *               errno of its write)
+ * Time: O(len / line size) instructions, or four sysfs writes; on a shared
+ * window (and for u-dma-buf) under the pool's lock, so no part of the range
+ * goes back to the device meanwhile. Safe from the malloc family's callers:
+ * nothing allocates. */
+int mempool_sync_for_device(const mempool_t *pool, const void *ptr, size_t len);
+int mempool_sync_for_cpu(const mempool_t *pool, const void *ptr, size_t len);
 
 #ifdef __cplusplus
 }

@@ -55,12 +55,24 @@ typedef struct mp_config {
   bool share;             /* MEMPOOL_SHARE: claim chunks (1) or the whole window (0) */
   uint64_t chunk;         /* MEMPOOL_CHUNK: chunk bytes; 0 = derived from the window */
   const char *sysfs_root; /* MEMPOOL_SYSFS_ROOT (tests): where /sys is; NULL = /sys */
+  bool window_default;    /* neither MEMPOOL_BASE nor MEMPOOL_HIGH set (u-dma-buf: the whole buffer) */
   int log_level;          /* 0 silent .. 3 debug; default 1 (problems) */
   const char *log_path;   /* MEMPOOL_LOG_FILE, else stderr */
   mp_policy policy;
 } mp_config;
 
 /* ---- region ------------------------------------------------------------- */
+
+/* No device address: what mempool_phys returns on failure. A device's
+ * window never reaches it (u-dma-buf's phys_addr + size is checked). */
+#define MP_NO_PHYS UINT64_MAX
+
+/* How the CPU's caches and a device meet on the region (the sync calls). */
+enum mp_dma {
+  MP_DMA_CPU = 0,  /* cacheable mapping: cache maintenance instructions (cacheline.h) */
+  MP_DMA_COHERENT, /* uncached (/dev/mem with O_SYNC) or coherent (u-dma-buf dma_coherent): nothing to do */
+  MP_DMA_SYSFS,    /* cached u-dma-buf: its sysfs sync_for_cpu / sync_for_device controls */
+};
 
 typedef struct mp_region {
   uintptr_t base;      /* virtual address of the first byte (chunk-aligned) */
@@ -71,8 +83,13 @@ typedef struct mp_region {
   int open_flags;      /* how fd was opened (a fork child re-opens alike) */
   dev_t dev;           /* what fd must still be: the program may close it */
   ino_t ino;
-  bool shared;  /* device-backed: fork must give the child a copy */
-  bool is_file; /* a regular file standing in for a device */
+  bool shared;            /* device-backed: fork must give the child a copy */
+  bool is_file;           /* a regular file standing in for a device */
+  bool anon;              /* "anon": no device, no physical addresses */
+  uint8_t dma;            /* enum mp_dma */
+  uint64_t bus_offset;    /* device offset + bus_offset = the bus address: u-dma-buf phys_addr, dax resource, else 0 */
+  dev_t rdev;             /* a character device's number (its sysfs directory), else 0 */
+  const char *sysfs_root; /* where /sys is (MEMPOOL_SYSFS_ROOT), NULL = /sys */
   const char *device;
 } mp_region;
 

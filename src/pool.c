@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chunks.h"
+#include "config.h"
 #include "msg.h"
 #include "ranges.h"
 #include "span.h"
@@ -31,6 +32,28 @@ static int fit_device_align(mp_config *c, char *err, size_t errlen) {
   return 0;
 }
 
+/* u-dma-buf: the window defaults to the whole buffer and must lie in it. */
+static int fit_udmabuf(mp_config *c, char *err, size_t errlen) {
+  uint64_t phys, size;
+  if (!strcmp(c->device, "anon") || !mp_region_udmabuf(c->device, c->sysfs_root, &phys, &size)) return 0;
+  if (c->window_default && size > 0) {
+    c->base = 0;
+    c->high = size - 1;
+    if (mp_check_window(c->base, c->high, "the buffer's start", "its end", err, errlen) != 0) return -EINVAL;
+  }
+  if (phys > MP_NO_PHYS - size) { /* every device address of the buffer is below MP_NO_PHYS */
+    mp_format(err, errlen, "%s is a u-dma-buf at %#lx of %lu bytes: its end is past the last bus address", c->device,
+              (unsigned long)phys, (unsigned long)size);
+    return -EINVAL;
+  }
+  if (c->high >= size) {
+    mp_format(err, errlen, "%s is a u-dma-buf of %lu bytes (at %#lx): the window %#lx..%#lx does not fit in it",
+              c->device, (unsigned long)size, (unsigned long)phys, (unsigned long)c->base, (unsigned long)c->high);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
@@ -38,8 +61,10 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   if (!p->policy.max_size) p->policy.max_size = UINT64_MAX; /* 0: no limit */
   pthread_mutex_init(&p->lock, NULL);
   mp_config c = *cfg;
-  if (!c.chunk) c.chunk = mp_chunk_size_for(cfg->high - cfg->base + 1);
-  int rc = fit_device_align(&c, err, errlen);
+  int rc = fit_udmabuf(&c, err, errlen);
+  if (rc != 0) return rc;
+  if (!c.chunk) c.chunk = mp_chunk_size_for(c.high - c.base + 1);
+  rc = fit_device_align(&c, err, errlen);
   if (rc == 0) rc = mp_region_open(&c, &p->region, err, errlen);
   if (rc != 0) return rc;
   int saved = errno;

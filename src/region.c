@@ -26,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "msg.h"
 #include "nocancel.h"
 
@@ -71,22 +72,112 @@ static int open_same(const mp_region *r) {
   return fd;
 }
 
-/* ---- device geometry -------------------------------------------------------- */
+/* ---- device geometry: sysfs ------------------------------------------------ */
 
-uint64_t mp_region_device_align(const char *device, const char *sysfs_root) {
+/* A character device's number, or false. */
+static bool char_dev(const char *device, dev_t *rdev) {
   struct stat st;
-  if (stat(device, &st) != 0 || !S_ISCHR(st.st_mode)) return 0;
-  char path[4200], buf[32];
-  mp_format(path, sizeof path, "%s/dev/char/%u:%u/align", sysfs_root && *sysfs_root ? sysfs_root : "/sys",
-            major(st.st_rdev), minor(st.st_rdev));
-  /* Never a FIFO or a link planted there (MEMPOOL_SYSFS_ROOT): no hang. */
-  int saved = errno, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  ssize_t n = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+  if (stat(device, &st) != 0 || !S_ISCHR(st.st_mode)) return false;
+  *rdev = st.st_rdev;
+  return true;
+}
+
+/* Opens SYSFS/dev/char/MAJ:MIN/NAME (the device's own sysfs directory:
+ * dax, u-dma-buf) if it is a regular file: never a FIFO or a link planted
+ * there (MEMPOOL_SYSFS_ROOT), no hang. fd or -1; errno untouched. */
+static int sysfs_open(dev_t rdev, const char *root, const char *name, int flags) {
+  char path[4200];
+  struct stat st;
+  mp_format(path, sizeof path, "%s/dev/char/%u:%u/%s", root && *root ? root : "/sys", major(rdev), minor(rdev), name);
+  int saved = errno, fd = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+  }
+  errno = saved;
+  return fd;
+}
+
+/* The number in attribute NAME (decimal or 0x hex, one line), or false. */
+static bool sysfs_u64(dev_t rdev, const char *root, const char *name, uint64_t *out) {
+  char buf[40];
+  int saved = errno, fd = sysfs_open(rdev, root, name, O_RDONLY);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
   if (fd >= 0) close(fd);
   errno = saved;
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
+  return mp_parse_u64(buf, out) == 0;
+}
+
+uint64_t mp_region_device_align(const char *device, const char *sysfs_root) {
+  dev_t rdev;
   uint64_t a = 0;
-  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) a = a * 10 + (uint64_t)(buf[i] - '0');
+  if (!char_dev(device, &rdev) || !sysfs_u64(rdev, sysfs_root, "align", &a)) return 0;
   return a;
+}
+
+/* u-dma-buf: its class directory (what /sys/dev/char/MAJ:MIN links to)
+ * has phys_addr, size and the sync controls. */
+static bool udmabuf_of(dev_t rdev, const char *root, uint64_t *phys, uint64_t *size) {
+  uint64_t p, s;
+  if (!sysfs_u64(rdev, root, "phys_addr", &p) || !sysfs_u64(rdev, root, "size", &s)) return false;
+  int fd = sysfs_open(rdev, root, "sync_for_device", O_WRONLY);
+  if (fd < 0) return false;
+  close(fd);
+  *phys = p;
+  *size = s;
+  return true;
+}
+
+bool mp_region_udmabuf(const char *device, const char *sysfs_root, uint64_t *phys, uint64_t *size) {
+  dev_t rdev;
+  return char_dev(device, &rdev) && udmabuf_of(rdev, sysfs_root, phys, size);
+}
+
+/* u-dma-buf's sync_direction values: the kernel's enum dma_data_direction. */
+enum { UDMABUF_TO_DEVICE = 1, UDMABUF_FROM_DEVICE = 2 };
+
+/* One attribute written whole; 0 or -errno. */
+static int sysfs_put(const mp_region *r, const char *name, uint64_t v) {
+  char val[32];
+  size_t n = mp_format(val, sizeof val, "%lu", (unsigned long)v);
+  int fd = sysfs_open(r->rdev, r->sysfs_root, name, O_WRONLY | O_TRUNC); /* as a shell's > does */
+  if (fd < 0) return -EIO;
+  ssize_t w = write(fd, val, n);
+  int rc = w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
+  close(fd);
+  return rc;
+}
+
+int mp_region_sysfs_sync(const mp_region *r, size_t off, size_t len, bool to_device) {
+  int saved = errno, cancel = mp_nocancel_begin(); /* open, write and close are cancellation points */
+  int rc = sysfs_put(r, "sync_offset", r->dev_offset + off);
+  if (rc == 0) rc = sysfs_put(r, "sync_size", len);
+  if (rc == 0) rc = sysfs_put(r, "sync_direction", to_device ? UDMABUF_TO_DEVICE : UDMABUF_FROM_DEVICE);
+  if (rc == 0) rc = sysfs_put(r, to_device ? "sync_for_device" : "sync_for_cpu", 1);
+  mp_nocancel_end(cancel);
+  errno = saved;
+  return rc;
+}
+
+/* What the sync calls do on this backing, and the bus address of offset 0. */
+static void learn_dma(mp_region *r, const struct stat *st, const char *sysfs_root) {
+  uint64_t phys, size, coherent = 0;
+  r->dma = MP_DMA_CPU;
+  r->sysfs_root = sysfs_root;
+  if (!S_ISCHR(st->st_mode)) return;
+  r->rdev = st->st_rdev;
+  if (r->open_flags & O_SYNC) /* /dev/mem with O_SYNC: uncached (x86 UC-, arm64 Device or Normal-NC) */
+    r->dma = MP_DMA_COHERENT;
+  else if (udmabuf_of(r->rdev, sysfs_root, &phys, &size)) {
+    r->bus_offset = phys;
+    r->dma =
+        sysfs_u64(r->rdev, sysfs_root, "dma_coherent", &coherent) && coherent == 1 ? MP_DMA_COHERENT : MP_DMA_SYSFS;
+  } else if (sysfs_u64(r->rdev, sysfs_root, "align", &size) && sysfs_u64(r->rdev, sysfs_root, "resource", &phys)) {
+    r->bus_offset = phys; /* device dax: its offset 0 is the physical "resource" (one range, as pmem's) */
+  }
 }
 
 /* ---- opening --------------------------------------------------------------- */
@@ -204,10 +295,13 @@ static int map_exclusive(const mp_config *cfg, mp_region *r, const struct stat *
   return 0;
 }
 
-/* Shared: nothing mapped yet; one page is mapped and unmapped to learn now
- * (not at the first claim) whether the device can be mapped at all. */
+/* Shared: nothing mapped yet; one page (a device dax: one unit of its
+ * alignment, the least it maps) is mapped and unmapped to learn now (not at
+ * the first claim) whether the device can be mapped at all. */
 static int probe_shared(const mp_config *cfg, mp_region *r, const struct stat *st, open_ctx *o) {
   size_t pg = page_size();
+  uint64_t a = S_ISCHR(st->st_mode) ? mp_region_device_align(cfg->device, cfg->sysfs_root) : 0;
+  if (a > pg && a <= r->map_len) pg = (size_t)a;
   void *m = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)cfg->base);
   if (m == MAP_FAILED) {
     int e = errno;
@@ -239,6 +333,7 @@ static int open_backing(const mp_config *cfg, mp_region *r, open_ctx *o) {
     return -ENODEV;
   }
   r->is_file = S_ISREG(st.st_mode);
+  learn_dma(r, &st, cfg->sysfs_root);
   if (r->is_file) {
     int rc = check_file(cfg, &st, cfg->base + r->map_len, o);
     if (rc) return rc;
@@ -264,6 +359,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   r->map_len = (size_t)((want + pg - 1) / pg * pg);
   r->size = (size_t)(want & ~(uint64_t)(MP_GRANULE - 1));
   bool anon = !strcmp(cfg->device, "anon");
+  r->anon = anon;
   /* The window's addresses, aligned to the chunk size (a chunk-aligned
    * block is then aligned for any request up to a chunk). */
   size_t align = cfg->chunk > pg ? (size_t)cfg->chunk : pg;

@@ -23,6 +23,16 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
  * sysfs_root NULL or empty: /sys. Reads one file; allocates nothing. */
 uint64_t mp_region_device_align(const char *device, const char *sysfs_root);
 void mp_region_close(mp_region *r);
+/* u-dma-buf (a character device whose SYSFS/dev/char/MAJ:MIN directory,
+ * its /sys/class/u-dma-buf/NAME, has phys_addr, size and sync_for_device):
+ * true with the buffer's bus address and size. Reads two files. */
+bool mp_region_udmabuf(const char *device, const char *sysfs_root, uint64_t *phys, uint64_t *size);
+/* u-dma-buf's cache maintenance of [off, off+len) of the window (region
+ * offsets): sync_offset, sync_size, sync_direction, then sync_for_device or
+ * sync_for_cpu written. 0, or -errno (-EIO when a control is missing or
+ * refused the value). Not atomic across processes: the controls are the
+ * buffer's. Four opens and writes. */
+int mp_region_sysfs_sync(const mp_region *r, size_t off, size_t len, bool to_device);
 
 /* Shared mode. Claims [off, off+len) of the window (offsets from its start,
  * page-aligned) through an open of its own: a non-blocking OFD write lock on

@@ -1,59 +1,46 @@
 /* compat_example.c - the original mem_allocator_c example, relinked against
- * libmempool.so: a delegate over the default window (MEMPOOL_DEVICE, else
- * /dev/mem, 0x10000000..0x1DFFEFFF), a few buffers of various sizes written
- * and verified, then freed. It also checks, from /proc/self/maps, that every
- * buffer lies in the device's mapping inside the window. */
+ * libmempool_api.so: a delegate over the default window (MEMPOOL_DEVICE, else
+ * /dev/mem, 0x10000000..0x1DFFEFFF), a few buffers of various sizes zeroed,
+ * written and verified, then freed. Where each buffer lies is judged from
+ * /proc/self/maps, in one of three configurations (argv[1]):
+ *   device  (default) the device is usable: every buffer lies in its mapping
+ *           inside the window, the first at the window's start
+ *   none    no device can be opened: init_mem_delegate still succeeds and
+ *           every buffer comes from calloc (no mapping of the device)
+ *   small   a 64 KiB window (the example's own, not 0, 0): the first
+ *           buffers lie in it, those it cannot hold come from calloc */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem_allocator_c.h"
+#include "preload_util.h"
 
-#define BASE 0x10000000ul
-#define HIGH 0x1DFFEFFFul
+#define BASE       0x10000000ul
+#define HIGH       0x1DFFEFFFul
+#define SMALL_HIGH 0x1000FFFFul
 
-/* The device offset of p, if p lies in a mapping of the file dev; else -1. */
-static long long device_offset(const void *p, const char *dev) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  if (!f) return -1;
-  char line[PATH_MAX + 128];
-  long long found = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    unsigned long long off;
-    int path_at = 0;
-    if (sscanf(line, "%lx-%lx %*s %llx %*s %*s %n", &lo, &hi, &off, &path_at) < 3 || !path_at) continue;
-    if ((uintptr_t)p < lo || (uintptr_t)p >= hi) continue;
-    char *path = line + path_at;
-    path[strcspn(path, "\n")] = '\0';
-    if (!strcmp(path, dev)) found = (long long)(off + ((uintptr_t)p - lo));
-    break;
-  }
-  fclose(f);
-  return found;
-}
-
-int main(void) {
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "device";
+  bool small = !strcmp(mode, "small"), none = !strcmp(mode, "none");
+  unsigned long high = small ? SMALL_HIGH : HIGH;
   MemAllocDelegate d;
   /* 0, 0: the default window. Before anything else, as the original wants. */
-  if (init_mem_delegate(&d, 0, 0) != 0) {
+  if (init_mem_delegate(&d, small ? BASE : 0, small ? SMALL_HIGH : 0) != 0) {
     fprintf(stderr, "compat_example: init_mem_delegate failed\n");
     return 1;
   }
   const char *env = getenv("MEMPOOL_DEVICE");
-  char dev[PATH_MAX];
-  if (!realpath(env ? env : "/dev/mem", dev)) {
-    perror("compat_example: realpath");
-    return 1;
-  }
+  const char *dev = env ? env : "/dev/mem";
 
   static const size_t counts[] = {1, 3, 100, 4096, 3 * 4096 + 5, 1 << 20};
   enum { N = sizeof counts / sizeof counts[0] };
   unsigned *buf[N];
-  int bad = 0;
+  int bad = 0, in_window = 0;
   for (int i = 0; i < N; i++) {
     buf[i] = mem_delegate_calloc(&d, counts[i], sizeof(unsigned));
     if (!buf[i]) {
@@ -68,16 +55,22 @@ int main(void) {
       }
       buf[i][k] = (unsigned)(i * 0x01000193u + k);
     }
-    long long off = device_offset(buf[i], dev);
-    long long last = device_offset((char *)(buf[i] + counts[i]) - 1, dev);
-    printf("buffer %d: %zu x %zu bytes at %p, %s offset %#llx\n", i, counts[i], sizeof(unsigned), (void *)buf[i], dev,
-           off);
-    if (off < (long long)BASE || last < off || last > (long long)HIGH) {
-      fprintf(stderr, "compat_example: buffer %d (%p) is not in %s %#lx..%#lx\n", i, (void *)buf[i], dev, BASE, HIGH);
+    uint64_t off = dev_offset_of(buf[i], dev), last = dev_offset_of((char *)(buf[i] + counts[i]) - 1, dev);
+    bool inside = off != UINT64_MAX && off >= BASE && last >= off && last <= high;
+    printf("buffer %d: %zu x %zu bytes at %p, %s\n", i, counts[i], sizeof(unsigned), (void *)buf[i],
+           inside ? "in the window" : "from calloc");
+    if (!inside && (off != UINT64_MAX || last != UINT64_MAX)) {
+      fprintf(stderr, "compat_example: buffer %d (%p) is in %s but not in %#lx..%#lx\n", i, (void *)buf[i], dev, BASE,
+              high);
       bad = 1;
     }
+    if (inside != (!none && (!small || i < 4))) { /* small: 16 + 16 + 400 + 16384 bytes fit, not 49 KiB more */
+      fprintf(stderr, "compat_example: buffer %d should %s\n", i, inside ? "come from calloc" : "be in the window");
+      bad = 1;
+    }
+    in_window += inside;
   }
-  if (device_offset(buf[0], dev) != (long long)BASE) {
+  if (in_window && dev_offset_of(buf[0], dev) != BASE) {
     fprintf(stderr, "compat_example: the first buffer is not at the window's start\n");
     bad = 1;
   }
@@ -91,6 +84,6 @@ int main(void) {
   }
   for (int i = N - 1; i >= 0; i--) mem_delegate_free(&d, buf[i]);
   destroy_mem_delegate(&d);
-  printf("%s\n", bad ? "FAILED" : "ok");
+  printf("%s (%s)\n", bad ? "FAILED" : "ok", mode);
   return bad;
 }

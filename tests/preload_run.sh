@@ -20,6 +20,7 @@ case "$name" in
   preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;
   preload_policy_oom)    high=0x103FFFFF ;;
   extras_anon)     dev=anon high=0x13FFFFFF ;; # 64 MiB of anonymous memory
+  dma_anon)        dev=anon high=0x13FFFFFF ;;
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int g_failures;
+static int g_failures __attribute__((unused));
 #define CHECK(cond, ...)                                              \
   do {                                                                \
     if (!(cond)) {                                                    \
@@ -77,17 +77,22 @@ static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *
   return 0;
 }
 
-/* 1 if p lies in the device's mapping at a device offset in [BASE, HIGH]. */
-static inline int in_region(const void *p) {
+/* The offset in file dev of the byte at p when p lies in a mapping of dev
+ * (its path in /proc/self/maps, with symbolic links resolved), else
+ * UINT64_MAX. */
+static inline uint64_t dev_offset_of(const void *p, const char *dev) {
   char want[PATH_MAX], path[PATH_MAX];
-  const char *dev = getenv("MEMPOOL_DEVICE");
   uintptr_t s, e;
   uint64_t off;
-  if (!dev || !realpath(dev, want)) return 0;
-  if (!mapping_of(p, &s, &e, &off, path, sizeof path)) return 0;
-  if (strcmp(path, want) != 0) return 0;
-  uint64_t phys = off + ((uintptr_t)p - s);
-  return phys >= region_base() && phys <= region_high();
+  if (!dev || !realpath(dev, want)) return UINT64_MAX;
+  if (!mapping_of(p, &s, &e, &off, path, sizeof path) || strcmp(path, want) != 0) return UINT64_MAX;
+  return off + ((uintptr_t)p - s);
+}
+
+/* 1 if p lies in the device's mapping at a device offset in [BASE, HIGH]. */
+static inline int in_region(const void *p) {
+  uint64_t phys = dev_offset_of(p, getenv("MEMPOOL_DEVICE"));
+  return phys != UINT64_MAX && phys >= region_base() && phys <= region_high();
 }
 
 /* Device offset ("physical address") of p, or 0 when not in a file mapping. */

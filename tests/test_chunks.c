@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "chunks.h"
+#include "dma.h"
 #include "pool.h"
+#include "preload_util.h" /* mapping_of: placement from /proc/self/maps */
 
 #define BASE   0x100000ull
 #define WINDOW (4ull << 20) /* 64 chunks of 64 KiB */
@@ -216,7 +218,7 @@ START_TEST(sigkill_leaves_chunks_claimable) {
 END_TEST
 
 /* Mapping flags and device offset of the mapping holding p (/proc/self/maps). */
-static int mapping_of(const void *p, char *perms, uint64_t *phys) {
+static int maps_entry_of(const void *p, char *perms, uint64_t *phys) {
   FILE *f = fopen("/proc/self/maps", "r");
   char line[1024];
   int found = 0;
@@ -247,10 +249,10 @@ START_TEST(fork_child_copies_and_claims_its_own) {
     char perms[8];
     uint64_t phys;
     int bad = rc != 0;
-    bad |= (mapping_of(old, perms, &phys) != 1 || perms[3] != 'p') << 1; /* a private copy */
+    bad |= (maps_entry_of(old, perms, &phys) != 1 || perms[3] != 'p') << 1; /* a private copy */
     bad |= (old[999] != 'P') << 2;
     char *mine = mp_pool_alloc(&a, 1000, 16);
-    bad |= (!mine || mapping_of(mine, perms, &phys) != 2 || perms[3] != 's') << 3; /* the device */
+    bad |= (!mine || maps_entry_of(mine, perms, &phys) != 2 || perms[3] != 's') << 3; /* the device */
     bad |= (mine && a.chunks.state[offset_of(&a, mine) / CHUNK] != MP_CHUNK_HELD) << 4;
     if (mine) memset(mine, 'C', 1000);
     /* Inherited free space is never handed out. */
@@ -360,7 +362,8 @@ START_TEST(no_descriptor_is_kept) {
 END_TEST
 
 /* A device that maps in units of its alignment (device dax, found in
- * sysfs): chunks follow it. /dev/zero (1:5) stands in, with a fake sysfs. */
+ * sysfs): chunks follow it, and its "resource" is the physical address of
+ * its offset 0. /dev/zero (1:5) stands in, with a fake sysfs. */
 START_TEST(dax_alignment_sets_the_chunk) {
   char root[600], dir[700], file[720], err[320];
   snprintf(root, sizeof root, "%s.sysfs", g_path);
@@ -373,11 +376,22 @@ START_TEST(dax_alignment_sets_the_chunk) {
   ck_assert_ptr_nonnull(f);
   fputs("2097152\n", f);
   fclose(f);
+  snprintf(file, sizeof file, "%s/resource", dir); /* its physical start */
+  f = fopen(file, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("0x30200000\n", f);
+  fclose(f);
   mp_pool p;
   mp_config c = {.device = "/dev/zero", .base = 0, .high = (8 << 20) - 1, .share = true, .sysfs_root = root};
   ck_assert_msg(mp_pool_open(&p, &c, err, sizeof err) == 0, "%s", err);
   ck_assert_uint_eq(1u << p.chunks.shift, 2u << 20); /* not the 64 KiB an 8 MiB window would get */
   ck_assert_uint_eq(p.region.base & ((2u << 20) - 1), 0);
+  char *q = mp_pool_alloc(&p, 100, 16), path[PATH_MAX]; /* the first chunk: offset 0 of /dev/zero */
+  uintptr_t s, e;
+  uint64_t off, phys;
+  ck_assert(q && mapping_of(q, &s, &e, &off, path, sizeof path));
+  ck_assert_int_eq(mp_dma_phys(&p, q, &phys), 0);
+  ck_assert_uint_eq(phys, 0x30200000 + off + ((uintptr_t)q - s));
   mp_pool_close(&p);
   c.base = 64 << 10; /* not a multiple of the alignment: refused with a line */
   ck_assert_int_eq(mp_pool_open(&p, &c, err, sizeof err), -EINVAL);

@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "mem_allocator_c.h"
 #include "mempool.h"
+#include "preload_util.h" /* placement judged from /proc/self/maps */
 
 #define MiB (1ull << 20)
 
@@ -506,6 +508,215 @@ START_TEST(fork_gives_the_child_a_copy) {
 }
 END_TEST
 
+/* ---- DMA: device addresses and cache maintenance --------------------------------- */
+
+#define NO_PHYS MEMPOOL_NO_PHYS
+
+/* Blocks of 16 B .. 1 MiB: their device address is their offset in the file
+ * as /proc/self/maps says, the reverse lands on them, syncs succeed. */
+START_TEST(dma_addresses_on_a_file) {
+  const char *dev = devfile("dma");
+  mempool_t *m = make(dev, 0x200000, 0x200000 + 8 * MiB - 1);
+  ck_assert_ptr_null(mempool_default()); /* not under the interposer */
+  for (size_t n = 16; n <= MiB; n *= 2) {
+    for (size_t k = 0; k < 2; k++) {
+      size_t size = n + k * 48; /* a power of two, and not one */
+      char *p = mempool_alloc(m, size);
+      ck_assert_ptr_nonnull(p);
+      uint64_t want = dev_offset_of(p, dev), last = dev_offset_of(p + size - 1, dev);
+      ck_assert_uint_ne(want, UINT64_MAX);
+      ck_assert_uint_eq(mempool_phys(m, p), want);
+      ck_assert_uint_eq(mempool_phys(m, p + size - 1), last);
+      ck_assert_ptr_eq(mempool_virt(m, want), p);
+      ck_assert_ptr_eq(mempool_virt(m, last), p + size - 1);
+      memset(p, 0x5a, size);
+      ck_assert_int_eq(mempool_sync_for_device(m, p, size), 0);
+      ck_assert_int_eq(mempool_sync_for_cpu(m, p, size), 0);
+      ck_assert_int_eq((unsigned char)p[size - 1], 0x5a); /* a flush keeps the bytes */
+    }
+  }
+  mempool_destroy(m);
+}
+END_TEST
+
+static void expect_errno(bool failed, int e, const char *what) {
+  ck_assert_msg(failed && errno == e, "%s: failed %d, errno %d (%s), want %d", what, failed, errno, strerror(errno), e);
+  errno = 0;
+}
+
+START_TEST(dma_refusals) {
+  mempool_t *m = make(devfile("dmabad"), 0x100000, 0x100000 + MiB - 1);
+  char *base = mempool_base(m), on_stack[64];
+  size_t size = MiB;
+  errno = 0;
+  expect_errno(mempool_phys(m, on_stack) == NO_PHYS, EINVAL, "phys of a stack address");
+  expect_errno(mempool_phys(m, base + size) == NO_PHYS, EINVAL, "phys past the end");
+  expect_errno(mempool_phys(m, base - 1) == NO_PHYS, EINVAL, "phys before the start");
+  expect_errno(mempool_phys(NULL, base) == NO_PHYS, EINVAL, "phys of no pool");
+  expect_errno(mempool_virt(m, 0x100000 - 1) == NULL, EINVAL, "virt before the window");
+  expect_errno(mempool_virt(m, 0x100000 + size) == NULL, EINVAL, "virt past the window");
+  expect_errno(mempool_virt(NULL, 0x100000) == NULL, EINVAL, "virt of no pool");
+  expect_errno(mempool_sync_for_device(m, on_stack, 16) == -1, EINVAL, "sync of the stack");
+  expect_errno(mempool_sync_for_device(m, base + size - 16, 32) == -1, EINVAL, "sync across the end");
+  expect_errno(mempool_sync_for_cpu(m, base + 16, SIZE_MAX) == -1, EINVAL, "sync of SIZE_MAX bytes");
+  expect_errno(mempool_sync_for_cpu(NULL, base, 16) == -1, EINVAL, "sync of no pool");
+  ck_assert_int_eq(mempool_sync_for_device(m, base + size - 16, 16), 0); /* the last bytes */
+  ck_assert_int_eq(mempool_sync_for_cpu(m, base, 0), 0);
+  ck_assert_ptr_eq(mempool_virt(m, 0x100000), base);
+  mempool_destroy(m);
+
+  mempool_t *a = make("anon", 0, MiB - 1);
+  char *p = mempool_alloc(a, 100);
+  expect_errno(mempool_phys(a, p) == NO_PHYS, EOPNOTSUPP, "phys on anon");
+  expect_errno(mempool_virt(a, 0) == NULL, EOPNOTSUPP, "virt on anon");
+  expect_errno(mempool_sync_for_device(a, p, 100) == -1, EOPNOTSUPP, "sync on anon");
+  expect_errno(mempool_phys(a, on_stack) == NO_PHYS, EINVAL, "phys of the stack on anon");
+  mempool_destroy(a);
+}
+END_TEST
+
+/* A fork child's blocks are private copies: no device address there. */
+START_TEST(dma_fork_child_has_copies) {
+  const char *dev = devfile("dmafork");
+  mempool_t *m = make(dev, 0, MiB - 1);
+  char *p = mempool_alloc(m, 4096);
+  uint64_t phys = mempool_phys(m, p);
+  ck_assert_uint_eq(phys, dev_offset_of(p, dev));
+  pid_t pid = fork();
+  if (pid == 0) {
+    errno = 0;
+    int ok = mempool_phys(m, p) == NO_PHYS && errno == EOPNOTSUPP;
+    ok = ok && dev_offset_of(p, dev) == UINT64_MAX; /* the maps agree: not the file */
+    ok = ok && mempool_sync_for_device(m, p, 4096) == -1 && errno == EOPNOTSUPP;
+    _exit(ok ? 0 : 1);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child saw a device address (status %#x)", st);
+  ck_assert_uint_eq(mempool_phys(m, p), phys);
+  mempool_destroy(m);
+}
+END_TEST
+
+/* u-dma-buf through the stand-in sysfs (MEMPOOL_SYSFS_ROOT) and a device
+ * node of our own: a character device is needed (a regular file is a
+ * file), and /dev/zero's number gives one that maps at offset 0 (exclusive
+ * window from 0) without sharing /dev/zero's own inode and its locks with
+ * other processes. mknod needs root: skipped otherwise. */
+static char ub_dir[600];
+
+static void put_file(const char *name, const char *text) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", ub_dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static uint64_t file_u64(const char *name) {
+  char path[700], buf[64] = "";
+  snprintf(path, sizeof path, "%s/%s", ub_dir, name);
+  FILE *f = fopen(path, "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+  fclose(f);
+  return strtoull(buf, NULL, 0);
+}
+
+static void reset_controls(void) {
+  static const char *const ctl[] = {"sync_offset", "sync_size", "sync_direction", "sync_for_cpu", "sync_for_device"};
+  for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) put_file(ctl[i], "9\n");
+}
+
+static char ub_root[512];
+
+/* The node and the stand-in sysfs (a 4 MiB buffer at 0x3f000000), or NULL
+ * when mknod is not permitted (the test is then skipped). */
+static const char *udmabuf_setup(const char *phys_addr) {
+  const char *node = devfile("udmabuf0"), *t = getenv("MEMPOOL_TEST_TMP");
+  if (mknod(node, S_IFCHR | 0600, makedev(1, 5)) != 0) {
+    fprintf(stderr, "u-dma-buf tests: mknod: %s (not root?): skipped\n", strerror(errno));
+    return NULL;
+  }
+  snprintf(ub_root, sizeof ub_root, "%s/pubapi_%d_sys", t ? t : "/tmp", getpid());
+  snprintf(ub_dir, sizeof ub_dir, "%s/dev/char/1:5", ub_root);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", ub_dir);
+  ck_assert_int_eq(system(cmd), 0);
+  put_file("phys_addr", phys_addr);
+  put_file("size", "4194304\n");
+  put_file("dma_coherent", "0\n");
+  reset_controls();
+  setenv("MEMPOOL_SYSFS_ROOT", ub_root, 1);
+  return node;
+}
+
+static void udmabuf_teardown(void) {
+  char cmd[600];
+  unsetenv("MEMPOOL_SYSFS_ROOT");
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", ub_root);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(dma_udmabuf_addresses_and_controls) {
+  const char *node = udmabuf_setup("0x000000003f000000\n");
+  if (!node) return;
+  mempool_t *m = make(node, 0, 4 * MiB - 1);
+  char *p = mempool_alloc(m, 3000), path[PATH_MAX];
+  uintptr_t s, e;
+  uint64_t off;
+  ck_assert(mapping_of(p + 5, &s, &e, &off, path, sizeof path));
+  uint64_t dev_off = off + ((uintptr_t)p + 5 - s);
+  ck_assert_uint_eq(mempool_phys(m, p + 5), 0x3f000000 + dev_off);
+  ck_assert_ptr_eq(mempool_virt(m, 0x3f000000 + dev_off), p + 5);
+  ck_assert_int_eq(mempool_sync_for_device(m, p + 5, 100), 0);
+  ck_assert_uint_eq(file_u64("sync_offset"), dev_off);
+  ck_assert_uint_eq(file_u64("sync_size"), 100);
+  ck_assert_uint_eq(file_u64("sync_direction"), 1); /* DMA_TO_DEVICE */
+  ck_assert_uint_eq(file_u64("sync_for_device"), 1);
+  ck_assert_uint_eq(file_u64("sync_for_cpu"), 9);
+  reset_controls();
+  ck_assert_int_eq(mempool_sync_for_cpu(m, p, 3000), 0);
+  ck_assert_uint_eq(file_u64("sync_size"), 3000);
+  ck_assert_uint_eq(file_u64("sync_direction"), 2); /* DMA_FROM_DEVICE */
+  ck_assert_uint_eq(file_u64("sync_for_cpu"), 1);
+  ck_assert_uint_eq(file_u64("sync_for_device"), 9);
+  mempool_destroy(m);
+  udmabuf_teardown();
+}
+END_TEST
+
+START_TEST(dma_udmabuf_refusals) {
+  const char *node = udmabuf_setup("0xfffffffffff00000\n"); /* phys_addr + size would wrap */
+  if (!node) return;
+  struct mempool_params prm = {.device = node, .base = 0, .high = 4 * MiB - 1};
+  errno = 0;
+  ck_assert_ptr_null(mempool_create(&prm, NULL, 0));
+  ck_assert_int_eq(errno, EINVAL);
+  put_file("phys_addr", "0x3f000000\n");
+  prm.high = 8 * MiB - 1; /* larger than the buffer */
+  ck_assert_ptr_null(mempool_create(&prm, NULL, 0));
+  ck_assert_int_eq(errno, EINVAL);
+  mempool_t *m = make(node, 0, 4 * MiB - 1);
+  char *p = mempool_alloc(m, 64), cmd[700];
+  snprintf(cmd, sizeof cmd, "rm '%s/sync_size'", ub_dir);
+  ck_assert_int_eq(system(cmd), 0);
+  errno = 0;
+  ck_assert_int_eq(mempool_sync_for_cpu(m, p, 64), -1); /* a control missing */
+  ck_assert_int_eq(errno, EIO);
+  put_file("sync_size", "9\n");
+  mempool_destroy(m);
+  put_file("dma_coherent", "1\n"); /* coherent: nothing to do */
+  m = make(node, 0, 4 * MiB - 1);
+  p = mempool_alloc(m, 64);
+  ck_assert_int_eq(mempool_sync_for_device(m, p, 64), 0);
+  ck_assert_uint_eq(file_u64("sync_for_device"), 9);
+  mempool_destroy(m);
+  udmabuf_teardown();
+}
+END_TEST
+
 /* ---- traps: run fn in a child, check SIGABRT and the one-line message ------------- */
 
 static void expect_trap(void (*fn)(void), const char *says) {
@@ -553,29 +764,44 @@ END_TEST
 /* ---- the compatibility API -------------------------------------------------------- */
 
 START_TEST(compat_delegate) {
-  setenv("MEMPOOL_DEVICE", devfile("compat"), 1);
+  const char *dev = devfile("compat");
+  setenv("MEMPOOL_DEVICE", dev, 1);
   MemAllocDelegate d, e;
   ck_assert_int_eq(init_mem_delegate(&d, 0x100000, 0x1FFFFF), 0);
   unsigned char *p = mem_delegate_calloc(&d, 100, 10);
   ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(dev_offset_of(p, dev), 0x100000);
   for (int i = 0; i < 1000; i++) ck_assert_int_eq(p[i], 0);
   memset(p, 0xff, 1000);
   mem_delegate_free(&d, p);
   p = mem_delegate_calloc(&d, 10, 100);
   for (int i = 0; i < 1000; i++) ck_assert_int_eq(p[i], 0);
-  ck_assert_ptr_null(mem_delegate_calloc(&d, 1, 2 * MiB)); /* no fallback */
+  /* Larger than the window: calloc serves it, zeroed, and free routes it. */
+  unsigned char *big = mem_delegate_calloc(&d, 1, 2 * MiB);
+  ck_assert_ptr_nonnull(big);
+  ck_assert_uint_eq(dev_offset_of(big, dev), UINT64_MAX);
+  ck_assert_int_eq(big[0] | big[2 * MiB - 1], 0);
+  mem_delegate_free(&d, big);
+  errno = 0;
+  ck_assert_ptr_null(mem_delegate_calloc(&d, SIZE_MAX / 2, 3)); /* overflow: no one serves it */
   ck_assert_int_eq(errno, ENOMEM);
   mem_delegate_free(&d, NULL);
   mem_delegate_free(&d, p);
-  /* The same range twice: refused, with errno. */
-  ck_assert_int_eq(init_mem_delegate(&e, 0x100000, 0x1FFFFF), -1);
-  ck_assert_int_eq(errno, EBUSY);
-  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1));
+  /* The same range twice: the window is another's, calloc serves. */
+  ck_assert_int_eq(init_mem_delegate(&e, 0x100000, 0x1FFFFF), 0);
+  unsigned char *q = mem_delegate_calloc(&e, 1, 64);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_uint_eq(dev_offset_of(q, dev), UINT64_MAX);
+  mem_delegate_free(&e, q);
   destroy_mem_delegate(&e);
-  destroy_mem_delegate(&d);
-  destroy_mem_delegate(&d); /* twice is harmless */
-  ck_assert_int_eq(init_mem_delegate(&e, 0x200000, 0x100000), -1);
+  errno = 0;
+  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1)); /* destroyed */
   ck_assert_int_eq(errno, EINVAL);
+  destroy_mem_delegate(&d);
+  destroy_mem_delegate(&d);                                        /* twice is harmless */
+  ck_assert_int_eq(init_mem_delegate(&e, 0x200000, 0x100000), -1); /* a bad window is still refused */
+  ck_assert_int_eq(errno, EINVAL);
+  ck_assert_ptr_null(mem_delegate_calloc(&e, 1, 1));
   unsetenv("MEMPOOL_DEVICE");
 }
 END_TEST
@@ -599,6 +825,11 @@ int main(void) {
   tcase_add_test(tc, fork_gives_the_child_a_copy);
   tcase_add_test(tc, bad_pointers_trap);
   tcase_add_test(tc, compat_delegate);
+  tcase_add_test(tc, dma_addresses_on_a_file);
+  tcase_add_test(tc, dma_refusals);
+  tcase_add_test(tc, dma_fork_child_has_copies);
+  tcase_add_test(tc, dma_udmabuf_addresses_and_controls);
+  tcase_add_test(tc, dma_udmabuf_refusals);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

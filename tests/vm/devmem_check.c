@@ -7,6 +7,16 @@
  *                      (default /dev/mem) whose physical addresses
  *                      (file offset + distance from the mapping start)
  *                      lie in [MEMPOOL_BASE, MEMPOOL_HIGH]
+ *                      and, for each, mempool_phys (found with dlsym)
+ *                      equals the maps' physical address and the kernel's:
+ *                      /proc/self/pagemap's PFN where it gives one (device
+ *                      dax), else read(2) of /dev/mem at it must give the
+ *                      block's bytes (a /dev/mem mapping has no PFN there),
+ *                      mempool_virt goes back, and the sync calls return
+ *                      0 (MEMPOOL_SYNC=0: the cache instructions run on
+ *                      /dev/mem's mapping). DEVMEM_CHECK_PHYS_START: the
+ *                      physical address of the device's offset 0 (device
+ *                      dax: its sysfs "resource"), 0 for /dev/mem
  *   --expect-fallback  no block lies in a mapping of MEMPOOL_DEVICE
  *
  * Exit status 0 when every check passed, 1 otherwise, 2 on bad usage.
@@ -14,6 +24,7 @@
  * caller can look for the library's own "mempool:" lines on stderr.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -137,6 +148,93 @@ static int parse_u64(const char *name, unsigned long long *out)
 	return 0;
 }
 
+/* The physical address of the byte at p from /proc/self/pagemap (root:
+ * the PFN, bits 0-54, of a present page, bit 63), or ~0 when it gives
+ * none: a /dev/mem mapping is VM_PFNMAP, which the page walker behind
+ * pagemap skips as a hole (device dax mappings are not). */
+static unsigned long long pagemap_phys(const void *p)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t entry = 0, pfn;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t at = (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(entry));
+	ssize_t n = fd >= 0 ? pread(fd, &entry, sizeof(entry), at) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	pfn = entry & ((1ull << 55) - 1);
+	if (n != (ssize_t)sizeof(entry) || !(entry >> 63) || !pfn)
+		return ~0ull;
+	return pfn * (unsigned long long)pg + (uintptr_t)p % (uintptr_t)pg;
+}
+
+/* What the kernel reads at physical address phys through read(2) on
+ * /dev/mem (its own mapping of that memory, not the library's): 0 when n
+ * bytes could be read (not for a range a driver holds exclusively, such
+ * as pmem's). */
+static int devmem_read(unsigned long long phys, unsigned char *buf, size_t n)
+{
+	int fd = open("/dev/mem", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? pread(fd, buf, n, (off_t)phys) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return got == (ssize_t)n ? 0 : -1;
+}
+
+struct dma_api {
+	void *pool;
+	uint64_t (*phys)(const void *, const void *);
+	void *(*virt)(const void *, uint64_t);
+	int (*sync_dev)(const void *, const void *, size_t);
+	int (*sync_cpu)(const void *, const void *, size_t);
+};
+
+static int dma_api_find(struct dma_api *a)
+{
+	void *(*get)(void) = (void *(*)(void))dlsym(RTLD_DEFAULT, "mempool_default");
+
+	a->phys = (uint64_t(*)(const void *, const void *))dlsym(RTLD_DEFAULT, "mempool_phys");
+	a->virt = (void *(*)(const void *, uint64_t))dlsym(RTLD_DEFAULT, "mempool_virt");
+	a->sync_dev = (int (*)(const void *, const void *, size_t))dlsym(RTLD_DEFAULT, "mempool_sync_for_device");
+	a->sync_cpu = (int (*)(const void *, const void *, size_t))dlsym(RTLD_DEFAULT, "mempool_sync_for_cpu");
+	a->pool = get ? get() : NULL;
+	return a->pool && a->phys && a->virt && a->sync_dev && a->sync_cpu ? 0 : -1;
+}
+
+/* A block in the device: the library's address against the maps' and
+ * against what the kernel reads at that physical address (the block's own
+ * pattern, written back by sync_for_device). */
+static void check_dma(const struct dma_api *a, size_t i, unsigned char *p, size_t size,
+		      unsigned long long maps_phys)
+{
+	unsigned long long lib = a->phys(a->pool, p);
+	unsigned char seen[64];
+	size_t n = size < sizeof(seen) ? size : sizeof(seen);
+
+	const char *start = getenv("DEVMEM_CHECK_PHYS_START");
+	unsigned long long want = maps_phys + (start ? strtoull(start, NULL, 0) : 0);
+
+	printf(NAME ": block %2zu: mempool_phys 0x%llx\n", i, lib);
+	if (lib != want)
+		FAIL("block %zu: mempool_phys 0x%llx, the maps say 0x%llx", i, lib, want);
+	if (a->virt(a->pool, lib) != p)
+		FAIL("block %zu: mempool_virt(0x%llx) is not %p", i, lib, (void *)p);
+	if (a->sync_dev(a->pool, p, size) != 0 || a->sync_cpu(a->pool, p, size) != 0)
+		FAIL("block %zu: a sync call failed: %s", i, strerror(errno));
+	/* the kernel's word: the page table's PFN where pagemap gives one,
+	 * else what read(2) of /dev/mem finds at that address */
+	unsigned long long kernel = pagemap_phys(p);
+	if (kernel != ~0ull) {
+		printf(NAME ": block %2zu: pagemap 0x%llx\n", i, kernel);
+		if (kernel != lib)
+			FAIL("block %zu: mempool_phys 0x%llx, pagemap says 0x%llx", i, lib, kernel);
+	} else if (devmem_read(lib, seen, n) != 0)
+		FAIL("block %zu: no PFN in pagemap and read(/dev/mem) at 0x%llx failed: %s", i, lib, strerror(errno));
+	else if (memcmp(seen, p, n) != 0)
+		FAIL("block %zu: /dev/mem at 0x%llx does not hold the block's bytes", i, lib);
+}
+
 static unsigned char pattern(size_t block, size_t i)
 {
 	return (unsigned char)((i * 131u + block * 29u + (i >> 8)) ^ 0xa5u);
@@ -191,6 +289,11 @@ int main(int argc, char **argv)
 	if (expect_pool && (parse_u64("MEMPOOL_BASE", &base) ||
 			    parse_u64("MEMPOOL_HIGH", &high)))
 		return 2;
+	struct dma_api dma = { 0 };
+	if (expect_pool && dma_api_find(&dma)) {
+		printf(NAME ": FAIL: no mempool_default pool or DMA call (dlsym)\n");
+		return 1;
+	}
 
 	/* Allocate and fill every block. */
 	for (i = 0; i < NBLOCKS; i++) {
@@ -302,6 +405,8 @@ int main(int argc, char **argv)
 				FAIL("block %zu: physical 0x%llx-0x%llx is outside "
 				     "[0x%llx, 0x%llx]",
 				     i, phys, last, base, high);
+			else
+				check_dma(&dma, i, b->p, b->size, phys);
 			/* Each chunk is a mapping of its own: a block may
 			 * span several, at contiguous device offsets. */
 			struct mapping next = m;

@@ -22,7 +22,12 @@ case "$name" in
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"
-env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" LD_PRELOAD="$lib" "$exe" "$@" 2>"$err"
+# A cross build runs the program under qemu user emulation
+# (MEMPOOL_TEST_WRAPPER, tests/meson.build), which takes the target's
+# LD_PRELOAD through QEMU_SET_ENV: the host's loader must not see it.
+preload=(LD_PRELOAD="$lib")
+[ -n "${MEMPOOL_TEST_WRAPPER:-}" ] && preload=(QEMU_SET_ENV="LD_PRELOAD=$lib" $MEMPOOL_TEST_WRAPPER)
+env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" "${preload[@]}" "$exe" "$@" 2>"$err"
 rc=$?
 cat "$err" >&2
 if grep -q '^mempool:' "$err"; then

@@ -18,7 +18,7 @@ static const uint8_t mp_class_of_step[65] = {0,  0,  1,  2,  3,  4,  5,  6,  7, 
 /* Class of a size in [0, MP_SMALL_MAX]: a table up to 1 KiB, then the top bits. */
 static inline unsigned mp_class_of(size_t size) {
   if (__builtin_expect(size <= 1024, 1)) return mp_class_of_step[(size + 15) >> 4];
-  unsigned lg = 63u - (unsigned)__builtin_clzl(size - 1);     /* 2^lg < size <= 2^(lg+1) */
+  unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1);    /* 2^lg < size <= 2^(lg+1); ll: size_t may be 32-bit */
   unsigned quarter = (unsigned)((size - 1) >> (lg - 2)) & 3u; /* which quarter of the doubling */
   return 8u + (lg - 7u) * 4u + quarter;
 }

@@ -21,9 +21,19 @@
 
 #define MP_GRANULE_SHIFT 4u /* 16 bytes = max_align_t */
 #define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
-#define MP_MAX_GRANULES  0xFFFFFFF0u                                     /* granule indexes are uint32 */
-#define MP_MAX_REGION    ((uint64_t)MP_MAX_GRANULES << MP_GRANULE_SHIFT) /* 64 GiB - 256 bytes */
-#define MP_NONE          UINT32_MAX                                      /* "no granule" / "no node" */
+#define MP_MAX_GRANULES  0xFFFFFFF0u /* granule indexes are uint32 */
+/* The largest region: 64 GiB - 256 bytes (granule indexes are uint32); with
+ * a 32-bit size_t, 2 GiB: the region is one reservation of the address space
+ * (3 GiB for a process on 32-bit ARM), beside the program and its libraries.
+ * The device offset is 64-bit on every target (LPAE: RAM above 4 GiB). */
+#if SIZE_MAX > UINT32_MAX
+#define MP_MAX_REGION     ((uint64_t)MP_MAX_GRANULES << MP_GRANULE_SHIFT)
+#define MP_MAX_REGION_WHY "64 GiB - 256"
+#else
+#define MP_MAX_REGION     ((uint64_t)1 << 31)
+#define MP_MAX_REGION_WHY "2 GiB on a 32-bit target"
+#endif
+#define MP_NONE UINT32_MAX /* "no granule" / "no node" */
 
 #define MP_GUARD_FREED_BYTE 0xFDu /* MEMPOOL_CHECK: free memory holds this pattern */
 

@@ -291,32 +291,34 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
     uint32_t listed = 0, counted = 0;
     for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
       if (mp_span_cls(sm->span_class[si1 - 1]) != cls || !sm->span_class[si1 - 1])
-        VIOLATION("S2: span %lu on list of class %u has class %u", (unsigned long)(si1 - 1), cls,
+        VIOLATION("S2: span %llu on list of class %u has class %u", (unsigned long long)(si1 - 1), cls,
                   sm->span_class[si1 - 1]);
-      if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
-      if (span_inherited(p, si1 - 1)) VIOLATION("S2: inherited span %lu on a partial list", (unsigned long)(si1 - 1));
+      if (sm->spans[si1 - 1].navail == 0)
+        VIOLATION("S2: full span %llu on a partial list", (unsigned long long)(si1 - 1));
+      if (span_inherited(p, si1 - 1))
+        VIOLATION("S2: inherited span %llu on a partial list", (unsigned long long)(si1 - 1));
       if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
     }
     for (size_t si = 0; si < sm->nspans; si++) {
       if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls) continue;
       if (!(sm->span_class[si] & MP_SPAN_INHERITED) != !span_inherited(p, (uint32_t)si))
-        VIOLATION("S2: span %lu's inherited flag disagrees with its chunk", (unsigned long)si);
+        VIOLATION("S2: span %llu's inherited flag disagrees with its chunk", (unsigned long long)si);
       const mp_span *s = &sm->spans[si];
       uint32_t na = 0;
       counted++;
       for (uint32_t w = 0; w < class_words(cls); w++) {
         if (s->avail[w] & s->alloc[w])
-          VIOLATION("S1: span %lu word %u: objects both avail and alloc", (unsigned long)si, w);
+          VIOLATION("S1: span %llu word %u: objects both avail and alloc", (unsigned long long)si, w);
         na += (uint32_t)__builtin_popcountll(s->avail[w]);
         uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
         if ((s->avail[w] | s->alloc[w]) & beyond)
-          VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+          VIOLATION("S1: span %llu has bits beyond its %u objects", (unsigned long long)si, s->nobj);
       }
-      if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
+      if (na != s->navail) VIOLATION("S2: span %llu navail %u, bitmap says %u", (unsigned long long)si, s->navail, na);
       uint32_t g = (uint32_t)(si * SPAN_GRANULES);
       if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES ||
           mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
-        VIOLATION("S3: span %lu is not an in-use range of one span", (unsigned long)si);
+        VIOLATION("S3: span %llu is not an in-use range of one span", (unsigned long long)si);
     }
     if (counted != sm->classes[cls].spans)
       VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);

@@ -13,6 +13,7 @@ dev="$tmp/$name.dev"
 base=0x10000000
 extra=()
 case "$name" in
+  preload_placement_high) base=0x100000000 high=0x103FFFFFF ;;  # 64 MiB at 4 GiB: a 64-bit offset on 32-bit targets
   preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
   preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
   preload_policy_strict) high=0x103FFFFF extra=(MEMPOOL_STRICT=1) ;;

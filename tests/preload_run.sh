@@ -27,7 +27,10 @@ err="$tmp/$name.stderr"
 # (MEMPOOL_TEST_WRAPPER, tests/meson.build), which takes the target's
 # LD_PRELOAD through QEMU_SET_ENV: the host's loader must not see it.
 preload=(LD_PRELOAD="$lib")
-[ -n "${MEMPOOL_TEST_WRAPPER:-}" ] && preload=(QEMU_SET_ENV="LD_PRELOAD=$lib" $MEMPOOL_TEST_WRAPPER)
+if [ -n "${MEMPOOL_TEST_WRAPPER:-}" ]; then
+  read -r -a wrapper <<<"$MEMPOOL_TEST_WRAPPER"
+  preload=(QEMU_SET_ENV="LD_PRELOAD=$lib" "${wrapper[@]}")
+fi
 env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" "${preload[@]}" "$exe" "$@" 2>"$err"
 rc=$?
 cat "$err" >&2

@@ -31,6 +31,11 @@
 
 #define UL(x) ((unsigned long long)(x))
 
+/* Device offsets are 64-bit on 32-bit targets too (LPAE): mmap, ftruncate,
+ * fallocate and the OFD locks take them as off_t (meson builds with
+ * -D_FILE_OFFSET_BITS=64, which makes mmap mmap64). */
+_Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64: off_t must hold a 64-bit device offset");
+
 static size_t page_size(void) {
   long p = sysconf(_SC_PAGESIZE);
   return p > 0 ? (size_t)p : 4096;

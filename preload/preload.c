@@ -134,9 +134,10 @@ static void initialize(void) {
   }
   if (g_cfg.policy.check) mp_guard_init(&g_pool);
   mp_pool_enable_small(&g_pool); /* small regions stay on the range path */
-  mp_log(MP_LOG_INFO, "region %.160s %#lx..%#lx mapped at %p (%lu bytes)%s%s", g_cfg.device, (unsigned long)g_cfg.base,
-         (unsigned long)g_cfg.high, (void *)g_pool.region.base, (unsigned long)g_pool.region.size,
-         g_pool.small.enabled ? ", thread caches on" : "", g_cfg.policy.strict ? ", strict" : "");
+  mp_log(MP_LOG_INFO, "region %.160s %#llx..%#llx mapped at %p (%llu bytes)%s%s", g_cfg.device,
+         (unsigned long long)g_cfg.base, (unsigned long long)g_cfg.high, (void *)g_pool.region.base,
+         (unsigned long long)g_pool.region.size, g_pool.small.enabled ? ", thread caches on" : "",
+         g_cfg.policy.strict ? ", strict" : "");
   __atomic_store_n(&g_active, &g_pool, __ATOMIC_RELEASE);
   mp_api_publish_default(&g_pool); /* mempool_default() */
 }
@@ -284,19 +285,20 @@ EXPORT int malloc_info(int options, FILE *fp) {
   mp_fallback_stats fb;
   mp_fallback_get_stats(&fb);
   char buf[1536];
-  unsigned long held = (unsigned long)(in.held_bytes + in.inherited_bytes), peak = (unsigned long)in.mapped_peak;
+  unsigned long long held = in.held_bytes + in.inherited_bytes, peak = in.mapped_peak;
   mp_format(buf, sizeof buf,
             "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%lu\" size=\"%lu\"/>\n"
-            "<system type=\"current\" size=\"%lu\"/>\n<system type=\"max\" size=\"%lu\"/>\n"
-            "<aspace type=\"total\" size=\"%lu\"/>\n<aspace type=\"mprotect\" size=\"%lu\"/>\n</heap>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%lu\" size=\"%lu\"/>\n"
-            "<total type=\"mmap\" count=\"%lu\" size=\"%lu\"/>\n"
-            "<system type=\"current\" size=\"%lu\"/>\n<system type=\"max\" size=\"%lu\"/>\n"
-            "<aspace type=\"total\" size=\"%lu\"/>\n<aspace type=\"mprotect\" size=\"%lu\"/>\n</malloc>\n",
-            (unsigned long)in.free_ranges, (unsigned long)in.free_bytes, held, peak, (unsigned long)in.region_bytes,
-            held, (unsigned long)in.free_ranges, (unsigned long)in.free_bytes, (unsigned long)(fb.allocs - fb.frees),
-            (unsigned long)fb.bytes_total, held, peak, (unsigned long)in.region_bytes, held);
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<system type=\"current\" size=\"%llu\"/>\n<system type=\"max\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n<aspace type=\"mprotect\" size=\"%llu\"/>\n</heap>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<system type=\"current\" size=\"%llu\"/>\n<system type=\"max\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n<aspace type=\"mprotect\" size=\"%llu\"/>\n</malloc>\n",
+            (unsigned long long)in.free_ranges, (unsigned long long)in.free_bytes, held, peak,
+            (unsigned long long)in.region_bytes, held, (unsigned long long)in.free_ranges,
+            (unsigned long long)in.free_bytes, (unsigned long long)(fb.allocs - fb.frees),
+            (unsigned long long)fb.bytes_total, held, peak, (unsigned long long)in.region_bytes, held);
   return fputs(buf, fp) < 0 ? -1 : 0;
 }
 

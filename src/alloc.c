@@ -216,7 +216,8 @@ void *mp_memalign(mp_pool *p, size_t align, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  if (align > MIN_ALIGN && !pow2(align)) align = (size_t)1 << (64 - __builtin_clzl(align)); /* round up (glibc) */
+  if (align > MIN_ALIGN && !pow2(align))
+    align = (size_t)1 << (64 - __builtin_clzll(align)); /* round up (glibc); ll: size_t may be 32-bit */
   return alloc_aligned(p, n, align < MIN_ALIGN ? MIN_ALIGN : align, false, "memalign");
 }
 

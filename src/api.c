@@ -71,8 +71,8 @@ static void fork_child(void) {
   for (mempool_t *m = g_fork_locked ? g_pools : NULL; m; m = m->next) {
     int rc = mp_pool_fork_child(m->pool);
     if (rc != 0) /* the pool is detached: NULL for every request, region read-only */
-      mp_msg("fork: no memory for the child's private copy of pool %.160s %#lx (%s): it serves nothing in the child",
-             m->names, (unsigned long)m->pool->region.dev_offset, mp_strerror(-rc));
+      mp_msg("fork: no memory for the child's private copy of pool %.160s %#llx (%s): it serves nothing in the child",
+             m->names, (unsigned long long)m->pool->region.dev_offset, mp_strerror(-rc));
   }
   if (g_fork_locked) pthread_mutex_init(&g_lock, NULL);
   mp_fork_end_child(&g_fork);
@@ -119,8 +119,8 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   if (mp_check_window(prm->base, prm->high, "base", "high", why, sizeof why) != 0)
     return fail(err, errlen, EINVAL, why);
   if (prm->base % page) {
-    mp_format(why, sizeof why, "base (%#lx) is not aligned to the page size (%lu)", (unsigned long)prm->base,
-              (unsigned long)page);
+    mp_format(why, sizeof why, "base (%#llx) is not aligned to the page size (%llu)", (unsigned long long)prm->base,
+              (unsigned long long)page);
     return fail(err, errlen, EINVAL, why);
   }
   /* API pools read sysfs where the interposer does (MEMPOOL_SYSFS_ROOT, tests) */
@@ -132,7 +132,8 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   mempool_t *m = mp_meta_map(len);
   if (!m) {
     int e = errno;
-    mp_format(why, sizeof why, "cannot map %lu bytes for the pool object: %s", (unsigned long)len, mp_strerror(e));
+    mp_format(why, sizeof why, "cannot map %llu bytes for the pool object: %s", (unsigned long long)len,
+              mp_strerror(e));
     return fail(err, errlen, e, why);
   }
   m->map_len = len;
@@ -153,8 +154,8 @@ EXPORT mempool_t *mempool_create(const struct mempool_params *prm, char *err, si
   if (rc != 0) {
     if (rc == -EBUSY) /* the lock is per open: another pool or the interposer counts too */
       mp_format(why, sizeof why,
-                "region %.160s %#lx..%#lx is in use (by another pool, the interposer or another process)", prm->device,
-                (unsigned long)prm->base, (unsigned long)prm->high);
+                "region %.160s %#llx..%#llx is in use (by another pool, the interposer or another process)",
+                prm->device, (unsigned long long)prm->base, (unsigned long long)prm->high);
     mp_meta_unmap(m, len);
     return fail(err, errlen, -rc, why);
   }
@@ -183,8 +184,8 @@ EXPORT void mempool_destroy(mempool_t *m) {
 static void owned_or_trap(mempool_t *m, const void *p, const char *caller) {
   if (!m) mp_fatal("%s(%p): no pool given", caller, p);
   if (!mp_pool_owns(m->pool, p))
-    mp_fatal("%s(%p): invalid pointer: not in this pool's region (%p, %lu bytes)", caller, p,
-             (void *)m->pool->region.base, (unsigned long)m->pool->region.size);
+    mp_fatal("%s(%p): invalid pointer: not in this pool's region (%p, %llu bytes)", caller, p,
+             (void *)m->pool->region.base, (unsigned long long)m->pool->region.size);
 }
 
 static void *serve(mempool_t *m, size_t size, size_t align) {

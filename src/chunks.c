@@ -12,7 +12,7 @@
 #include "ranges.h"
 #include "region.h"
 
-#define UL(x) ((unsigned long)(x))
+#define UL(x) ((unsigned long long)(x))
 
 uint64_t mp_chunk_size_for(uint64_t bytes) {
   uint64_t c = MP_CHUNK_MIN;
@@ -107,7 +107,7 @@ static void release(mp_pool *p, uint32_t k) {
   mp_chunks *c = &p->chunks;
   size_t len = bytes_of(p, k, 1);
   if (!mp_ranges_carve(&p->ranges, first_granule(c, k), granules_of(p, k)))
-    mp_fatal("internal error: chunk %lu to release is not one free range", UL(k));
+    mp_fatal("internal error: chunk %llu to release is not one free range", UL(k));
   bit_clear(c->whole_free, k);
   c->whole_free_count--;
   c->away_ranges++;
@@ -299,7 +299,7 @@ static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
       return true;
     }
     if (rc != -EBUSY) { /* the device is gone, the file system full, no mappings left: wait */
-      mp_log(MP_LOG_INFO, "cannot claim %lu bytes of %.160s at %#lx: %s", UL(bytes_of(p, k, m)), p->region.device,
+      mp_log(MP_LOG_INFO, "cannot claim %llu bytes of %.160s at %#llx: %s", UL(bytes_of(p, k, m)), p->region.device,
              UL(p->region.dev_offset + offset_of(c, k)), mp_strerror(-rc));
       note_full(c, 1);
       return false;
@@ -315,7 +315,7 @@ static bool claim(mp_pool *p, uint32_t m, uint32_t *run) {
   p->stats.no_chunk++;
   if (!c->said_full) {
     c->said_full = true;
-    mp_log(MP_LOG_INFO, "no free chunk of %lu bytes in %s (other processes hold the window): spilling",
+    mp_log(MP_LOG_INFO, "no free chunk of %llu bytes in %s (other processes hold the window): spilling",
            UL(m) << c->shift, p->region.device);
   }
   return false;
@@ -363,7 +363,7 @@ static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
     c->live[k] -= hi - lo;
     if (c->live[k]) continue;
     if (!mp_ranges_carve(&p->ranges, s, e - s))
-      mp_fatal("internal error: emptied inherited chunk %lu is not one free range", UL(k));
+      mp_fatal("internal error: emptied inherited chunk %llu is not one free range", UL(k));
     c->away_ranges++;
     size_t len = bytes_of(p, k, 1);
     mp_region_release(&p->region, offset_of(c, k), len);
@@ -451,7 +451,7 @@ int mp_chunks_fork_child(mp_pool *p) {
     c->held_bytes -= len;
     if (cc.live == 0) {
       if (!mp_ranges_carve(&p->ranges, cc.g0, cc.g1 - cc.g0))
-        mp_fatal("internal error: unused chunk %lu is not one free range at fork", UL(k));
+        mp_fatal("internal error: unused chunk %llu is not one free range at fork", UL(k));
       c->away_ranges++;
       mp_region_release(&p->region, offset_of(c, k), len);
       c->state[k] = MP_CHUNK_AWAY;
@@ -498,7 +498,7 @@ static void check_range(void *vctx, uint32_t start, uint32_t size, bool in_use) 
   cc->away_ranges += in_use && want == MP_CHUNK_AWAY;
   for (uint32_t k = chunk_of(c, start), last = chunk_of(c, start + size - 1); k <= last && !cc->rc; k++)
     if (c->state[k] != want) {
-      mp_format(cc->why, cc->whylen, "C2: range at granule %lu (kind %u) overlaps chunk %lu of state %u", UL(start),
+      mp_format(cc->why, cc->whylen, "C2: range at granule %llu (kind %u) overlaps chunk %llu of state %u", UL(start),
                 (unsigned)kind, UL(k), c->state[k]);
       cc->rc = -1;
     }
@@ -518,7 +518,7 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
   mp_ranges_walk(r, check_range, &cc);
   if (cc.rc) return cc.rc;
   if (cc.away_ranges != c->away_ranges) {
-    mp_format(why, whylen, "C1: %lu ranges stand for chunks not held, counted %lu", UL(cc.away_ranges),
+    mp_format(why, whylen, "C1: %llu ranges stand for chunks not held, counted %llu", UL(cc.away_ranges),
               UL(c->away_ranges));
     return -1;
   }
@@ -528,14 +528,14 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
     enum mp_range_kind kind = mp_ranges_kind_at(r, g0, &e);
     bool whole_free = kind == MP_RANGE_LISTED && e.start + e.size >= g0 + n;
     if (c->state[k] == MP_CHUNK_AWAY && kind != MP_RANGE_IN_USE) { /* C2 keeps held chunks out of it */
-      mp_format(why, whylen, "C1: chunk %lu is not held but is not in an in-use range", UL(k));
+      mp_format(why, whylen, "C1: chunk %llu is not held but is not in an in-use range", UL(k));
       return -1;
     }
     if (c->state[k] == MP_CHUNK_HELD) {
       held++;
       whole += whole_free;
       if (!c->fixed && whole_free != bit_test(c->whole_free, k)) {
-        mp_format(why, whylen, "C3: chunk %lu whole free %u, bit %u", UL(k), (unsigned)whole_free,
+        mp_format(why, whylen, "C3: chunk %llu whole free %u, bit %u", UL(k), (unsigned)whole_free,
                   (unsigned)bit_test(c->whole_free, k));
         return -1;
       }
@@ -544,15 +544,15 @@ int mp_chunks_check(mp_pool *p, char *why, size_t whylen) {
       inherited++;
       mp_ranges_walk_in(r, g0, g0 + n, count_live_check, &live);
       if (c->live[k] != live) {
-        mp_format(why, whylen, "C4: inherited chunk %lu counts %lu live granules, ranges say %lu", UL(k),
+        mp_format(why, whylen, "C4: inherited chunk %llu counts %llu live granules, ranges say %llu", UL(k),
                   UL(c->live[k]), UL(live));
         return -1;
       }
     }
   }
   if ((!c->fixed && whole != c->whole_free_count) || held != c->held || inherited != c->inherited) {
-    mp_format(why, whylen, "C3: counters: whole free %lu/%lu, held %lu/%lu, inherited %lu/%lu", UL(c->whole_free_count),
-              UL(whole), UL(c->held), UL(held), UL(c->inherited), UL(inherited));
+    mp_format(why, whylen, "C3: counters: whole free %llu/%llu, held %llu/%llu, inherited %llu/%llu",
+              UL(c->whole_free_count), UL(whole), UL(c->held), UL(held), UL(c->inherited), UL(inherited));
     return -1;
   }
   return 0;

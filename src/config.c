@@ -63,30 +63,31 @@ int mp_parse_size(const char *s, uint64_t *out) {
 int mp_check_window(uint64_t base, uint64_t high, const char *base_name, const char *high_name, char *err,
                     size_t errlen) {
   if (high <= base) {
-    mp_format(err, errlen, "%s (%#lx) must be above %s (%#lx)", high_name, (unsigned long)high, base_name,
-              (unsigned long)base);
+    mp_format(err, errlen, "%s (%#llx) must be above %s (%#llx)", high_name, (unsigned long long)high, base_name,
+              (unsigned long long)base);
     return -1;
   }
   if (base % PAGE_SIZE_MIN) {
-    mp_format(err, errlen, "%s (%#lx) is not page-aligned (4096)", base_name, (unsigned long)base);
+    mp_format(err, errlen, "%s (%#llx) is not page-aligned (4096)", base_name, (unsigned long long)base);
     return -1;
   }
   uint64_t span = high - base; /* size - 1: no overflow */
   if (span < PAGE_SIZE_MIN - 1) {
-    mp_format(err, errlen, "region %#lx..%#lx is smaller than one page (4096 bytes)", (unsigned long)base,
-              (unsigned long)high);
+    mp_format(err, errlen, "region %#llx..%#llx is smaller than one page (4096 bytes)", (unsigned long long)base,
+              (unsigned long long)high);
     return -1;
   }
   if (span >= MP_MAX_REGION) {
     mp_format(err, errlen,
-              "region %#lx..%#lx is larger than the %lu bytes supported (64 GiB - 256: %s at most %s + %#lx)",
-              (unsigned long)base, (unsigned long)high, (unsigned long)MP_MAX_REGION, high_name, base_name,
-              (unsigned long)(MP_MAX_REGION - 1));
+              "region %#llx..%#llx is larger than the %llu bytes supported (" MP_MAX_REGION_WHY
+              ": %s at most %s + %#llx)",
+              (unsigned long long)base, (unsigned long long)high, (unsigned long long)MP_MAX_REGION, high_name,
+              base_name, (unsigned long long)(MP_MAX_REGION - 1));
     return -1;
   }
   if (high > (uint64_t)INT64_MAX) { /* mmap offsets are off_t */
-    mp_format(err, errlen, "%s (%#lx) is beyond the largest device offset (%#lx)", high_name, (unsigned long)high,
-              (unsigned long)INT64_MAX);
+    mp_format(err, errlen, "%s (%#llx) is beyond the largest device offset (%#llx)", high_name,
+              (unsigned long long)high, (unsigned long long)INT64_MAX);
     return -1;
   }
   return 0;
@@ -184,8 +185,8 @@ static void parse_numbers(mp_config *cfg, const char *const *v, char *err, size_
       note(err, errlen, "%s='%.60s' is not a size (a number with an optional K, M or G)", var_name[i], v[i]);
   if (cfg->policy.max_size == 0) cfg->policy.max_size = UINT64_MAX; /* 0: no limit, as unset */
   if (cfg->policy.min_size > cfg->policy.max_size && !err[0])
-    mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%lu) is above MEMPOOL_MAX_SIZE (%lu)",
-              (unsigned long)cfg->policy.min_size, (unsigned long)cfg->policy.max_size);
+    mp_format(err, errlen, "MEMPOOL_MIN_SIZE (%llu) is above MEMPOOL_MAX_SIZE (%llu)",
+              (unsigned long long)cfg->policy.min_size, (unsigned long long)cfg->policy.max_size);
   parse_bool_var(v, V_CHECK, false, &cfg->policy.check, err, errlen);
   parse_bool_var(v, V_SYNC, true, &cfg->sync, err, errlen);
   parse_bool_var(v, V_SHARE, true, &cfg->share, err, errlen);

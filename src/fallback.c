@@ -6,6 +6,7 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,10 +96,17 @@ void mp_fallback_init(void) { (void)ready(); }
  * least, so that all blocks are aligned for max_align_t. */
 static inline size_t at_least_16(size_t size) { return size < 16 ? 16 : size; }
 
+/* Every block keeps the region's 16-byte granule. jemalloc's quantum is
+ * alignof(max_align_t): 16 on x86-64 and arm64, 8 on armhf, whose classes of
+ * 24, 40, 56... bytes are only 8-aligned: there every request asks for 16. */
+static inline int align_flags(size_t align) {
+  if (align > 16) return MALLOCX_LG_ALIGN(__builtin_ctzl(align));
+  return _Alignof(max_align_t) < 16 ? MALLOCX_LG_ALIGN(4) : 0;
+}
+
 void *mp_fallback_alloc(size_t size, size_t align, bool zero) {
   if (!ready()) return boot_alloc(size, align, zero);
-  int flags = zero ? MALLOCX_ZERO : 0;
-  if (align > 16) flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
+  int flags = (zero ? MALLOCX_ZERO : 0) | align_flags(align);
   void *p = je.mallocx(at_least_16(size), flags);
   if (p) {
     count(&counters.allocs, 1);
@@ -115,7 +123,7 @@ void *mp_fallback_realloc(void *ptr, size_t size) {
     if (n && !in_boot(ptr)) mp_fallback_free(ptr);
     return n;
   }
-  void *p = je.rallocx(ptr, at_least_16(size), 0);
+  void *p = je.rallocx(ptr, at_least_16(size), align_flags(16));
   if (p) count(&counters.bytes_total, size);
   return p;
 }
@@ -138,7 +146,7 @@ size_t mp_fallback_resize_in_place(void *ptr, size_t size, size_t extra) {
 
 size_t mp_fallback_good_size(size_t size, size_t align) {
   if (!ready()) return size;
-  return je.nallocx(at_least_16(size), align > 16 ? MALLOCX_LG_ALIGN(__builtin_ctzl(align)) : 0);
+  return je.nallocx(at_least_16(size), align_flags(align));
 }
 
 void mp_fallback_get_stats(mp_fallback_stats *out) {

@@ -25,8 +25,8 @@ void *mp_guard_alloc(mp_pool *p, size_t n, size_t align, bool zero, const char *
   size_t u = mp_pool_usable_size(p, r, caller);
   for (size_t i = 0; i < u; i++)
     if (r[i] != FREED_BYTE)
-      mp_fatal("%s: block %p (%zu bytes, pool offset %#lx) was written after it was freed: byte %zu is %#x", caller,
-               (void *)r, u, (unsigned long)offset(p, r), i, r[i]);
+      mp_fatal("%s: block %p (%zu bytes, pool offset %#llx) was written after it was freed: byte %zu is %#x", caller,
+               (void *)r, u, (unsigned long long)offset(p, r), i, r[i]);
   if (zero) memset(r, 0, n);
   memset(r + n, CANARY_BYTE, u - 8 - n);
   uint64_t enc = (uint64_t)n ^ SIZE_KEY;
@@ -40,13 +40,13 @@ static size_t verified_size(mp_pool *p, const unsigned char *r, size_t u, const 
   memcpy(&enc, r + u - 8, 8);
   uint64_t n = enc ^ SIZE_KEY;
   if (n > u - PAD)
-    mp_fatal("%s(%p): heap overflow: the canary at the end of the block (%zu bytes, pool offset %#lx) is destroyed",
-             caller, (const void *)r, u, (unsigned long)offset(p, r));
+    mp_fatal("%s(%p): heap overflow: the canary at the end of the block (%zu bytes, pool offset %#llx) is destroyed",
+             caller, (const void *)r, u, (unsigned long long)offset(p, r));
   for (size_t i = n; i < u - 8; i++)
     if (r[i] != CANARY_BYTE)
       mp_fatal(
-          "%s(%p): heap overflow: byte %zu past the end of the block (%lu bytes requested, pool offset %#lx) was overwritten",
-          caller, (const void *)r, i - (size_t)n, (unsigned long)n, (unsigned long)offset(p, r));
+          "%s(%p): heap overflow: byte %zu past the end of the block (%llu bytes requested, pool offset %#llx) was overwritten",
+          caller, (const void *)r, i - (size_t)n, (unsigned long long)n, (unsigned long long)offset(p, r));
   return (size_t)n;
 }
 

@@ -15,21 +15,21 @@ struct map_ctx {
 static void one_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   struct map_ctx *c = vctx;
   uintptr_t off = (uintptr_t)start << MP_GRANULE_SHIFT;
-  unsigned long bytes = (unsigned long)size << MP_GRANULE_SHIFT;
+  unsigned long long bytes = (unsigned long long)size << MP_GRANULE_SHIFT;
   unsigned cls = in_use ? mp_small_class_at(c->pool, off) : 0;
   if (in_use && mp_chunk_state_at(c->pool, start) == MP_CHUNK_AWAY) /* chunks this process does not hold */
-    mp_out_printf(c->out, "range %#lx %lu away\n", (unsigned long)off, bytes);
+    mp_out_printf(c->out, "range %#llx %llu away\n", (unsigned long long)off, bytes);
   else if (cls)
-    mp_out_printf(c->out, "range %#lx %lu span:%u\n", (unsigned long)off, bytes,
+    mp_out_printf(c->out, "range %#llx %llu span:%u\n", (unsigned long long)off, bytes,
                   (unsigned)mp_class_size[mp_span_cls(cls)]);
   else
-    mp_out_printf(c->out, "range %#lx %lu %s\n", (unsigned long)off, bytes, in_use ? "used" : "free");
+    mp_out_printf(c->out, "range %#llx %llu %s\n", (unsigned long long)off, bytes, in_use ? "used" : "free");
 }
 
 void mp_map_write(mp_outfile *f, mp_pool *pool) {
   mp_outbuf o = {.file = f};
-  mp_out_printf(&o, "# mempool map v2\nregion %#lx %lu ", (unsigned long)pool->region.dev_offset,
-                (unsigned long)pool->region.size);
+  mp_out_printf(&o, "# mempool map v2\nregion %#llx %llu ", (unsigned long long)pool->region.dev_offset,
+                (unsigned long long)pool->region.size);
   mp_out_escaped(&o, pool->region.device);
   mp_out_printf(&o, "\n");
   struct map_ctx c = {pool, &o};

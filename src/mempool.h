@@ -52,7 +52,8 @@ struct mempool_params {
                          offsets stand in for physical addresses), or "anon"
                          (private anonymous memory of the same size) */
   uint64_t base;      /* first byte; a multiple of the page size */
-  uint64_t high;      /* last byte; high > base, at least one page, at most 64 GiB */
+  uint64_t high;      /* last byte; high > base, at least one page, at most 64 GiB (2 GiB where size_t
+                         has 32 bits); base and high are 64-bit device offsets on every target */
   bool cached;        /* /dev/mem only: open without O_SYNC (MEMPOOL_SYNC=0;
                          needed on arm64, see README.md) */
 };
@@ -61,9 +62,9 @@ struct mempool_params {
  * with errno set and a one-line reason (no "mempool:" prefix, no newline) in
  * err when err is not NULL:
  *   EINVAL  no device, high <= base, base not page-aligned, region smaller
- *           than a page or larger than 64 GiB; a u-dma-buf (see
- *           mempool_phys) whose buffer the window passes, or whose
- *           phys_addr + size wraps
+ *           than a page or larger than 64 GiB (2 GiB on a 32-bit target);
+ *           a u-dma-buf (see mempool_phys) whose buffer the window passes,
+ *           or whose phys_addr + size wraps
  *   EBUSY   the range (or an overlapping range of the device) is held by
  *           another pool, the interposer, or another process
  *   ENODEV  the device is neither a character device nor a regular file

@@ -21,9 +21,19 @@
 
 #define MP_GRANULE_SHIFT 4u /* 16 bytes = max_align_t */
 #define MP_GRANULE       (1u << MP_GRANULE_SHIFT)
-#define MP_MAX_GRANULES  0xFFFFFFF0u                                     /* granule indexes are uint32 */
-#define MP_MAX_REGION    ((uint64_t)MP_MAX_GRANULES << MP_GRANULE_SHIFT) /* 64 GiB - 256 bytes */
-#define MP_NONE          UINT32_MAX                                      /* "no granule" / "no node" */
+#define MP_MAX_GRANULES  0xFFFFFFF0u /* granule indexes are uint32 */
+/* The largest region: 64 GiB - 256 bytes (granule indexes are uint32); with
+ * a 32-bit size_t, 2 GiB: the region is one reservation of the address space
+ * (3 GiB for a process on 32-bit ARM), beside the program and its libraries.
+ * The device offset is 64-bit on every target (LPAE: RAM above 4 GiB). */
+#if SIZE_MAX > UINT32_MAX
+#define MP_MAX_REGION     ((uint64_t)MP_MAX_GRANULES << MP_GRANULE_SHIFT)
+#define MP_MAX_REGION_WHY "64 GiB - 256"
+#else
+#define MP_MAX_REGION     ((uint64_t)1 << 31)
+#define MP_MAX_REGION_WHY "2 GiB on a 32-bit target"
+#endif
+#define MP_NONE UINT32_MAX /* "no granule" / "no node" */
 
 #define MP_GUARD_FREED_BYTE 0xFDu /* MEMPOOL_CHECK: free memory holds this pattern */
 
@@ -182,10 +192,11 @@ typedef struct mp_class {
 } mp_class;
 
 typedef struct mp_tcache_bin {
-  uint32_t n, cap;
-  void *items[MP_TCACHE_MAX];
+  uint32_t n, cap;                                             /* cap <= MP_TCACHE_MAX */
+  void *items[(1024 - 2 * sizeof(uint32_t)) / sizeof(void *)]; /* MP_TCACHE_MAX on 64-bit targets, more room on 32 */
 } mp_tcache_bin;
 _Static_assert(sizeof(mp_tcache_bin) == 1024, "a bin's address is the class shifted");
+_Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE_MAX, "a bin holds its cap");
 
 struct mp_pool;
 typedef struct mp_tcache {
@@ -205,7 +216,7 @@ typedef struct mp_small {
   size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */
   size_t bitmap_committed;          /* words usable (atomic; the rest is PROT_NONE) */
   uint64_t *held;                   /* a bit per granule of the region (PROT_NONE until its span is made) */
-  uint64_t *held_pages;             /* a bit per page of held: committed (atomic) */
+  uint64_t *held_pages;             /* a bit per 64 KiB group of held: committed (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
   pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;

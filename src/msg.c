@@ -60,7 +60,7 @@ static size_t put_str(char *buf, size_t pos, size_t len, const char *s, size_t m
   return pos;
 }
 
-static size_t put_uint(char *buf, size_t pos, size_t len, unsigned long v, unsigned base) {
+static size_t put_uint(char *buf, size_t pos, size_t len, unsigned long long v, unsigned base) {
   char tmp[24];
   size_t n = 0;
   do {
@@ -79,7 +79,7 @@ static size_t format(char *buf, size_t len, const char *fmt, va_list ap, bool es
       buf[pos++] = *f;
       continue;
     }
-    bool alt = false, wide = false, zero = false;
+    bool alt = false, wide = false, llong = false, zero = false;
     unsigned width = 0;
     size_t precision = SIZE_MAX;
     if (f[1] == '#') alt = true, f++;
@@ -88,15 +88,18 @@ static size_t format(char *buf, size_t len, const char *fmt, va_list ap, bool es
     if (f[1] == '.')
       for (f++, precision = 0; f[1] >= '0' && f[1] <= '9';) precision = precision * 10 + (size_t)(*++f - '0');
     if (f[1] == 'l' || f[1] == 'z') wide = true, f++;
+    if (wide && f[0] == 'l' && f[1] == 'l') llong = true, f++; /* 64 bits also where long has 32 */
     switch (*++f) {
       case 's': pos = put_str(buf, pos, len, va_arg(ap, const char *), precision, escape); break;
       case 'u':
       case 'o':
       case 'x': {
-        unsigned long v = wide ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+        unsigned long long v = llong  ? va_arg(ap, unsigned long long)
+                               : wide ? va_arg(ap, unsigned long)
+                                      : va_arg(ap, unsigned);
         if (*f == 'x' && alt) pos = put_str(buf, pos, len, "0x", SIZE_MAX, false);
         unsigned base = *f == 'x' ? 16 : *f == 'o' ? 8 : 10, digits = 1;
-        for (unsigned long t = v / base; t; t /= base) digits++;
+        for (unsigned long long t = v / base; t; t /= base) digits++;
         while (digits++ < width && pos + 1 < len) buf[pos++] = zero ? '0' : ' ';
         pos = put_uint(buf, pos, len, v, base);
         break;
@@ -106,12 +109,12 @@ static size_t format(char *buf, size_t len, const char *fmt, va_list ap, bool es
         pos = put_uint(buf, pos, len, (unsigned long)(uintptr_t)va_arg(ap, void *), 16);
         break;
       case 'd': {
-        long v = wide ? va_arg(ap, long) : va_arg(ap, int);
+        long long v = llong ? va_arg(ap, long long) : wide ? va_arg(ap, long) : va_arg(ap, int);
         if (v < 0) {
           pos = put_str(buf, pos, len, "-", SIZE_MAX, false);
-          pos = put_uint(buf, pos, len, 0ul - (unsigned long)v, 10);
+          pos = put_uint(buf, pos, len, 0ull - (unsigned long long)v, 10);
         } else {
-          pos = put_uint(buf, pos, len, (unsigned long)v, 10);
+          pos = put_uint(buf, pos, len, (unsigned long long)v, 10);
         }
         break;
       }

@@ -4,7 +4,9 @@
  * Format directives: a deliberately tiny printf, checked by the compiler:
  *   %s (with a precision .N: a longer string keeps its start and end around
  *   "..."), %p, %%, and %u %d %x with optional '#' (0x prefix), a width
- *   (0 to pad with zeros, for %u and %x) and 'l'/'z'.
+ *   (0 to pad with zeros, for %u and %x) and 'l'/'z'/'ll'. A 64-bit value
+ *   (device offsets, uint64_t counters) is printed with 'll' and a cast to
+ *   unsigned long long: long has 32 bits on 32-bit targets.
  * What reaches a reader (messages, mp_vformat_escaped: reports and maps)
  * has every %s byte that is a control character, DEL, >= 0x80 or a
  * backslash written as \xNN: one message is one line whatever the values.

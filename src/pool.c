@@ -24,8 +24,8 @@ static int fit_device_align(mp_config *c, char *err, size_t errlen) {
   if (a <= 1) return 0;
   if ((a & (a - 1)) || c->base % a || (c->high + 1) % a) {
     mp_format(err, errlen,
-              "%s maps in units of %lu bytes: MEMPOOL_BASE (%#lx) and MEMPOOL_HIGH+1 (%#lx) must be multiples",
-              c->device, (unsigned long)a, (unsigned long)c->base, (unsigned long)(c->high + 1));
+              "%s maps in units of %llu bytes: MEMPOOL_BASE (%#llx) and MEMPOOL_HIGH+1 (%#llx) must be multiples",
+              c->device, (unsigned long long)a, (unsigned long long)c->base, (unsigned long long)(c->high + 1));
     return -EINVAL;
   }
   if (c->chunk < a) c->chunk = a;
@@ -42,13 +42,14 @@ static int fit_udmabuf(mp_config *c, char *err, size_t errlen) {
     if (mp_check_window(c->base, c->high, "the buffer's start", "its end", err, errlen) != 0) return -EINVAL;
   }
   if (phys > MP_NO_PHYS - size) { /* every device address of the buffer is below MP_NO_PHYS */
-    mp_format(err, errlen, "%s is a u-dma-buf at %#lx of %lu bytes: its end is past the last bus address", c->device,
-              (unsigned long)phys, (unsigned long)size);
+    mp_format(err, errlen, "%s is a u-dma-buf at %#llx of %llu bytes: its end is past the last bus address", c->device,
+              (unsigned long long)phys, (unsigned long long)size);
     return -EINVAL;
   }
   if (c->high >= size) {
-    mp_format(err, errlen, "%s is a u-dma-buf of %lu bytes (at %#lx): the window %#lx..%#lx does not fit in it",
-              c->device, (unsigned long)size, (unsigned long)phys, (unsigned long)c->base, (unsigned long)c->high);
+    mp_format(err, errlen, "%s is a u-dma-buf of %llu bytes (at %#llx): the window %#llx..%#llx does not fit in it",
+              c->device, (unsigned long long)size, (unsigned long long)phys, (unsigned long long)c->base,
+              (unsigned long long)c->high);
     return -EINVAL;
   }
   return 0;
@@ -70,7 +71,7 @@ int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen) {
   int saved = errno;
   bool fixed = !c.share || !p->region.shared; /* exclusive, or anon */
   if ((rc = mp_chunks_init(p, c.chunk, fixed)) != 0) {
-    mp_format(err, errlen, "cannot map metadata for %lu bytes of region: %s", (unsigned long)p->region.size,
+    mp_format(err, errlen, "cannot map metadata for %llu bytes of region: %s", (unsigned long long)p->region.size,
               mp_strerror(-rc));
     mp_region_close(&p->region);
     errno = saved;
@@ -105,12 +106,12 @@ static inline uint32_t granule_of(const mp_pool *p, const void *ptr) {
 /* The one-line traps for a pointer that is not a block held by the user. */
 void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) {
   if (freed)
-    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#lx)", caller, ptr,
-             (unsigned long)((uintptr_t)ptr - p->region.base));
+    mp_fatal("%s(%p): double free or use of a freed block (pointer into the pool at offset %#llx)", caller, ptr,
+             (unsigned long long)((uintptr_t)ptr - p->region.base));
   mp_fatal(
-      "%s(%p): invalid pointer: inside the pool (offset %#lx) but not the start of an allocated block"
+      "%s(%p): invalid pointer: inside the pool (offset %#llx) but not the start of an allocated block"
       " (interior pointer, never allocated, or already freed)",
-      caller, ptr, (unsigned long)((uintptr_t)ptr - p->region.base));
+      caller, ptr, (unsigned long long)((uintptr_t)ptr - p->region.base));
 }
 
 /* Range-level check, pool lock held (released before trapping). A pointer
@@ -410,7 +411,8 @@ bool mp_pool_trim(mp_pool *p) {
   bool gave = false;
   if (!p->chunks.fixed)
     gave = mp_chunks_release_free(p) > 0;
-  else if (!p->region.shared && !p->region.is_file && !p->detached) { /* anon: its free pages */
+  else if (!p->region.shared && !p->region.is_file && !p->detached && !p->policy.check) {
+    /* anon: its free pages (not under MEMPOOL_CHECK: they hold the freed-block pattern) */
     struct advise ad = {p, false};
     mp_ranges_walk(&p->ranges, advise_free, &ad);
     gave = ad.gave;

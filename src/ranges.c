@@ -93,8 +93,8 @@ static uint32_t node_new(mp_ranges *r) {
     return i;
   }
   if (r->node_top >= r->node_cap && !grow_nodes(r, (uint64_t)r->node_top + 1))
-    mp_fatal("internal error: no free-range node (I7: %lu of %lu)", (unsigned long)r->node_top,
-             (unsigned long)r->node_cap);
+    mp_fatal("internal error: no free-range node (I7: %llu of %llu)", (unsigned long long)r->node_top,
+             (unsigned long long)r->node_cap);
   return r->node_top++;
 }
 
@@ -528,10 +528,10 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
     if (!used) {
       uint32_t i = bucket_find(r, g);
       kind = N(r, i)->parked;
-      if (prev_kind == kind) VIOLATION(2, "free range at %lu follows a free range of its kind", (unsigned long)g);
+      if (prev_kind == kind) VIOLATION(2, "free range at %llu follows a free range of its kind", (unsigned long long)g);
       if (N(r, i)->size != size)
-        VIOLATION(3, "free range at %lu: node size %lu, real size %lu", (unsigned long)g, (unsigned long)N(r, i)->size,
-                  (unsigned long)size);
+        VIOLATION(3, "free range at %llu: node size %llu, real size %llu", (unsigned long long)g,
+                  (unsigned long long)N(r, i)->size, (unsigned long long)size);
       if (kind) {
         nparked++;
         parkedg += size;
@@ -552,12 +552,13 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
     for (uint32_t j = r->bucket_head[b]; j != NIL; j = N(r, j)->bucket_next) {
       if (++chained > nfree + nparked) VIOLATION(4, "more nodes in buckets than free ranges");
       if ((N(r, j)->start >> MP_BUCKET_SHIFT) != b)
-        VIOLATION(4, "node at %lu in bucket %lu", (unsigned long)N(r, j)->start, (unsigned long)b);
+        VIOLATION(4, "node at %llu in bucket %llu", (unsigned long long)N(r, j)->start, (unsigned long long)b);
     }
   if (chained != nfree + nparked)
-    VIOLATION(4, "%lu nodes in buckets for %lu free ranges", (unsigned long)chained, (unsigned long)(nfree + nparked));
+    VIOLATION(4, "%llu nodes in buckets for %llu free ranges", (unsigned long long)chained,
+              (unsigned long long)(nfree + nparked));
   if (sum != r->granules)
-    VIOLATION(1, "range sizes sum to %lu, region has %lu", (unsigned long)sum, (unsigned long)r->granules);
+    VIOLATION(1, "range sizes sum to %llu, region has %llu", (unsigned long long)sum, (unsigned long long)r->granules);
   /* Every listed node is a live free range; list links are consistent. */
   uint64_t listed = 0;
   for (unsigned fl = 0; fl < MP_FL_COUNT; fl++) {
@@ -565,38 +566,39 @@ int mp_ranges_check(const mp_ranges *r, char *why, size_t whylen) {
       uint32_t h = r->heads[fl][sl];
       bool marked = ((r->fl_bitmap >> fl) & 1) && ((r->sl_bitmap[fl] >> sl) & 1);
       if ((h != NIL) != marked)
-        VIOLATION(3, "class bitmap wrong for list %lu/%lu", (unsigned long)fl, (unsigned long)sl);
+        VIOLATION(3, "class bitmap wrong for list %llu/%llu", (unsigned long long)fl, (unsigned long long)sl);
       uint32_t prev = NIL;
       for (uint32_t j = h; j != NIL; prev = j, j = N(r, j)->next) {
-        if (N(r, j)->prev != prev) VIOLATION(3, "list %lu/%lu: broken prev link", (unsigned long)fl, (unsigned long)sl);
+        if (N(r, j)->prev != prev)
+          VIOLATION(3, "list %llu/%llu: broken prev link", (unsigned long long)fl, (unsigned long long)sl);
         if (++listed > nfree) VIOLATION(3, "more listed nodes than free ranges");
         uint32_t s = N(r, j)->start;
         if (s >= r->granules || !is_start(r, s) || inuse_test(r, s) || N(r, j)->parked)
-          VIOLATION(3, "listed node at %lu is not a free range", (unsigned long)s);
+          VIOLATION(3, "listed node at %llu is not a free range", (unsigned long long)s);
         /* Listed nodes are distinct free ranges' own nodes (the bucket finds
          * them) in their class: with the counts equal, every free range is
          * listed exactly once. O(ranges + nodes), no per-range list walk. */
-        if (bucket_find(r, s) != j) VIOLATION(3, "listed node at %lu is not its range's node", (unsigned long)s);
+        if (bucket_find(r, s) != j) VIOLATION(3, "listed node at %llu is not its range's node", (unsigned long long)s);
         unsigned cf, cs;
         class_of(N(r, j)->size, &cf, &cs);
         if (cf != fl || cs != sl)
-          VIOLATION(3, "node at %lu is in list %lu/%lu, its class is %lu/%lu", (unsigned long)s, (unsigned long)fl,
-                    (unsigned long)sl, (unsigned long)cf, (unsigned long)cs);
+          VIOLATION(3, "node at %llu is in list %llu/%llu, its class is %llu/%llu", (unsigned long long)s,
+                    (unsigned long long)fl, (unsigned long long)sl, (unsigned long long)cf, (unsigned long long)cs);
       }
       if (r->sl_bitmap[fl] >> MP_SL_COUNT) VIOLATION(3, "stray sl bits");
     }
   }
   if (listed != nfree)
-    VIOLATION(3, "%lu listed nodes for %lu free ranges", (unsigned long)listed, (unsigned long)nfree);
+    VIOLATION(3, "%llu listed nodes for %llu free ranges", (unsigned long long)listed, (unsigned long long)nfree);
   if (nparked != r->parked_ranges || parkedg != r->parked_granules)
-    VIOLATION(6, "counters: parked %lu/%lu ranges, %lu/%lu granules", (unsigned long)r->parked_ranges,
-              (unsigned long)nparked, (unsigned long)r->parked_granules, (unsigned long)parkedg);
+    VIOLATION(6, "counters: parked %llu/%llu ranges, %llu/%llu granules", (unsigned long long)r->parked_ranges,
+              (unsigned long long)nparked, (unsigned long long)r->parked_granules, (unsigned long long)parkedg);
   if (nfree != r->free_ranges || ninuse != r->inuse_ranges || freeg != r->free_granules)
-    VIOLATION(6, "counters: free %lu/%lu ranges, in use %lu/%lu, free granules %lu/%lu", (unsigned long)r->free_ranges,
-              (unsigned long)nfree, (unsigned long)r->inuse_ranges, (unsigned long)ninuse,
-              (unsigned long)r->free_granules, (unsigned long)freeg);
+    VIOLATION(6, "counters: free %llu/%llu ranges, in use %llu/%llu, free granules %llu/%llu",
+              (unsigned long long)r->free_ranges, (unsigned long long)nfree, (unsigned long long)r->inuse_ranges,
+              (unsigned long long)ninuse, (unsigned long long)r->free_granules, (unsigned long long)freeg);
   if (nodes_needed(r, 0, 0) > r->node_cap && r->node_cap < r->node_max)
-    VIOLATION(7, "%lu nodes for frees that may need %lu", (unsigned long)r->node_cap,
-              (unsigned long)nodes_needed(r, 0, 0));
+    VIOLATION(7, "%llu nodes for frees that may need %llu", (unsigned long long)r->node_cap,
+              (unsigned long long)nodes_needed(r, 0, 0));
   return 0;
 }

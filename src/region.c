@@ -30,7 +30,12 @@
 #include "msg.h"
 #include "nocancel.h"
 
-#define UL(x) ((unsigned long)(x))
+#define UL(x) ((unsigned long long)(x))
+
+/* Device offsets are 64-bit on 32-bit targets too (LPAE): mmap, ftruncate,
+ * fallocate and the OFD locks take them as off_t (meson builds with
+ * -D_FILE_OFFSET_BITS=64, which makes mmap mmap64). */
+_Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64: off_t must hold a 64-bit device offset");
 
 static size_t page_size(void) {
   long p = sysconf(_SC_PAGESIZE);
@@ -142,7 +147,7 @@ enum { UDMABUF_TO_DEVICE = 1, UDMABUF_FROM_DEVICE = 2 };
 /* One attribute written whole; 0 or -errno. */
 static int sysfs_put(const mp_region *r, const char *name, uint64_t v) {
   char val[32];
-  size_t n = mp_format(val, sizeof val, "%lu", (unsigned long)v);
+  size_t n = mp_format(val, sizeof val, "%llu", (unsigned long long)v);
   int fd = sysfs_open(r->rdev, r->sysfs_root, name, O_WRONLY | O_TRUNC); /* as a shell's > does */
   if (fd < 0) return -EIO;
   ssize_t w = write(fd, val, n);
@@ -246,7 +251,7 @@ static int check_file(const mp_config *cfg, const struct stat *st, uint64_t end,
   }
   struct rlimit rl;
   if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (uint64_t)rl.rlim_cur < end) {
-    mp_format(o->err, o->errlen, "RLIMIT_FSIZE (%lu bytes) is below the region's end in %s (%lu bytes)",
+    mp_format(o->err, o->errlen, "RLIMIT_FSIZE (%llu bytes) is below the region's end in %s (%llu bytes)",
               UL(rl.rlim_cur), cfg->device, UL(end));
     return -EFBIG;
   }
@@ -260,10 +265,11 @@ static int lock_range(int fd, short type, uint64_t off, uint64_t len) {
 
 static void say_mmap_failure(const mp_region *r, bool chr, int e, uint64_t off, uint64_t len, open_ctx *o) {
   if (e == EPERM && chr)
-    mp_format(o->err, o->errlen, "mmap of %s at %#lx (%lu bytes) refused: %s (System RAM or a range a driver claims?)",
-              r->device, UL(off), UL(len), mp_strerror(e));
+    mp_format(o->err, o->errlen,
+              "mmap of %s at %#llx (%llu bytes) refused: %s (System RAM or a range a driver claims?)", r->device,
+              UL(off), UL(len), mp_strerror(e));
   else
-    mp_format(o->err, o->errlen, "mmap of %.160s at %#lx (%lu bytes) failed: %s", r->device, UL(off), UL(len),
+    mp_format(o->err, o->errlen, "mmap of %.160s at %#llx (%llu bytes) failed: %s", r->device, UL(off), UL(len),
               mp_strerror(e));
 }
 
@@ -272,17 +278,17 @@ static int map_exclusive(const mp_config *cfg, mp_region *r, const struct stat *
   uint64_t end = cfg->base + r->map_len;
   if (S_ISREG(st->st_mode) && (uint64_t)st->st_size < end && ftruncate(r->fd, (off_t)end) != 0) {
     int e = errno;
-    mp_format(o->err, o->errlen, "cannot extend %.160s to %lu bytes: %s", r->device, UL(end), mp_strerror(e));
+    mp_format(o->err, o->errlen, "cannot extend %.160s to %llu bytes: %s", r->device, UL(end), mp_strerror(e));
     return -e;
   }
   if (lock_range(r->fd, F_WRLCK, cfg->base, r->map_len) != 0) {
     int e = errno;
     if (e == EAGAIN || e == EACCES) {
-      mp_format(o->err, o->errlen, "region %.160s %#lx..%#lx is in use by another process", r->device, UL(cfg->base),
+      mp_format(o->err, o->errlen, "region %.160s %#llx..%#llx is in use by another process", r->device, UL(cfg->base),
                 UL(cfg->high));
       return -EBUSY;
     }
-    mp_format(o->err, o->errlen, "cannot lock region %.160s %#lx..%#lx: %s", r->device, UL(cfg->base), UL(cfg->high),
+    mp_format(o->err, o->errlen, "cannot lock region %.160s %#llx..%#llx: %s", r->device, UL(cfg->base), UL(cfg->high),
               mp_strerror(e));
     return -e;
   }
@@ -353,7 +359,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   r->device = cfg->device;
   r->dev_offset = cfg->base;
   if (cfg->base % pg) {
-    mp_format(err, errlen, "MEMPOOL_BASE (%#lx) is not aligned to the page size (%lu)", UL(cfg->base), UL(pg));
+    mp_format(err, errlen, "MEMPOOL_BASE (%#llx) is not aligned to the page size (%llu)", UL(cfg->base), UL(pg));
     return -EINVAL;
   }
   r->map_len = (size_t)((want + pg - 1) / pg * pg);
@@ -367,7 +373,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (res == MAP_FAILED) {
     int e = errno;
-    mp_format(err, errlen, "cannot reserve %lu bytes of address space: %s", UL(r->map_len), mp_strerror(e));
+    mp_format(err, errlen, "cannot reserve %llu bytes of address space: %s", UL(r->map_len), mp_strerror(e));
     errno = saved_errno;
     return -e;
   }
@@ -507,7 +513,7 @@ static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, 
     live(ctx, read_extent, &c);
   /* A failed MAP_FIXED may have unmapped the original too: map it back. */
   if (c.rc != 0 && mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off)) == MAP_FAILED)
-    mp_fatal("fork: the child lost its copy of %lu bytes of the region at %#lx and cannot map them back: %s", UL(len),
+    mp_fatal("fork: the child lost its copy of %llu bytes of the region at %#llx and cannot map them back: %s", UL(len),
              UL(off), mp_strerror(errno));
   close(fd);
   return c.rc;

@@ -13,6 +13,12 @@
 #define SPAN_GRANULES (MP_SPAN_SIZE >> MP_GRANULE_SHIFT)
 _Static_assert(SPAN_GRANULES == MP_SPAN_WORDS * 64, "a span's held bits are whole words of the region's bitmap");
 
+/* The held bitmap is committed in groups of this many bytes: few mappings
+ * (two at most per group, against the kernel's vm.max_map_count) and a
+ * multiple of every page size (4, 16, 64 KiB). */
+#define HELD_GROUP (64u << 10)
+_Static_assert(HELD_GROUP % (MP_SPAN_WORDS * 8) == 0, "a span's held bits lie in one group");
+
 /* Words of a span's avail bitmap for class cls. */
 static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
 
@@ -24,11 +30,11 @@ int mp_small_init(mp_pool *p) {
   size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
   size_t class_bytes = (nchunks + 4095) & ~(size_t)4095;
   size_t span_bytes = (nspans * sizeof(mp_span) + 4095) & ~(size_t)4095;
-  /* The held bitmap: a bit per granule of every span (a page of it covers
-   * 8 spans), and a bit per page of it once committed. */
-  size_t held_bytes = nspans * MP_SPAN_WORDS * 8, held_page_bits = (held_bytes + 4095) / 4096;
-  size_t held_pages_bytes = ((held_page_bits + 63) / 64 * 8 + 4095) & ~(size_t)4095;
-  held_bytes = (held_bytes + 4095) & ~(size_t)4095;
+  /* The held bitmap: a bit per granule of every span, committed a group
+   * at a time (HELD_GROUP bytes: 128 spans, 8 MiB of region), and a bit
+   * per group once committed. */
+  size_t held_bytes = (nspans * MP_SPAN_WORDS * 8 + HELD_GROUP - 1) / HELD_GROUP * HELD_GROUP;
+  size_t held_pages_bytes = ((held_bytes / HELD_GROUP + 63) / 64 * 8 + 4095) & ~(size_t)4095;
   /* Avail bitmap blocks are recycled within a class only, so the arena
    * reserves (virtually) what every class could need at once: it cannot
    * run out. */
@@ -124,16 +130,24 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   s->prev = s->next = 0;
 }
 
-/* Span si's held bits usable: their page of the bitmap committed (once;
- * two classes may commit one page at once: harmless). False when the
+/* Span si's held bits usable: their group of the bitmap committed (once;
+ * two classes may commit one group at once: harmless). False when the
  * kernel refuses. Its bits are zero: a span goes back with none set. */
 static bool held_commit(mp_small *sm, uint32_t si) {
-  size_t page = (size_t)si * MP_SPAN_WORDS * 8 / 4096;
-  uint64_t bit = 1ull << (page & 63);
-  if (__atomic_load_n(&sm->held_pages[page / 64], __ATOMIC_ACQUIRE) & bit) return true;
-  if (!mp_meta_commit((char *)sm->held + page * 4096, 4096)) return false;
-  __atomic_fetch_or(&sm->held_pages[page / 64], bit, __ATOMIC_RELEASE);
+  size_t group = (size_t)si * MP_SPAN_WORDS * 8 / HELD_GROUP;
+  uint64_t bit = 1ull << (group & 63);
+  if (__atomic_load_n(&sm->held_pages[group / 64], __ATOMIC_ACQUIRE) & bit) return true;
+  if (!mp_meta_commit((char *)sm->held + group * HELD_GROUP, HELD_GROUP)) return false;
+  __atomic_fetch_or(&sm->held_pages[group / 64], bit, __ATOMIC_RELEASE);
   return true;
+}
+
+/* Bytes of the held bitmap committed. */
+static size_t held_committed(const mp_small *sm) {
+  size_t groups = 0, words = (sm->nspans * MP_SPAN_WORDS * 8 + HELD_GROUP - 1) / HELD_GROUP / 64 + 1;
+  for (size_t w = 0; w < words; w++)
+    groups += (size_t)__builtin_popcountll(__atomic_load_n(&sm->held_pages[w], __ATOMIC_RELAXED));
+  return groups * HELD_GROUP;
 }
 
 /* A fresh span from the pool's ranges, all objects avail. */
@@ -249,7 +263,7 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) spans += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED);
   for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
   return sm->nspans + spans * sizeof(mp_span) + __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 +
-         caches * sizeof(mp_tcache);
+         held_committed(sm) + caches * sizeof(mp_tcache);
 }
 
 /* Class locks, then the thread-cache list lock (forkorder.h). single: only
@@ -326,41 +340,51 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
     uint32_t listed = 0, counted = 0;
     for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
       if (mp_span_cls(sm->span_class[si1 - 1]) != cls || !sm->span_class[si1 - 1])
-        VIOLATION("S2: span %lu on list of class %u has class %u", (unsigned long)(si1 - 1), cls,
+        VIOLATION("S2: span %llu on list of class %u has class %u", (unsigned long long)(si1 - 1), cls,
                   sm->span_class[si1 - 1]);
-      if (sm->spans[si1 - 1].navail == 0) VIOLATION("S2: full span %lu on a partial list", (unsigned long)(si1 - 1));
-      if (span_inherited(p, si1 - 1)) VIOLATION("S2: inherited span %lu on a partial list", (unsigned long)(si1 - 1));
+      if (sm->spans[si1 - 1].navail == 0)
+        VIOLATION("S2: full span %llu on a partial list", (unsigned long long)(si1 - 1));
+      if (span_inherited(p, si1 - 1))
+        VIOLATION("S2: inherited span %llu on a partial list", (unsigned long long)(si1 - 1));
       if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
     }
     for (size_t si = 0; si < sm->nspans; si++) {
       if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls) continue;
       if (!(sm->span_class[si] & MP_SPAN_INHERITED) != !span_inherited(p, (uint32_t)si))
-        VIOLATION("S2: span %lu's inherited flag disagrees with its chunk", (unsigned long)si);
+        VIOLATION("S2: span %llu's inherited flag disagrees with its chunk", (unsigned long long)si);
       const mp_span *s = &sm->spans[si];
       uint32_t na = 0;
       counted++;
       for (uint32_t w = 0; w < class_words(cls); w++) {
         na += (uint32_t)__builtin_popcountll(s->avail[w]);
         uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
-        if (s->avail[w] & beyond) VIOLATION("S1: span %lu has bits beyond its %u objects", (unsigned long)si, s->nobj);
+        if (s->avail[w] & beyond)
+          VIOLATION("S1: span %llu has bits beyond its %u objects", (unsigned long long)si, s->nobj);
       }
       const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
       for (uint32_t gi = 0, oi = 0; gi < SPAN_GRANULES; gi++) {
         bool h = (held[gi / 64] >> (gi % 64)) & 1, start = oi < s->nobj && gi * MP_GRANULE == oi * mp_class_size[cls];
         if (h && !start)
-          VIOLATION("S1: span %lu: held bit at granule %u, not an object's start", (unsigned long)si, gi);
+          VIOLATION("S1: span %llu: held bit at granule %u, not an object's start", (unsigned long long)si, gi);
         if (h && ((s->avail[oi / 64] >> (oi % 64)) & 1))
-          VIOLATION("S1: span %lu: object %u both avail and held", (unsigned long)si, oi);
+          VIOLATION("S1: span %llu: object %u both avail and held", (unsigned long long)si, oi);
         if (start) oi++;
       }
-      if (na != s->navail) VIOLATION("S2: span %lu navail %u, bitmap says %u", (unsigned long)si, s->navail, na);
+      if (na != s->navail) VIOLATION("S2: span %llu navail %u, bitmap says %u", (unsigned long long)si, s->navail, na);
       uint32_t g = (uint32_t)(si * SPAN_GRANULES);
       if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES ||
           mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
-        VIOLATION("S3: span %lu is not an in-use range of one span", (unsigned long)si);
+        VIOLATION("S3: span %llu is not an in-use range of one span", (unsigned long long)si);
     }
     if (counted != sm->classes[cls].spans)
       VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);
+  }
+  for (size_t si = 0; si < sm->nspans; si++) { /* a span goes back with no held bit */
+    size_t group = si * MP_SPAN_WORDS * 8 / HELD_GROUP;
+    if (sm->span_class[si] || !((sm->held_pages[group / 64] >> (group % 64)) & 1)) continue;
+    for (uint32_t w = 0; w < MP_SPAN_WORDS; w++)
+      if (sm->held[si * MP_SPAN_WORDS + w])
+        VIOLATION("S1: no span at %llu, yet held bits there", (unsigned long long)si);
   }
 out:
   pthread_mutex_unlock(&p->lock);

@@ -68,6 +68,7 @@ static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
  * object. The mirror of mp_span_mark_alloc: an atomic and, and a test (an
  * interior granule's bit is never set, so clearing it changes nothing). */
 static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
+  if (off & (MP_GRANULE - 1)) return false; /* inside a granule: never an object's start */
   uint64_t bit = MP_HELD_BIT(off);
   return __atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit;
 }
@@ -78,7 +79,8 @@ static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */
 static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
-  if (__builtin_expect(__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off), 1))
+  if (__builtin_expect(
+          !(off & (MP_GRANULE - 1)) && (__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off)), 1))
     return MP_SMALL_OK;
   return mp_span_not_held(p, off, cls);
 }

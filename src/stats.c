@@ -13,70 +13,71 @@
 #include "outbuf.h"
 #include "pool.h"
 
-#define UL(x) ((unsigned long)(x))
+#define UL(x) ((unsigned long long)(x))
 
 /* 1 - largest free / free, in tenths of a percent. */
-static unsigned long frag_permille(const mp_pool_info *in) {
+static unsigned long long frag_permille(const mp_pool_info *in) {
   return in->free_bytes ? UL(1000 - in->largest_free * 1000 / in->free_bytes) : 0;
 }
 
 static void report_text(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb) {
-  mp_out_printf(o, "mempool: statistics for pid %lu\n", UL(getpid()));
+  mp_out_printf(o, "mempool: statistics for pid %llu\n", UL(getpid()));
   if (pool) {
     mp_pool_info in;
     mp_pool_get_info(pool, &in);
     const mp_stats *s = &in.stats;
-    unsigned long frag = frag_permille(&in);
-    mp_out_printf(o, "mempool:   region            %.160s offset %#lx, %lu bytes at %p\n", pool->region.device,
+    unsigned long long frag = frag_permille(&in);
+    mp_out_printf(o, "mempool:   region            %.160s offset %#llx, %llu bytes at %p\n", pool->region.device,
                   UL(pool->region.dev_offset), UL(in.region_bytes), (void *)pool->region.base);
     mp_out_printf(
         o,
-        "mempool:   device held       %lu bytes in chunks of %lu (claimed %lu, released %lu, none free %lu times); private copies %lu bytes\n",
+        "mempool:   device held       %llu bytes in chunks of %llu (claimed %llu, released %llu, none free %llu times); private copies %llu bytes\n",
         UL(in.held_bytes), UL(in.chunk_bytes), UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk),
         UL(in.inherited_bytes));
-    mp_out_printf(o, "mempool:   pool allocations  %lu (frees %lu, failed requests %lu)\n",
+    mp_out_printf(o, "mempool:   pool allocations  %llu (frees %llu, failed requests %llu)\n",
                   UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
-    mp_out_printf(o,
-                  "mempool:   pool in use       %lu bytes (%lu in small objects); region in use %lu bytes, peak %lu\n",
-                  UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
-    mp_out_printf(o, "mempool:   pool free         %lu bytes in %lu ranges, largest %lu bytes\n", UL(in.free_bytes),
+    mp_out_printf(
+        o, "mempool:   pool in use       %llu bytes (%llu in small objects); region in use %llu bytes, peak %llu\n",
+        UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
+    mp_out_printf(o, "mempool:   pool free         %llu bytes in %llu ranges, largest %llu bytes\n", UL(in.free_bytes),
                   UL(in.free_ranges), UL(in.largest_free));
-    mp_out_printf(o, "mempool:   fragmentation     %lu.%lu%% (1 - largest free / free)\n", frag / 10, frag % 10);
-    mp_out_printf(o, "mempool:   metadata          %lu bytes (%lu.%02lu%% of the region)\n", UL(in.meta_bytes),
+    mp_out_printf(o, "mempool:   fragmentation     %llu.%llu%% (1 - largest free / free)\n", frag / 10, frag % 10);
+    mp_out_printf(o, "mempool:   metadata          %llu bytes (%llu.%02llu%% of the region)\n", UL(in.meta_bytes),
                   UL(in.meta_bytes * 100 / in.region_bytes), UL(in.meta_bytes * 10000 / in.region_bytes % 100));
   } else {
     mp_out_printf(o, "mempool:   region            not in use\n");
   }
-  mp_out_printf(o, "mempool:   jemalloc          %lu allocations, %lu frees, %lu bytes requested\n", UL(fb->allocs),
+  mp_out_printf(o, "mempool:   jemalloc          %llu allocations, %llu frees, %llu bytes requested\n", UL(fb->allocs),
                 UL(fb->frees), UL(fb->bytes_total));
 }
 
 static void report_json(mp_outbuf *o, mp_pool *pool, const mp_fallback_stats *fb) {
-  mp_out_printf(o, "{\"pid\":%lu,\"region\":", UL(getpid()));
+  mp_out_printf(o, "{\"pid\":%llu,\"region\":", UL(getpid()));
   if (pool) {
     mp_pool_info in;
     mp_pool_get_info(pool, &in);
     const mp_stats *s = &in.stats;
-    unsigned long frag = frag_permille(&in);
+    unsigned long long frag = frag_permille(&in);
     mp_out_printf(o, "{\"device\":");
     mp_out_json_string(o, pool->region.device);
-    mp_out_printf(o, ",\"offset\":%lu,\"bytes\":%lu,\"chunk_bytes\":%lu,\"held_bytes\":%lu,\"private_copy_bytes\":%lu,",
-                  UL(pool->region.dev_offset), UL(in.region_bytes), UL(in.chunk_bytes), UL(in.held_bytes),
-                  UL(in.inherited_bytes));
-    mp_out_printf(o, "\"chunks_claimed\":%lu,\"chunks_released\":%lu,\"no_free_chunk\":%lu},\"pool\":{",
+    mp_out_printf(
+        o, ",\"offset\":%llu,\"bytes\":%llu,\"chunk_bytes\":%llu,\"held_bytes\":%llu,\"private_copy_bytes\":%llu,",
+        UL(pool->region.dev_offset), UL(in.region_bytes), UL(in.chunk_bytes), UL(in.held_bytes),
+        UL(in.inherited_bytes));
+    mp_out_printf(o, "\"chunks_claimed\":%llu,\"chunks_released\":%llu,\"no_free_chunk\":%llu},\"pool\":{",
                   UL(s->chunk_claims), UL(s->chunk_releases), UL(s->no_chunk));
-    mp_out_printf(o, "\"allocations\":%lu,\"frees\":%lu,\"failed_requests\":%lu,", UL(s->pool_allocs + in.small_allocs),
-                  UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
-    mp_out_printf(o, "\"bytes_in_use\":%lu,\"small_bytes_in_use\":%lu,\"region_in_use\":%lu,\"region_peak\":%lu,",
+    mp_out_printf(o, "\"allocations\":%llu,\"frees\":%llu,\"failed_requests\":%llu,",
+                  UL(s->pool_allocs + in.small_allocs), UL(s->pool_frees + in.small_frees), UL(s->pool_failed));
+    mp_out_printf(o, "\"bytes_in_use\":%llu,\"small_bytes_in_use\":%llu,\"region_in_use\":%llu,\"region_peak\":%llu,",
                   UL(s->pool_bytes + in.small_bytes), UL(in.small_bytes), UL(in.used_bytes), UL(s->region_peak));
-    mp_out_printf(o, "\"free_bytes\":%lu,\"free_ranges\":%lu,\"used_ranges\":%lu,\"largest_free\":%lu,",
+    mp_out_printf(o, "\"free_bytes\":%llu,\"free_ranges\":%llu,\"used_ranges\":%llu,\"largest_free\":%llu,",
                   UL(in.free_bytes), UL(in.free_ranges), UL(in.used_ranges), UL(in.largest_free));
-    mp_out_printf(o, "\"fragmentation\":%lu.%03lu,\"metadata_bytes\":%lu}", frag / 1000, frag % 1000,
+    mp_out_printf(o, "\"fragmentation\":%llu.%03llu,\"metadata_bytes\":%llu}", frag / 1000, frag % 1000,
                   UL(in.meta_bytes));
   } else {
     mp_out_printf(o, "null,\"pool\":null");
   }
-  mp_out_printf(o, ",\"jemalloc\":{\"allocations\":%lu,\"frees\":%lu,\"bytes_requested\":%lu}}\n", UL(fb->allocs),
+  mp_out_printf(o, ",\"jemalloc\":{\"allocations\":%llu,\"frees\":%llu,\"bytes_requested\":%llu}}\n", UL(fb->allocs),
                 UL(fb->frees), UL(fb->bytes_total));
 }
 

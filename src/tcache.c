@@ -59,7 +59,7 @@ static mp_tcache *tcache_get(mp_pool *p) {
   mp_t_tcache = tc; /* before setspecific: should it allocate, it finds the cache */
   /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
   if (tc) pthread_setspecific(p->small.key, tc);
-  mp_log(MP_LOG_DEBUG, "thread cache %p for thread %lu", (void *)tc, (unsigned long)pthread_self());
+  mp_log(MP_LOG_DEBUG, "thread cache %p for thread %llu", (void *)tc, (unsigned long long)pthread_self());
   return tc;
 }
 

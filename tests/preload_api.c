@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <stdint.h>
 
+#include "death.h"
 #include "preload_util.h"
 
 #include <dlfcn.h>
@@ -39,7 +40,7 @@ int main(void) {
   sink = calloc(SIZE_MAX / 2, 3);
   CHECK(sink == NULL && errno == ENOMEM, "calloc overflow");
   errno = 0;
-  sink = calloc((size_t)1 << 33, (size_t)1 << 33);
+  sink = calloc(HALF_WIDTH, HALF_WIDTH);
   CHECK(sink == NULL && errno == ENOMEM, "calloc overflow 2");
 
   /* calloc zeroes recycled region memory. */
@@ -64,11 +65,11 @@ int main(void) {
   void *out = (void *)0x1;
   CHECK(posix_memalign(&out, 0, 10) == EINVAL, "posix_memalign 0");
   CHECK(posix_memalign(&out, 3, 10) == EINVAL, "posix_memalign 3");
-  CHECK(posix_memalign(&out, 4, 10) == EINVAL, "posix_memalign 4 (< sizeof(void*))");
+  CHECK(posix_memalign(&out, sizeof(void *) / 2, 10) == EINVAL, "posix_memalign sizeof(void *) / 2");
   CHECK(posix_memalign(&out, 24, 10) == EINVAL, "posix_memalign 24");
   CHECK(out == (void *)0x1, "out pointer changed on error");
-  CHECK(posix_memalign(&out, (size_t)1 << 62, 10) == ENOMEM, "posix_memalign huge alignment");
-  for (size_t a = 8; a <= (1u << 20); a <<= 1) {
+  CHECK(posix_memalign(&out, SIZE_MAX / 2 + 1, 10) == ENOMEM, "posix_memalign huge alignment");
+  for (size_t a = sizeof(void *); a <= (1u << 20); a <<= 1) {
     CHECK(posix_memalign(&out, a, 100) == 0 && ((uintptr_t)out % a) == 0, "posix_memalign %zu", a);
     CHECK(in_region(out), "aligned block %zu in region", a);
     free(out);

@@ -13,6 +13,7 @@ dev="$tmp/$name.dev"
 base=0x10000000
 extra=()
 case "$name" in
+  preload_placement_high) base=0x100000000 high=0x103FFFFFF ;;  # 64 MiB at 4 GiB: a 64-bit offset on 32-bit targets
   preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
   preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
   preload_policy_strict) high=0x103FFFFF extra=(MEMPOOL_STRICT=1) ;;
@@ -24,7 +25,15 @@ case "$name" in
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"
-env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" LD_PRELOAD="$lib" "$exe" "$@" 2>"$err"
+# A cross build runs the program under qemu user emulation
+# (MEMPOOL_TEST_WRAPPER, tests/meson.build), which takes the target's
+# LD_PRELOAD through QEMU_SET_ENV: the host's loader must not see it.
+preload=(LD_PRELOAD="$lib")
+if [ -n "${MEMPOOL_TEST_WRAPPER:-}" ]; then
+  read -r -a wrapper <<<"$MEMPOOL_TEST_WRAPPER"
+  preload=(QEMU_SET_ENV="LD_PRELOAD=$lib" "${wrapper[@]}")
+fi
+env MEMPOOL_DEVICE="$dev" MEMPOOL_BASE=$base MEMPOOL_HIGH=$high "${extra[@]}" "${preload[@]}" "$exe" "$@" 2>"$err"
 rc=$?
 cat "$err" >&2
 if grep -q '^mempool:' "$err"; then

@@ -61,9 +61,10 @@ static inline int mapping_of_locked(const void *p, uintptr_t *start, uintptr_t *
   for (char *line = buf; line && *line;) {
     char *nl = strchr(line, '\n');
     if (nl) *nl = '\0';
-    unsigned long s, e, off;
+    unsigned long s, e;
+    unsigned long long off; /* 64-bit on every target: a device offset beyond 4 GiB on 32-bit ARM (LPAE) */
     int pos = 0;
-    if (sscanf(line, "%lx-%lx %*s %lx %*s %*s%n", &s, &e, &off, &pos) >= 3 && (uintptr_t)p >= s && (uintptr_t)p < e) {
+    if (sscanf(line, "%lx-%lx %*s %llx %*s %*s%n", &s, &e, &off, &pos) >= 3 && (uintptr_t)p >= s && (uintptr_t)p < e) {
       const char *q = line + pos;
       while (*q == ' ') q++;
       snprintf(path, pathlen, "%s", q);

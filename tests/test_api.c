@@ -362,11 +362,18 @@ static void do_small_double_free(void) {
   mp_free(&pool, v);
 }
 static void do_small_interior(void) { mp_free(&pool, (char *)mp_malloc(&pool, 40) + 16); }
+/* Inside the object's first granule: its held bit is the object's own. */
+static void do_small_unaligned(void) { mp_free(&pool, (char *)mp_malloc(&pool, 40) + 8); }
+static void do_small_unaligned_usable(void) { mp_malloc_usable_size(&pool, (char *)mp_malloc(&pool, 40) + 4); }
+static void do_small_unaligned_realloc(void) { mp_realloc(&pool, (char *)mp_malloc(&pool, 40) + 1, 20); }
 
 START_TEST(trap_small) {
   expect_trap(do_small_double_free, "free(0x");
   expect_trap(do_small_double_free, "double free or use of a freed block");
   expect_trap(do_small_interior, "invalid pointer");
+  expect_trap(do_small_unaligned, "invalid pointer");
+  expect_trap(do_small_unaligned_usable, "invalid pointer");
+  expect_trap(do_small_unaligned_realloc, "invalid pointer");
 }
 END_TEST
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -150,9 +152,16 @@ static const struct {
     {{"MEMPOOL_BASE", "0x10000000", "MEMPOOL_HIGH", "0x10000000", NULL}, "must be above MEMPOOL_BASE"},
     {{"MEMPOOL_BASE", "0x10000100", NULL}, "not page-aligned"},
     {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "100", NULL}, "smaller than one page"},
+#if SIZE_MAX > UINT32_MAX
     /* Exactly 64 GiB: one granule index too many (the real limit is said). */
     {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFF", NULL},
      "larger than the 68719476480 bytes supported (64 GiB - 256: MEMPOOL_HIGH at most MEMPOOL_BASE + 0xffffffeff)"},
+#else
+    /* 2 GiB + 1 byte above 4 GiB: more than a 32-bit address space holds. */
+    {{"MEMPOOL_BASE", "0x100000000", "MEMPOOL_HIGH", "0x180000000", NULL},
+     "region 0x100000000..0x180000000 is larger than the 2147483648 bytes supported (2 GiB on a 32-bit target: "
+     "MEMPOOL_HIGH at most MEMPOOL_BASE + 0x7fffffff)"},
+#endif
     {{"MEMPOOL_BASE", "0", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL}, "is larger than the"},
     {{"MEMPOOL_BASE", "0xFFFFFFFFFFFFF000", "MEMPOOL_HIGH", "0xFFFFFFFFFFFFFFFF", NULL},
      "MEMPOOL_HIGH (0xffffffffffffffff) is beyond the largest device offset (0x7fffffffffffffff)"},
@@ -299,6 +308,19 @@ START_TEST(file_region_sparse_and_lazy) {
   ck_assert_int_eq(c, 'Z');
   close(fd);
   unlink(path);
+}
+END_TEST
+
+/* The messages' formatter keeps 64-bit values whole where long has 32 bits
+ * ('ll'), and size_t's 'z' and long's 'l' at their own widths. */
+START_TEST(format_widths) {
+  char buf[160];
+  mp_format(buf, sizeof buf, "%#llx %llu %lld %zu %lu %d %u", 0x123456789abcull, (unsigned long long)UINT64_MAX,
+            (long long)INT64_MIN, (size_t)SIZE_MAX, (unsigned long)ULONG_MAX, -7, 7u);
+  char want[160];
+  snprintf(want, sizeof want, "0x123456789abc 18446744073709551615 -9223372036854775808 %zu %lu -7 7", (size_t)SIZE_MAX,
+           (unsigned long)ULONG_MAX);
+  ck_assert_str_eq(buf, want);
 }
 END_TEST
 
@@ -483,6 +505,7 @@ int main(void) {
   tcase_add_test(tc, strict_before_everything);
   tcase_add_test(tc, number_conventions);
   tcase_add_test(tc, diagnostic_descriptors);
+  tcase_add_test(tc, format_widths);
   suite_add_tcase(s, tc);
   TCase *tr = tcase_create("region");
   tcase_add_test(tr, file_region_sparse_and_lazy);

@@ -121,8 +121,8 @@ START_TEST(bad_create_parameters) {
       {"anon", 0x200000, 0x100000, EINVAL, "above base"},
       {"anon", 0x1001, 0x200000, EINVAL, "not page-aligned"},
       {"anon", 0x1000, 0x1000 + 100, EINVAL, "one page"},
-      {"anon", 0, 0x1000000000ull * 2, EINVAL, "64 GiB"},
-      {"anon", 0, UINT64_MAX, EINVAL, "64 GiB"},
+      {"anon", 0, 0x1000000000ull * 2, EINVAL, "bytes supported"},
+      {"anon", 0, UINT64_MAX, EINVAL, "bytes supported"},
       {"/dev/mempool-no-such-device", 0, MiB - 1, ENOENT, "/dev/mempool-no-such-device"},
       {"/nonexistent-mempool-dir/dev", 0, MiB - 1, ENOENT, "/nonexistent-mempool-dir/dev"},
   };
@@ -264,7 +264,7 @@ START_TEST(calloc_zeroes_and_overflow) {
   ck_assert_ptr_null(mempool_calloc(m, SIZE_MAX / 2, 4));
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
-  ck_assert_ptr_null(mempool_calloc(m, (size_t)1 << 33, (size_t)1 << 33));
+  ck_assert_ptr_null(mempool_calloc(m, HALF_WIDTH, HALF_WIDTH));
   ck_assert_int_eq(errno, ENOMEM);
   ck_assert_uint_eq(stats_of(m).failed_requests, failed + 2);
   char *e1 = mempool_calloc(m, 0, 10), *e2 = mempool_calloc(m, 10, 0);
@@ -514,6 +514,16 @@ END_TEST
 
 /* Blocks of 16 B .. 1 MiB: their device address is their offset in the file
  * as /proc/self/maps says, the reverse lands on them, syncs succeed. */
+/* A sync call on a cached mapping: 0 where user space can clean and
+ * invalidate lines (x86, arm64), -1 EOPNOTSUPP elsewhere (32-bit ARM). */
+static bool synced(int rc) {
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+  return rc == 0;
+#else
+  return rc == -1 && errno == EOPNOTSUPP;
+#endif
+}
+
 START_TEST(dma_addresses_on_a_file) {
   const char *dev = devfile("dma");
   mempool_t *m = make(dev, 0x200000, 0x200000 + 8 * MiB - 1);
@@ -530,8 +540,8 @@ START_TEST(dma_addresses_on_a_file) {
       ck_assert_ptr_eq(mempool_virt(m, want), p);
       ck_assert_ptr_eq(mempool_virt(m, last), p + size - 1);
       memset(p, 0x5a, size);
-      ck_assert_int_eq(mempool_sync_for_device(m, p, size), 0);
-      ck_assert_int_eq(mempool_sync_for_cpu(m, p, size), 0);
+      ck_assert(synced(mempool_sync_for_device(m, p, size)));
+      ck_assert(synced(mempool_sync_for_cpu(m, p, size)));
       ck_assert_int_eq((unsigned char)p[size - 1], 0x5a); /* a flush keeps the bytes */
     }
   }
@@ -560,8 +570,8 @@ START_TEST(dma_refusals) {
   expect_errno(mempool_sync_for_device(m, base + size - 16, 32) == -1, EINVAL, "sync across the end");
   expect_errno(mempool_sync_for_cpu(m, base + 16, SIZE_MAX) == -1, EINVAL, "sync of SIZE_MAX bytes");
   expect_errno(mempool_sync_for_cpu(NULL, base, 16) == -1, EINVAL, "sync of no pool");
-  ck_assert_int_eq(mempool_sync_for_device(m, base + size - 16, 16), 0); /* the last bytes */
-  ck_assert_int_eq(mempool_sync_for_cpu(m, base, 0), 0);
+  ck_assert(synced(mempool_sync_for_device(m, base + size - 16, 16))); /* the last bytes */
+  ck_assert_int_eq(mempool_sync_for_cpu(m, base, 0), 0);               /* nothing to do: 0 everywhere */
   ck_assert_ptr_eq(mempool_virt(m, 0x100000), base);
   mempool_destroy(m);
 

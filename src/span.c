@@ -142,14 +142,6 @@ static bool held_commit(mp_small *sm, uint32_t si) {
   return true;
 }
 
-/* Bytes of the held bitmap committed. */
-static size_t held_committed(const mp_small *sm) {
-  size_t groups = 0, words = (sm->nspans * MP_SPAN_WORDS * 8 + HELD_GROUP - 1) / HELD_GROUP / 64 + 1;
-  for (size_t w = 0; w < words; w++)
-    groups += (size_t)__builtin_popcountll(__atomic_load_n(&sm->held_pages[w], __ATOMIC_RELAXED));
-  return groups * HELD_GROUP;
-}
-
 /* A fresh span from the pool's ranges, all objects avail. */
 static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
@@ -262,8 +254,10 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
   size_t spans = 0, caches = 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) spans += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED);
   for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
-  return sm->nspans + spans * sizeof(mp_span) + __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 +
-         held_committed(sm) + caches * sizeof(mp_tcache);
+  /* A live span's held words are what of the held bitmap is touched (the
+   * rest of a committed group is never written). */
+  return sm->nspans + spans * (sizeof(mp_span) + MP_SPAN_WORDS * 8) +
+         __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 + caches * sizeof(mp_tcache);
 }
 
 /* Class locks, then the thread-cache list lock (forkorder.h). single: only

@@ -80,11 +80,6 @@ void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
   return alloc_aligned(p, n, MIN_ALIGN, true, "calloc");
 }
 
-void mp_free_not_held(mp_pool *p, void *ptr, unsigned cls) {
-  uintptr_t off = (uintptr_t)ptr - p->region.base;
-  mp_pool_trap(p, ptr, "free", mp_span_not_held(p, off, cls) == MP_SMALL_NOT_HELD);
-}
-
 /* What free's fast path (alloc.h) does not finish. Only jemalloc may touch
  * errno here (munmap): free must keep it. */
 void mp_free_slow(mp_pool *p, void *ptr) {

@@ -25,9 +25,6 @@
 /* Everything but the thread cache's hit (below). */
 void *mp_malloc_slow(mp_pool *p, size_t n) __attribute__((noinline));
 void mp_free_slow(mp_pool *p, void *ptr) __attribute__((noinline));
-/* free of a pointer in a span of class cls that is not a held object: the
- * trap (a tail call, not a noreturn one, so the fast path needs no frame). */
-void mp_free_not_held(mp_pool *p, void *ptr, unsigned cls) __attribute__((cold, noinline));
 
 /* malloc's fast path, inlined in the interposer's malloc: a small request
  * from the thread's cache, no lock; else one tail call. */
@@ -39,19 +36,15 @@ static inline void *mp_malloc(mp_pool *p, size_t n) {
   return mp_malloc_slow(p, n);
 }
 
-/* free's, its mirror: a held small object of a span this process made
- * into the thread's cache (a pointer that is not held traps); else one
- * tail call (NULL, jemalloc's blocks, range blocks, inherited spans). */
+/* free's, its mirror: a small object into the thread's cache (a pointer
+ * that is not a held object traps: mp_pool_free_small); else one tail call
+ * (NULL, jemalloc's blocks, range blocks, a fork child's inherited spans:
+ * testing for those here keeps the span byte's two tests one compare). */
 static inline void mp_free(mp_pool *p, void *ptr) {
   if (__builtin_expect(mp_pool_owns(p, ptr) && p->fast_small, 1)) {
     uintptr_t off = (uintptr_t)ptr - p->region.base;
     unsigned c = p->small.span_class[off >> MP_SPAN_SHIFT];
-    if (__builtin_expect(c != 0 && !(c & MP_SPAN_INHERITED), 1)) {
-      unsigned cls = mp_span_cls(c);
-      if (__builtin_expect(!mp_span_unhold(p, off), 0)) return mp_free_not_held(p, ptr, cls);
-      if (__builtin_expect(mp_tcache_push(p, ptr, cls), 1)) return;
-      return mp_tcache_free_slow(p, ptr, cls);
-    }
+    if (__builtin_expect(c != 0 && !(c & MP_SPAN_INHERITED), 1)) return mp_pool_free_small(p, ptr, off, c, "free");
   }
   mp_free_slow(p, ptr);
 }

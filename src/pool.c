@@ -176,7 +176,14 @@ void mp_pool_span_put(mp_pool *p, uint32_t g) {
   pthread_mutex_unlock(&p->lock);
 }
 
-void mp_pool_free_inherited_small(mp_pool *p, void *ptr, unsigned cls) { mp_span_give(p, cls, &ptr, 1); }
+void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *caller) {
+  mp_pool_trap(p, ptr, caller, mp_span_not_held(p, (uintptr_t)ptr - p->region.base, cls) == MP_SMALL_NOT_HELD);
+}
+
+void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller) {
+  if (!mp_span_unhold(p, off)) mp_pool_not_held(p, ptr, cls, caller);
+  mp_span_give(p, cls, &ptr, 1);
+}
 
 bool mp_pool_inherited(const mp_pool *p, uint32_t g) { return mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED; }
 

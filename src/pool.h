@@ -38,21 +38,25 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
  * pointer ...", then abort(). */
 _Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) __attribute__((cold));
 
-/* A fork child's inherited small object goes straight back to its span. */
-void mp_pool_free_inherited_small(mp_pool *p, void *ptr, unsigned cls) __attribute__((cold, noinline));
+/* A fork child's inherited small object (offset off) goes straight back to
+ * its span, after the same check as any other (a pointer not held traps). */
+void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller)
+    __attribute__((cold, noinline));
+/* A pointer in a span of class cls that is not a held object: the trap (a
+ * call that returns in the compiler's eyes, so that the callers below can
+ * tail-call it and the free fast path needs no frame). */
+void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *caller) __attribute__((cold, noinline));
 
 /* Frees a small object (offset off, span byte span_byte: see span.h) into
- * the thread's cache; an inherited one straight back to its span. On the
- * free fast path: always inlined, the inherited case out of line. */
+ * the thread's cache; an inherited one straight back to its span. free's
+ * fast path: always inlined, every other case a tail call. */
 static inline __attribute__((always_inline)) void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off,
                                                                      unsigned span_byte, const char *caller) {
   unsigned cls = mp_span_cls(span_byte);
-  int st = mp_span_mark_free(p, off, cls);
-  if (__builtin_expect(st != MP_SMALL_OK, 0)) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
-  if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
-    mp_pool_free_inherited_small(p, ptr, cls);
-  else
-    mp_tcache_free(p, ptr, cls);
+  if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0)) return mp_pool_free_inherited_small(p, ptr, off, cls, caller);
+  if (__builtin_expect(!mp_span_unhold(p, off), 0)) return mp_pool_not_held(p, ptr, cls, caller);
+  if (__builtin_expect(mp_tcache_push(p, ptr, cls), 1)) return;
+  return mp_tcache_free_slow(p, ptr, cls);
 }
 
 /* For spans (the layer above the ranges): a span-aligned range of n

@@ -11,8 +11,8 @@
  * TIME BOUNDS: take/give O(objects moved + MP_SPAN_WORDS); mark O(1).
  * METADATA: 32 bytes per span, a bit per object (512 bytes for a span of
  * 16-byte objects, 32 bytes for 256-byte objects), only for live spans, and
- * the held bitmap: a bit per granule, 512 bytes per span, committed a page
- * (8 spans) at a time as spans are made.
+ * the held bitmap: a bit per granule, 512 bytes per span, committed 64 KiB
+ * (128 spans) at a time as spans are made.
  * Lock order: class lock, then the pool lock (never the reverse).
  */
 #ifndef MP_SPAN_H
@@ -64,23 +64,25 @@ static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
   __atomic_fetch_or(MP_HELD_WORD(p, off), MP_HELD_BIT(off), __ATOMIC_RELAXED);
 }
 
-/* The user gives the object at off back: OK, or why it is not a held
- * object. The mirror of mp_span_mark_alloc: an atomic and, and a test (an
- * interior granule's bit is never set, so clearing it changes nothing). */
+/* Can off be an object's start at all? (Inside a granule it never is; a
+ * held bit there would be the granule's object's.) */
+static inline bool mp_span_granule_start(uintptr_t off) { return !(off & (MP_GRANULE - 1)); }
+
+/* The user gives the object at off back: true, or false when it is not a
+ * held object (mp_span_not_held says why). The mirror of
+ * mp_span_mark_alloc: an atomic and, and a test (an interior granule's bit
+ * is never set, so clearing it changes nothing). */
 static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
-  if (off & (MP_GRANULE - 1)) return false; /* inside a granule: never an object's start */
+  if (!mp_span_granule_start(off)) return false;
   uint64_t bit = MP_HELD_BIT(off);
   return __atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit;
-}
-static inline int mp_span_mark_free(mp_pool *p, uintptr_t off, unsigned cls) {
-  if (__builtin_expect(mp_span_unhold(p, off), 1)) return MP_SMALL_OK;
-  return mp_span_not_held(p, off, cls);
 }
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */
 static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
   if (__builtin_expect(
-          !(off & (MP_GRANULE - 1)) && (__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off)), 1))
+          mp_span_granule_start(off) && (__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off)),
+          1))
     return MP_SMALL_OK;
   return mp_span_not_held(p, off, cls);
 }

@@ -48,7 +48,8 @@ static __thread mp_pool *t_pool __attribute__((tls_model("initial-exec")));
 
 void mp_preload_not_pool(int delta) {
   t_not_pool += delta;
-  t_pool = NULL; /* the next request looks again (pool_slow) */
+  t_pool = NULL;                       /* the next request looks again (pool_slow) */
+  mp_tcache_keep_out(t_not_pool != 0); /* and misses the thread cache */
 }
 
 /* The environment is read once, at initialization, and every value is
@@ -186,18 +187,21 @@ __attribute__((destructor)) static void at_exit(void) {
 
 /* ---- the malloc family ---------------------------------------------------- */
 
-/* malloc's first call of a thread (and every call without a pool). */
-static __attribute__((noinline)) void *malloc_slow(size_t n) { return mp_malloc(pool_slow(), n); }
+/* What malloc's hit (mp_malloc_hit) does not serve. */
+static __attribute__((noinline)) void *malloc_slow(size_t n) { return mp_malloc_slow(pool(), n); }
 EXPORT void *malloc(size_t n) {
-  mp_pool *p = t_pool;
-  if (__builtin_expect(p == NULL, 0)) return malloc_slow(n); /* a tail call: no frame on the fast path */
-  return mp_malloc(p, n);
+  void *r = mp_malloc_hit(n);
+  if (__builtin_expect(r != NULL, 1)) return r;
+  return malloc_slow(n); /* a tail call: no frame on the fast path */
 }
 EXPORT void *calloc(size_t nmemb, size_t size) { return mp_calloc(pool(), nmemb, size); }
 EXPORT void *realloc(void *p, size_t n) { return mp_realloc(pool(), p, n); }
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size) { return mp_reallocarray(pool(), p, nmemb, size); }
-EXPORT void free(void *p) { mp_free(owner_pool(), p); }
-EXPORT void cfree(void *p) { mp_free(owner_pool(), p); }
+static __attribute__((noinline)) void free_slow(void *p) { mp_free_slow(owner_pool(), p); }
+EXPORT void free(void *p) {
+  if (__builtin_expect(!mp_free_hit(p), 0)) free_slow(p); /* a tail call */
+}
+EXPORT void cfree(void *p) { free(p); }
 EXPORT int posix_memalign(void **out, size_t align, size_t n) { return mp_posix_memalign(pool(), out, align, n); }
 EXPORT void *aligned_alloc(size_t align, size_t n) { return mp_aligned_alloc(pool(), align, n); }
 EXPORT void *memalign(size_t align, size_t n) { return mp_memalign(pool(), align, n); }

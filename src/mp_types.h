@@ -200,7 +200,9 @@ _Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE
 
 struct mp_pool;
 typedef struct mp_tcache {
-  struct mp_pool *pool;
+  uintptr_t base, size;        /* the pool's region, copied for the hit paths (mp_tcache_none: 0, 0) */
+  uintptr_t held_by_address;   /* the pool's held bitmap, biased (span.h: mp_held_by_address) */
+  struct mp_pool *pool;        /* the pool (for the slow paths) */
   struct mp_tcache *next_all;  /* every cache ever made (for statistics) */
   struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];

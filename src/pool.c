@@ -92,6 +92,7 @@ int mp_pool_enable_small(mp_pool *p) {
 }
 
 void mp_pool_close(mp_pool *p) {
+  mp_tcache_abandon_current(p); /* the calling thread's cache of p (other threads' must be gone) */
   mp_small_destroy(p);
   mp_ranges_destroy(&p->ranges);
   mp_chunks_destroy(p);
@@ -332,6 +333,7 @@ static void detach(mp_pool *p) {
   mprotect((void *)p->region.base, p->region.map_len, PROT_READ);
   p->detached = true;
   p->fast_small = false;
+  mp_tcache_abandon_current(p); /* the child's one thread */
 }
 
 /* fork interrupted this process's only thread inside the library (a fork
@@ -351,6 +353,7 @@ static int fork_child_interrupted(mp_pool *p) {
   if (rc != 0) detach(p); /* no private copy: read-only, never the parent's memory written */
   p->detached = true;
   p->fast_small = false;
+  mp_tcache_abandon_current(p); /* it may have been inside it: left as it is */
   return rc;
 }
 

@@ -45,7 +45,7 @@ static inline unsigned mp_small_class_at(const mp_pool *p, uintptr_t off) {
   return p->small.span_class ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
 }
 /* The class of a non-zero span byte. */
-static inline unsigned mp_span_cls(unsigned span_byte) { return (span_byte & ~MP_SPAN_INHERITED) - 1; }
+static inline size_t mp_span_cls(size_t span_byte) { return (span_byte & ~(size_t)MP_SPAN_INHERITED) - 1; }
 
 enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
 
@@ -57,11 +57,22 @@ enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
  * object's start, or an object not held (freed twice, never given out). */
 int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) __attribute__((cold, noinline));
 
-/* The object at offset off (of class cls) passes to the user. 3 instructions
- * and an atomic or. */
-static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
-  (void)cls;
-  __atomic_fetch_or(MP_HELD_WORD(p, off), MP_HELD_BIT(off), __ATOMIC_RELAXED);
+/* The object at region offset off passes to the user: its held bit set in
+ * the held bitmap held (at off's granule; the bitmap's words are
+ * MP_HELD_SPAN bytes of region each). mp_held_set_at does the same by
+ * address, with the bitmap biased by the region's base (which is aligned
+ * to MP_HELD_SPAN): 5 instructions and an atomic or. */
+#define MP_HELD_SPAN (MP_GRANULE * 64u)
+_Static_assert(MP_HELD_SPAN <= 4096, "a region's base, page-aligned, is aligned to a held word's span");
+static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
+  uint64_t *word = (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
+  __atomic_fetch_or(word, MP_HELD_BIT(a), __ATOMIC_RELAXED);
+}
+static inline uintptr_t mp_held_by_address(const mp_pool *p) {
+  return (uintptr_t)p->small.held - p->region.base / MP_HELD_SPAN * sizeof(uint64_t);
+}
+static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off) {
+  mp_held_set_at(mp_held_by_address(p), p->region.base + off);
 }
 
 /* Can off be an object's start at all? (Inside a granule it never is; a

@@ -7,7 +7,12 @@
 #include "msg.h"
 #include "region.h"
 
-__thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec")));
+mp_tcache mp_tcache_none; /* all zero: empty and full bins, an empty region */
+__thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec"))) = &mp_tcache_none;
+/* The calling thread's own cache (NULL until its first small request), and
+ * whether the interposer keeps it out of the hit paths. */
+static __thread mp_tcache *t_own __attribute__((tls_model("initial-exec")));
+static __thread bool t_out __attribute__((tls_model("initial-exec")));
 /* Set once the thread's cache was flushed at thread exit: from then on the
  * thread's small objects go straight to the spans (no new cache to leak). */
 static __thread bool t_cache_dead __attribute__((tls_model("initial-exec")));
@@ -42,6 +47,9 @@ static mp_tcache *tcache_new(mp_pool *p) {
   if (!tc) return NULL;
   /* Reset all but the list links (a statistics walk may be following them). */
   tc->pool = p;
+  tc->base = p->region.base;
+  tc->size = p->region.size;
+  tc->held_by_address = mp_held_by_address(p);
   tc->next_free = NULL;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
     tc->bins[c].n = 0;
@@ -51,12 +59,20 @@ static mp_tcache *tcache_new(mp_pool *p) {
   return tc;
 }
 
+static void use(mp_tcache *tc) { mp_t_tcache = tc && !t_out ? tc : &mp_tcache_none; }
+
+void mp_tcache_keep_out(bool out) {
+  t_out = out;
+  use(t_own);
+}
+
 static mp_tcache *tcache_get(mp_pool *p) {
-  mp_tcache *tc = mp_t_tcache;
+  mp_tcache *tc = t_own;
   if (tc) return tc->pool == p ? tc : NULL;
   if (t_cache_dead) return NULL;
   tc = tcache_new(p);
-  mp_t_tcache = tc; /* before setspecific: should it allocate, it finds the cache */
+  t_own = tc; /* before setspecific: should it allocate, it finds the cache */
+  use(tc);
   /* Keys below 32 live in the thread descriptor: setspecific does not allocate. */
   if (tc) pthread_setspecific(p->small.key, tc);
   mp_log(MP_LOG_DEBUG, "thread cache %p for thread %llu", (void *)tc, (unsigned long long)pthread_self());
@@ -74,15 +90,14 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
   void *obj;
   if (!tc) { /* no cache for this thread: one object straight from the spans */
     if (mp_span_take(p, cls, &obj, 1) == 0) return NULL;
-    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
+    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base);
     __atomic_fetch_add(&p->small.retired_allocs, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->small.retired_bytes_alloc, mp_class_size[cls], __ATOMIC_RELAXED);
     return obj;
   }
   mp_tcache_bin *b = &tc->bins[cls];
   b->n = mp_span_take(p, cls, b->items, b->cap / 2);
-  if (b->n == 0) return NULL;
-  return mp_tcache_alloc(p, cls);
+  return mp_tcache_pop_from(tc, cls); /* NULL when the spans had none */
 }
 
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
@@ -97,7 +112,7 @@ void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
   }
   mp_tcache_bin *b = &tc->bins[cls];
   bin_flush(p, b, cls, b->cap / 2);
-  mp_tcache_free(p, obj, cls);
+  mp_tcache_push_to(tc, obj, cls);
 }
 
 static void flush_all(mp_pool *p, mp_tcache *tc) {
@@ -105,14 +120,15 @@ static void flush_all(mp_pool *p, mp_tcache *tc) {
 }
 
 void mp_tcache_flush_current(mp_pool *p) {
-  mp_tcache *tc = mp_t_tcache;
+  mp_tcache *tc = t_own;
   if (tc && tc->pool == p) flush_all(p, tc);
 }
 
 void mp_tcache_abandon_current(mp_pool *p) {
-  mp_tcache *tc = mp_t_tcache;
+  mp_tcache *tc = t_own;
   if (!tc || tc->pool != p) return;
-  mp_t_tcache = NULL;
+  t_own = NULL;
+  use(NULL);
   pthread_setspecific(p->small.key, NULL); /* its thread exit must not flush it */
 }
 
@@ -121,7 +137,8 @@ static void thread_exit(void *arg) {
   mp_pool *p = tc->pool;
   mp_small *sm = &p->small;
   flush_all(p, tc);
-  mp_t_tcache = NULL;
+  t_own = NULL;
+  use(NULL);
   t_cache_dead = true;
   pthread_mutex_lock(&sm->tcache_lock);
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {

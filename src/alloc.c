@@ -85,14 +85,8 @@ void *mp_calloc(mp_pool *p, size_t nmemb, size_t size) {
 void mp_free_slow(mp_pool *p, void *ptr) {
   if (!ptr) return;
   if (__builtin_expect(mp_pool_owns(p, ptr), 1)) {
-    uintptr_t off = (uintptr_t)ptr - p->region.base;
-    unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
-    if (__builtin_expect(c != 0, 1)) {
-      mp_pool_free_small(p, ptr, off, c, "free");
-      return;
-    }
-    int saved = errno; /* a first cache for this thread may mmap */
-    pool_free(p, ptr, "free");
+    int saved = errno;         /* a first cache for this thread may mmap; a chunk may go back */
+    pool_free(p, ptr, "free"); /* classifies it: a small object or a range block */
     errno = saved;
     return;
   }
@@ -120,6 +114,30 @@ size_t mp_malloc_usable_size(mp_pool *p, const void *ptr) {
   return mp_fallback_usable_size(ptr);
 }
 
+/* realloc of a block jemalloc holds: into the pool when the pool can take
+ * it, else jemalloc's own realloc. */
+static void *realloc_foreign(mp_pool *p, void *ptr, size_t n) {
+  void *q = routed(p, n) ? pool_alloc(p, n, MIN_ALIGN, false, "realloc") : NULL;
+  if (!q) {
+    if (p && p->policy.strict && routed(p, n)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    q = mp_fallback_realloc(ptr, n);
+    if (!q) errno = ENOMEM;
+    return q;
+  }
+  size_t old = mp_fallback_usable_size(ptr);
+  memcpy(q, ptr, old < n ? old : n);
+  mp_fallback_free(ptr);
+  return q;
+}
+
+/* A pool block's: classified once by mp_pool_realloc, which keeps it in
+ * place or moves it within the region (a growing range block gets 1/8 more
+ * room: the next growth steps then stay in place, as jemalloc's size
+ * classes do). What the region cannot serve (or the policy keeps out of
+ * it, or MEMPOOL_CHECK's guarded blocks) moves by the general path. */
 void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   if (!ptr) return mp_malloc(p, n);
   if (n == 0) { /* glibc: frees and returns NULL */
@@ -130,48 +148,24 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
+  if (!mp_pool_owns(p, ptr)) return realloc_foreign(p, ptr, n);
   size_t old;
-  if (mp_pool_owns(p, ptr)) {
-    uintptr_t off = (uintptr_t)ptr - p->region.base;
-    unsigned c = p->fast_small ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
-    if (c) { /* a small object: stays in its class, or moves by the fast paths */
-      unsigned cls = mp_span_cls(c);
-      int st = mp_span_check_held(p, off, cls);
-      if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, "realloc", st == MP_SMALL_NOT_HELD);
-      size_t cs = mp_class_size[cls];
-      if (n <= cs && (n > cs / 2 || mp_class_of(n) == cls)) return ptr;
-      void *q = mp_malloc(p, n);
-      if (!q) return NULL;
-      memcpy(q, ptr, cs < n ? cs : n);
-      mp_pool_free_small(p, ptr, off, c, "realloc");
-      return q;
-    }
-    if (!p->policy.check && routed(p, n) && mp_pool_resize(p, ptr, n, "realloc")) return ptr;
-    old = pool_usable(p, ptr, "realloc");
+  void *q;
+  if (!p->policy.check && routed(p, n)) {
+    size_t room = n <= SIZE_MAX / 2 && routed(p, n + n / 8) ? n / 8 : 0;
+    q = mp_pool_realloc(p, ptr, n, room, &old, "realloc");
+    if (q) return q;
+    mp_log(MP_LOG_DEBUG, "realloc(%p, %zu): the region cannot serve it%s", ptr, n,
+           p->policy.strict ? " (strict: ENOMEM)" : "; jemalloc");
+    q = p->policy.strict ? NULL : mp_fallback_alloc(n, MIN_ALIGN, false);
   } else {
-    /* A jemalloc block moves into the pool when the pool can take it. */
-    void *q = routed(p, n) ? pool_alloc(p, n, MIN_ALIGN, false, "realloc") : NULL;
-    if (!q) {
-      if (p && p->policy.strict && routed(p, n)) {
-        errno = ENOMEM;
-        return NULL;
-      }
-      q = mp_fallback_realloc(ptr, n);
-      if (!q) errno = ENOMEM;
-      return q;
-    }
-    old = mp_fallback_usable_size(ptr);
-    memcpy(q, ptr, old < n ? old : n);
-    mp_fallback_free(ptr);
-    return q;
+    old = pool_usable(p, ptr, "realloc");
+    q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
   }
-  /* A range block that must move while growing gets 1/8 more room: the next
-   * growth steps then stay in place (size classes give jemalloc the same). */
-  void *q = NULL;
-  if (n > old && n <= SIZE_MAX / 2 && !p->policy.check && routed(p, n + n / 8))
-    q = mp_pool_try_alloc(p, n + n / 8, MIN_ALIGN);
-  if (!q) q = alloc_aligned(p, n, MIN_ALIGN, false, "realloc");
-  if (!q) return NULL; /* ptr untouched, errno = ENOMEM */
+  if (!q) {
+    errno = ENOMEM;
+    return NULL; /* ptr untouched */
+  }
   memcpy(q, ptr, old < n ? old : n);
   pool_free(p, ptr, "realloc");
   return q;

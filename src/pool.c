@@ -242,19 +242,31 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   pthread_mutex_unlock(&p->lock);
 }
 
-/* Class + 1 of a held small object at ptr (trapping on a bad one), or 0. */
+/* The span byte of a held small object at ptr (trapping on a bad one), or
+ * 0: not a small object. */
 static unsigned small_held(mp_pool *p, const void *ptr, const char *caller) {
   uintptr_t off = (uintptr_t)ptr - p->region.base;
   unsigned c = mp_small_class_at(p, off);
   if (!c) return 0;
   int st = mp_span_check_held(p, off, mp_span_cls(c));
   if (st != MP_SMALL_OK) mp_pool_trap(p, ptr, caller, st == MP_SMALL_NOT_HELD);
-  return mp_span_cls(c) + 1;
+  return c;
+}
+
+/* Does a small object of class cls stay in place when resized to size?
+ * While size still belongs near its class. */
+static bool small_stays(size_t cls, size_t size) {
+  size_t cs = mp_class_size[cls];
+  return size <= cs && (size > cs / 2 || mp_class_of(size ? size : 1) == cls);
+}
+
+static inline uint32_t granules_for(size_t size) {
+  return size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
 }
 
 size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
   unsigned c = small_held(p, ptr, caller);
-  if (c) return mp_class_size[c - 1];
+  if (c) return mp_class_size[mp_span_cls(c)];
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
   size_t n = (size_t)mp_ranges_size(&p->ranges, granule_of(p, ptr)) << MP_GRANULE_SHIFT;
@@ -262,26 +274,76 @@ size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
   return n;
 }
 
-bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
-  unsigned c = small_held(p, ptr, caller);
-  if (c) { /* stays while the size still belongs near its class */
-    size_t cs = mp_class_size[c - 1];
-    return size <= cs && (size > cs / 2 || mp_class_of(size ? size : 1) == c - 1);
-  }
-  if (size > p->region.size) return false;
-  uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
-  pthread_mutex_lock(&p->lock);
-  check_block(p, ptr, caller);
-  uint32_t g = granule_of(p, ptr);
-  uint32_t old = mp_ranges_size(&p->ranges, g);
+/* The in-use range at g (old granules) resized to n in place, pool lock
+ * held; the statistics follow what happened. */
+static bool resize_locked(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
   bool ok = mp_chunks_resize(p, g, old, n);
   int64_t delta = ((int64_t)mp_ranges_size(&p->ranges, g) - (int64_t)old) * MP_GRANULE;
   if (delta) {
     p->stats.pool_bytes += (uint64_t)delta;
     count_used(p, delta, false);
   }
+  return ok;
+}
+
+bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
+  unsigned c = small_held(p, ptr, caller);
+  if (c) return small_stays(mp_span_cls(c), size);
+  if (size > p->region.size) return false;
+  pthread_mutex_lock(&p->lock);
+  check_block(p, ptr, caller);
+  uint32_t g = granule_of(p, ptr);
+  bool ok = resize_locked(p, g, mp_ranges_size(&p->ranges, g), granules_for(size));
   pthread_mutex_unlock(&p->lock);
   return ok;
+}
+
+/* A small object's realloc (span byte c, checked): in place, or moved. */
+static void *realloc_small(mp_pool *p, void *ptr, unsigned c, size_t size, size_t *old, const char *caller) {
+  size_t cls = mp_span_cls(c);
+  *old = mp_class_size[cls];
+  if (small_stays(cls, size)) return ptr;
+  void *q = pool_alloc(p, size, MP_GRANULE, false);
+  if (!q) return NULL;
+  memcpy(q, ptr, *old < size ? *old : size);
+  mp_pool_free_small(p, ptr, (uintptr_t)ptr - p->region.base, c, caller);
+  return q;
+}
+
+/* A range block's (checked under the lock taken here): resized in place,
+ * else a new range under the same lock (room more first), else the
+ * general path; the old range is freed under the lock again, where it is
+ * checked once more (a racing free of it by another thread traps). */
+static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size_t *old, const char *caller) {
+  uint32_t g = granule_of(p, ptr), n = granules_for(size), ng = MP_NONE;
+  pthread_mutex_lock(&p->lock);
+  check_block(p, ptr, caller);
+  uint32_t og = mp_ranges_size(&p->ranges, g);
+  *old = (size_t)og << MP_GRANULE_SHIFT;
+  bool fits = size <= p->region.size && !p->detached;
+  if (fits && resize_locked(p, g, og, n)) {
+    pthread_mutex_unlock(&p->lock);
+    return ptr;
+  }
+  if (fits && room && size + room <= p->region.size)
+    ng = range_alloc_locked(p, granules_for(size + room), 1, true, false);
+  bool small = p->small.enabled && small_class(size, MP_GRANULE) < MP_SMALL_CLASSES; /* from a cache */
+  if (fits && ng == MP_NONE && !small) ng = range_alloc_locked(p, n, 1, true, true);
+  pthread_mutex_unlock(&p->lock);
+  void *q = ng != MP_NONE ? (void *)(p->region.base + ((uintptr_t)ng << MP_GRANULE_SHIFT))
+                          : pool_alloc(p, size, MP_GRANULE, false);
+  if (!q) return NULL;
+  memcpy(q, ptr, *old < size ? *old : size);
+  pthread_mutex_lock(&p->lock);
+  check_block(p, ptr, caller);
+  range_free_locked(p, g, true);
+  pthread_mutex_unlock(&p->lock);
+  return q;
+}
+
+void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *old, const char *caller) {
+  unsigned c = small_held(p, ptr, caller);
+  return c ? realloc_small(p, ptr, c, size, old, caller) : realloc_range(p, ptr, size, room, old, caller);
 }
 
 /* ---- fork ---------------------------------------------------------------- */

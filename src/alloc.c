@@ -134,10 +134,9 @@ static void *realloc_foreign(mp_pool *p, void *ptr, size_t n) {
 }
 
 /* A pool block's: classified once by mp_pool_realloc, which keeps it in
- * place or moves it within the region (a growing range block gets 1/8 more
- * room: the next growth steps then stay in place, as jemalloc's size
- * classes do). What the region cannot serve (or the policy keeps out of
- * it, or MEMPOOL_CHECK's guarded blocks) moves by the general path. */
+ * place or moves it within the region (a growing block gets 1/4 more room:
+ * the next growth steps then stay in place, as tcmalloc's realloc does). What the region cannot serve (or the policy
+ * keeps out of it, or MEMPOOL_CHECK's guarded blocks) moves by the general path. */
 void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   if (!ptr) return mp_malloc(p, n);
   if (n == 0) { /* glibc: frees and returns NULL */
@@ -152,7 +151,7 @@ void *mp_realloc(mp_pool *p, void *ptr, size_t n) {
   size_t old;
   void *q;
   if (!p->policy.check && routed(p, n)) {
-    size_t room = n <= SIZE_MAX / 2 && routed(p, n + n / 8) ? n / 8 : 0;
+    size_t room = n <= SIZE_MAX / 2 && routed(p, n + n / 4) ? n / 4 : 0;
     q = mp_pool_realloc(p, ptr, n, room, &old, "realloc");
     if (q) return q;
     mp_log(MP_LOG_DEBUG, "realloc(%p, %zu): the region cannot serve it%s", ptr, n,

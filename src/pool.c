@@ -298,12 +298,15 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   return ok;
 }
 
-/* A small object's realloc (span byte c, checked): in place, or moved. */
-static void *realloc_small(mp_pool *p, void *ptr, unsigned c, size_t size, size_t *old, const char *caller) {
+/* A small object's realloc (span byte c, checked): in place, or moved
+ * (growing: with room bytes more). */
+static void *realloc_small(mp_pool *p, void *ptr, unsigned c, size_t size, size_t room, size_t *old,
+                           const char *caller) {
   size_t cls = mp_span_cls(c);
   *old = mp_class_size[cls];
   if (small_stays(cls, size)) return ptr;
-  void *q = pool_alloc(p, size, MP_GRANULE, false);
+  void *q = size > *old && room ? pool_alloc(p, size + room, MP_GRANULE, true) : NULL;
+  if (!q) q = pool_alloc(p, size, MP_GRANULE, false);
   if (!q) return NULL;
   memcpy(q, ptr, *old < size ? *old : size);
   mp_pool_free_small(p, ptr, (uintptr_t)ptr - p->region.base, c, caller);
@@ -321,7 +324,9 @@ static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size
   uint32_t og = mp_ranges_size(&p->ranges, g);
   *old = (size_t)og << MP_GRANULE_SHIFT;
   bool fits = size <= p->region.size && !p->detached;
-  if (fits && resize_locked(p, g, og, n)) {
+  /* Within its last quarter the range stays as it is: the room a move gave
+   * it serves the next growth steps. */
+  if (fits && ((n <= og && n >= og - og / 4) || resize_locked(p, g, og, n))) {
     pthread_mutex_unlock(&p->lock);
     return ptr;
   }
@@ -343,7 +348,7 @@ static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size
 
 void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *old, const char *caller) {
   unsigned c = small_held(p, ptr, caller);
-  return c ? realloc_small(p, ptr, c, size, old, caller) : realloc_range(p, ptr, size, room, old, caller);
+  return c ? realloc_small(p, ptr, c, size, room, old, caller) : realloc_range(p, ptr, size, room, old, caller);
 }
 
 /* ---- fork ---------------------------------------------------------------- */

@@ -35,9 +35,9 @@ size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller);
 bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller);
 /* realloc within the region, ptr classified and checked once: it keeps
  * its place when size still fits it (a small object near its class, a range
- * block resized in place), else moves to a new block of the region (a
- * growing range block asks for room bytes more first: 0 for none), its
- * content copied and ptr freed. NULL when the region cannot serve size:
+ * block resized in place, or left as it is when size is within its last
+ * quarter), else moves to a new block of the region (a growing block asks
+ * for room bytes more first: 0 for none), its content copied and ptr freed. NULL when the region cannot serve size:
  * ptr untouched. *old: ptr's usable size either way. A range block takes
  * the pool lock once in place, twice when it moves. */
 void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *old, const char *caller);

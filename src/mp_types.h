@@ -205,6 +205,15 @@ typedef struct mp_tcache {
   struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
   uint64_t allocs[MP_SMALL_CLASSES], frees[MP_SMALL_CLASSES]; /* this thread's objects (statistics) */
+  /* Reclaim by other threads (tcache.h): the hit path's mark, the lock of
+   * every other change of the bins, and whether a live thread owns it. */
+  uint32_t busy;        /* hit paths of the owner in progress (a counter: signal handlers nest) */
+  pthread_mutex_t lock; /* the owner's slow path and a reclaimer change the bins under it */
+  bool owned;           /* a live thread's (atomic): a reclaimer visits it */
+  bool reclaiming;      /* locked by the reclaimer of the moment (under the steal lock) */
+  uint32_t slow_events; /* refills and flushes since the last GC */
+  uint64_t gc_allocs[MP_SMALL_CLASSES], gc_frees[MP_SMALL_CLASSES]; /* the counters at the last GC */
+  uint8_t fill[MP_SMALL_CLASSES]; /* the next refill's batch: doubles on each refill, up to cap / 2 */
 } mp_tcache;
 
 typedef struct mp_small {
@@ -226,6 +235,9 @@ typedef struct mp_small {
   uint64_t retired_allocs, retired_frees, retired_bytes_alloc, retired_bytes_freed;
   void *meta_base;
   size_t meta_len;
+  pthread_mutex_t steal_lock; /* one reclaimer of other threads' caches at a time */
+  int barrier;                /* enum in tcache.c: which membarrier(2) command works, once known */
+  uint64_t reclaim_quiet_ns;  /* after a reclaim that did not help: none before this (monotonic) */
 } mp_small;
 
 /* ---- chunks: the window shared by processes ------------------------------ */

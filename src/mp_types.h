@@ -213,7 +213,7 @@ typedef struct mp_tcache {
   bool reclaiming;      /* locked by the reclaimer of the moment (under the steal lock) */
   uint32_t slow_events; /* refills and flushes since the last GC */
   uint64_t gc_allocs[MP_SMALL_CLASSES], gc_frees[MP_SMALL_CLASSES]; /* the counters at the last GC */
-  uint8_t fill[MP_SMALL_CLASSES]; /* the next refill's batch: doubles on each refill, up to cap / 2 */
+  uint8_t fill[MP_SMALL_CLASSES]; /* the next refill's batch: grows by half on each refill, up to cap / 2 */
 } mp_tcache;
 
 typedef struct mp_small {

@@ -118,7 +118,7 @@ static void gc_tick(mp_pool *p, mp_tcache *tc) {
 /* This refill's batch (slow start: a short-lived thread takes little). */
 static uint32_t next_fill(mp_tcache *tc, unsigned cls) {
   uint32_t f = tc->fill[cls], most = mp_class_cache_cap(cls) / 2;
-  tc->fill[cls] = (uint8_t)(2 * f < most ? 2 * f : most);
+  tc->fill[cls] = (uint8_t)(f + f / 2 < most ? f + f / 2 : most);
   return f < most ? f : most;
 }
 

@@ -1,7 +1,7 @@
 /* tcache.h - per-thread caches of small objects: the malloc/free fast path
  * takes no lock. A cache belongs to one thread and one pool (the pool with
  * small objects enabled); it refills from and flushes to the spans in
- * batches (a refill's batch starts small and doubles up to half the bin's
+ * batches (a refill's batch starts small and grows by half up to half the bin's
  * capacity: a short-lived thread takes little), and is flushed when its
  * thread exits. Every MP_TCACHE_GC_EVENTS refills and flushes, the owner
  * flushes the bins it did not use since the last time (GC).
@@ -74,7 +74,7 @@ void mp_tcache_reclaim_done(mp_pool *p, bool helped);
 #define MP_RECLAIM_SPIN_NS  2000000ull /* 2 ms per cache caught mid-hit */
 #define MP_RECLAIM_QUIET_NS 1000000ull /* 1 ms after a reclaim that did not help */
 #define MP_TCACHE_GC_EVENTS 32u        /* refills and flushes between two GCs */
-#define MP_TCACHE_FILL_MIN  4u         /* a bin's first refill */
+#define MP_TCACHE_FILL_MIN  2u         /* a bin's first refill */
 _Static_assert(MP_TCACHE_MAX / 2 <= UINT8_MAX, "a bin's batch fits mp_tcache.fill");
 /* Fork: every live cache's lock is re-made in the child, and the caches of
  * threads other than the caller stop being reclaimable (they may be half

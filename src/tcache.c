@@ -25,9 +25,16 @@ static __thread bool t_cache_dead __attribute__((tls_model("initial-exec")));
 enum { BARRIER_UNKNOWN = 0, BARRIER_PRIVATE, BARRIER_GLOBAL, BARRIER_NONE };
 
 static void thread_exit(void *arg);
+static int barrier_kind(mp_small *sm);
 
+/* membarrier's registration is made here, at the pool's start, while the
+ * process usually has one thread: it then costs a system call (5 us),
+ * against a synchronize_rcu (4 ms here) once there are others. A fork
+ * child keeps it (the kernel copies it with the address space); exec
+ * drops it, and the new program's pool makes it again. */
 int mp_tcache_init(mp_pool *p) {
   pthread_mutex_init(&p->small.steal_lock, NULL);
+  barrier_kind(&p->small);
   return pthread_key_create(&p->small.key, thread_exit) == 0 ? 0 : -1;
 }
 
@@ -215,7 +222,7 @@ static uint64_t now_ns(void) {
 
 static long membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
 
-/* The command that works here, found once (steal lock held): private
+/* The command that works here, found once (pool start): private
  * expedited once registered, else global, else none. */
 static int barrier_kind(mp_small *sm) {
   if (sm->barrier != BARRIER_UNKNOWN) return sm->barrier;
@@ -340,7 +347,6 @@ void mp_tcache_fork_parent(mp_pool *p) { pthread_mutex_unlock(&p->small.steal_lo
 void mp_tcache_fork_child(mp_pool *p) {
   mp_small *sm = &p->small;
   pthread_mutex_init(&sm->steal_lock, NULL);
-  sm->barrier = BARRIER_UNKNOWN; /* registered again: the registration is the parent's process's */
   for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all) {
     pthread_mutex_init(&tc->lock, NULL);
     if (tc != mp_t_tcache) tc->owned = false; /* its thread is not in the child */

@@ -6,13 +6,17 @@
  *   churn    1000 short-lived threads, 20 at a time, 300 blocks of
  *            16 B .. 1 KiB each held at once: the region's peak (mallinfo2's
  *            usmblks) within 2x of the live bytes' peak; the highest byte
- *            of the file ever written is printed beside it.
+ *            of the file ever written is printed beside it;
+ *   fork     as classes, with a fork first: the child (where the idle
+ *            thread's cache is no one's to reclaim, tcache.h) makes the
+ *            same request and exits normally; then the parent does.
  * Nothing is allocated between the idle thread's frees and the big request
  * but the request itself (a block made meanwhile could pin the region's
  * middle). */
 #include "preload_util.h"
 
 #include <malloc.h>
+#include <sys/wait.h>
 
 #define BLOCKS 100000
 
@@ -40,7 +44,15 @@ static void *idle_thread(void *arg) {
   return NULL;
 }
 
-static void idle(int classes) {
+/* In a fork child: the request is served (region or not), then _exit. */
+static void child_request(size_t want) {
+  char *big = malloc(want);
+  if (big) memset(big, 0x3c, 4096);
+  free(big);
+  _exit(big ? 0 : 3);
+}
+
+static void idle(int classes, int forks) {
   g_classes = classes;
   pthread_t t;
   CHECK(pipe(ready) == 0 && pipe(hold) == 0, "pipes");
@@ -48,6 +60,13 @@ static void idle(int classes) {
   char c = 1;
   CHECK(read(ready[0], &c, 1) == 1 && c == 0, "the idle thread's blocks were not intact");
   size_t want = region_size() / 100 * 85;
+  if (forks) {
+    int st = -1;
+    pid_t pid = fork();
+    if (pid == 0) child_request(want);
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "the fork child failed (%#x)", st);
+  }
   char *big = malloc(want);
   int in = big && in_region(big) && in_region(big + want - 1);
   CHECK(in,
@@ -127,12 +146,14 @@ static void churn(void) {
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (!strcmp(mode, "idle"))
-    idle(1);
+    idle(1, 0);
   else if (!strcmp(mode, "classes"))
-    idle(20);
+    idle(20, 0);
+  else if (!strcmp(mode, "fork"))
+    idle(20, 1);
   else if (!strcmp(mode, "churn"))
     churn();
   else
-    CHECK(0, "mode %s: idle, classes or churn", mode);
+    CHECK(0, "mode %s: idle, classes, fork or churn", mode);
   return finish("preload_reclaim");
 }

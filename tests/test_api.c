@@ -439,6 +439,11 @@ START_TEST(reclaim_races_hits) {
   unsigned rounds = 0;
   for (double end = seconds() + 1.5; seconds() < end; rounds++) {
     uint32_t objects = 0;
+    if (rounds % 2) { /* the exhaustion path's own reclaim (and its quiet window) */
+      void *big = mp_malloc(&pool, (size_t)63 << 20);
+      mp_free(&pool, big);
+      continue;
+    }
     mp_tcache_reclaim_all(&pool, &objects, NULL);
     mp_tcache_reclaim_done(&pool, true);
     total += objects;
@@ -454,6 +459,24 @@ START_TEST(reclaim_races_hits) {
   void *whole = mp_malloc(&pool, 64 << 20);
   ck_assert_msg(owned(whole), "memory stranded after the race");
   mp_free(&pool, whole);
+}
+END_TEST
+
+/* GC: a bin the thread stopped using gives back three quarters of its
+ * objects once MP_TCACHE_GC_EVENTS refills and flushes of other bins pass. */
+START_TEST(gc_idle_bin) {
+  void *v[200];
+  for (int i = 0; i < 100; i++) v[i] = mp_malloc(&pool, 48);
+  for (int i = 0; i < 100; i++) mp_free(&pool, v[i]);
+  const mp_tcache_bin *b = &mp_t_tcache->bins[mp_class_of(48)];
+  uint32_t before = b->n;
+  ck_assert_uint_ge(before, 64);
+  for (unsigned round = 0; round < MP_TCACHE_GC_EVENTS; round++) { /* 4 KiB objects: batches of 16 at most */
+    for (int i = 0; i < 200; i++) v[i] = mp_malloc(&pool, 4096);
+    for (int i = 0; i < 200; i++) mp_free(&pool, v[i]);
+  }
+  ck_assert_uint_le(b->n, before / 4);
+  assert_checked();
 }
 END_TEST
 
@@ -566,6 +589,7 @@ int main(void) {
   tcase_add_test(ts, small_cross_thread_and_exit);
   tcase_add_test(ts, reclaim_busy_cache);
   tcase_add_test(ts, reclaim_races_hits);
+  tcase_add_test(ts, gc_idle_bin);
   tcase_add_test(ts, trap_small);
   suite_add_tcase(s, ts);
   SRunner *sr = srunner_create(s);

@@ -25,10 +25,13 @@
  * unsigned, so both miss at cap 0) without touching the bin, and the slow
  * path waits on tc->lock. cap is loaded before n and with acquire (free
  * on x86, ldar on ARM): an owner whose hit begins after the reclaimer saw
- * busy == 0 and that sees a restored cap sees n = 0 too. busy is a counter, not a flag: a signal
- * handler's nested call cannot clear an outer call's mark. Every other
- * change of the bins (refill, flush, GC, thread exit, flush_current,
- * abandon) is the owner's slow path and holds tc->lock.
+ * busy == 0 and that sees a restored cap sees n = 0 too. busy is a
+ * counter, not a flag: a signal handler's nested call cannot clear an
+ * outer call's mark. Every other change of the bins (refill, flush, GC,
+ * thread exit, flush_current) is the owner's slow path and holds tc->lock
+ * (so a malloc from a signal handler that interrupted its thread's slow
+ * path waits forever, as on glibc's arena lock); abandon, in a fork child,
+ * changes no bin.
  * Lock order: steal lock, tc->lock, class lock, pool lock; the cache list
  * lock is never taken under a tc->lock.
  * FAILURE SET of a reclaim: a cache whose busy stays set for
@@ -52,7 +55,7 @@
 
 extern __thread mp_tcache *mp_t_tcache __attribute__((tls_model("initial-exec")));
 
-int mp_tcache_init(mp_pool *p); /* the thread-exit key; once per pool */
+int mp_tcache_init(mp_pool *p); /* the thread-exit key, membarrier's registration; once per pool */
 void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls);
 void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls);
 /* Flushes the calling thread's cache (exhaustion path, tests). */

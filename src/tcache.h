@@ -37,7 +37,8 @@
  * FAILURE SET of a reclaim: a cache whose busy stays set for
  * MP_RECLAIM_SPIN_NS (its thread stopped mid-hit: preempted for that long,
  * or stopped by a debugger or SIGSTOP) is skipped, its caps restored; with
- * no membarrier (ENOSYS/EINVAL: old kernels, qemu-user, valgrind, seccomp)
+ * no membarrier (ENOSYS/EINVAL/EPERM: old kernels, a seccomp filter; qemu
+ * user emulation 7.2 and valgrind 3.19 pass it through)
  * MEMBARRIER_CMD_GLOBAL is used when it works, else no live thread's cache
  * is reclaimed (the caller's own is flushed still). Caches of threads that
  * were not the forking one are never reclaimed in a fork child (they may be

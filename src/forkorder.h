@@ -12,10 +12,13 @@
  *      glibc's own malloc does: malloc is then always entered with the list
  *      lock either free or held by the forking thread, never the reverse;
  *   2. the interposer's initialization lock (preload.c);
- *   3. per pool: every size-class lock, the thread-cache list lock, then
- *      the pool lock (pool.c: mp_pool_fork_prepare).
+ *   3. per pool: the reclaimers' steal lock (tcache.h: no reclaim is
+ *      then under way, no cache has its hits stopped), every size-class
+ *      lock, the thread-cache list lock, then the pool lock (pool.c:
+ *      mp_pool_fork_prepare).
  * The parent releases in reverse; the child re-makes every lock (one
- * thread only), and the stdio list lock is reset, as glibc does.
+ * thread only; every thread cache's lock too), and the stdio list lock is
+ * reset, as glibc does.
  *
  * A process with one thread (fork may come from a signal handler that
  * interrupted that very thread inside malloc: POSIX lists fork as

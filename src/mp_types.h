@@ -176,7 +176,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 #define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
 #define MP_SMALL_CLASSES 32u
 #define MP_SMALL_MAX     8192u
-#define MP_TCACHE_MAX    127u /* a bin is then 1 KiB: its address is a shift */
+#define MP_TCACHE_MAX    126u /* a bin is then 1 KiB: its address is a shift */
 
 typedef struct mp_span {
   uint16_t nobj, navail; /* objects in the span, of which free in it */
@@ -192,8 +192,9 @@ typedef struct mp_class {
 } mp_class;
 
 typedef struct mp_tcache_bin {
-  uint32_t n, cap;                                             /* cap <= MP_TCACHE_MAX */
-  void *items[(1024 - 2 * sizeof(uint32_t)) / sizeof(void *)]; /* MP_TCACHE_MAX on 64-bit targets, more room on 32 */
+  uintptr_t n;  /* a word: the hit's index needs no zero-extension */
+  uint32_t cap; /* <= MP_TCACHE_MAX; 0 while a reclaimer has the bin (tcache.h) */
+  void *items[(1024 - 2 * sizeof(uintptr_t)) / sizeof(void *)]; /* MP_TCACHE_MAX on 64-bit targets, more room on 32 */
 } mp_tcache_bin;
 _Static_assert(sizeof(mp_tcache_bin) == 1024, "a bin's address is the class shifted");
 _Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE_MAX, "a bin holds its cap");
@@ -202,11 +203,21 @@ struct mp_pool;
 typedef struct mp_tcache {
   uintptr_t base, size;        /* the pool's region, copied for the hit paths (mp_tcache_none: 0, 0) */
   uintptr_t held_by_address;   /* the pool's held bitmap, biased (span.h: mp_held_by_address) */
+  const uint8_t *span_class;   /* the pool's span table, copied */
   struct mp_pool *pool;        /* the pool (for the slow paths) */
   struct mp_tcache *next_all;  /* every cache ever made (for statistics) */
   struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
   uint64_t allocs[MP_SMALL_CLASSES], frees[MP_SMALL_CLASSES]; /* this thread's objects (statistics) */
+  /* Reclaim by other threads (tcache.h): the hit path's mark, the lock of
+   * every other change of the bins, and whether a live thread owns it. */
+  uint32_t busy;        /* hit paths of the owner in progress (a counter: signal handlers nest) */
+  pthread_mutex_t lock; /* the owner's slow path and a reclaimer change the bins under it */
+  bool owned;           /* a live thread's (atomic): a reclaimer visits it */
+  bool reclaiming;      /* locked by the reclaimer of the moment (under the steal lock) */
+  uint32_t slow_events; /* refills and flushes since the last GC */
+  uint64_t gc_allocs[MP_SMALL_CLASSES], gc_frees[MP_SMALL_CLASSES]; /* the counters at the last GC */
+  uint8_t fill[MP_SMALL_CLASSES]; /* the next refill's batch: grows by half on each refill, up to cap / 2 */
 } mp_tcache;
 
 typedef struct mp_small {
@@ -228,6 +239,9 @@ typedef struct mp_small {
   uint64_t retired_allocs, retired_frees, retired_bytes_alloc, retired_bytes_freed;
   void *meta_base;
   size_t meta_len;
+  pthread_mutex_t steal_lock; /* one reclaimer of other threads' caches at a time */
+  int barrier;                /* enum in tcache.c: which membarrier(2) command works, once known */
+  uint64_t reclaim_quiet_ns;  /* after a reclaim that did not help: none before this (monotonic) */
 } mp_small;
 
 /* ---- chunks: the window shared by processes ------------------------------ */

@@ -207,12 +207,14 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
   pthread_mutex_lock(&p->lock);
   uint32_t g = range_alloc_locked(p, n, a, true, !try);
   if (g == MP_NONE && p->small.enabled && !try) {
-    /* Exhausted: give cached small objects and empty spans back, retry once. */
+    /* Exhausted: give every thread's cached small objects and the empty
+     * spans back, retry once. */
     pthread_mutex_unlock(&p->lock);
-    mp_tcache_flush_current(p);
+    bool reclaimed = mp_tcache_reclaim_all(p, NULL, NULL);
     mp_small_release_empty(p);
     pthread_mutex_lock(&p->lock);
     g = range_alloc_locked(p, n, a, true, true);
+    if (reclaimed) mp_tcache_reclaim_done(p, g != MP_NONE);
   }
   if (g == MP_NONE && !try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&p->lock);
@@ -353,7 +355,7 @@ void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *o
 
 /* ---- fork ---------------------------------------------------------------- */
 
-/* Lock order: class locks, cache list lock, pool lock.
+/* Lock order: steal lock, class locks, cache list lock, pool lock.
  * A shared region is copied by the child; the parent waits (on a pipe) until
  * the copy is done, so that nothing the forking thread writes after fork()
  * returns can reach the child's copy. The pool lock alone says whether the

@@ -260,11 +260,13 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
          __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 + caches * sizeof(mp_tcache);
 }
 
-/* Class locks, then the thread-cache list lock (forkorder.h). single: only
+/* The reclaimers' steal lock, class locks, then the thread-cache list lock
+ * (forkorder.h). single: only
  * tried; on a refusal the ones taken are given back and false returned. */
 bool mp_small_fork_prepare(mp_pool *p, bool single) {
   mp_small *sm = &p->small;
   if (!sm->enabled) return true;
+  if (!mp_tcache_fork_prepare(p, single)) return false;
   unsigned c = 0;
   for (; c < MP_SMALL_CLASSES; c++)
     if (single ? pthread_mutex_trylock(&sm->classes[c].lock) != 0 : pthread_mutex_lock(&sm->classes[c].lock) != 0)
@@ -273,17 +275,20 @@ bool mp_small_fork_prepare(mp_pool *p, bool single) {
       (single ? pthread_mutex_trylock(&sm->tcache_lock) == 0 : pthread_mutex_lock(&sm->tcache_lock) == 0))
     return true;
   while (c-- > 0) pthread_mutex_unlock(&sm->classes[c].lock);
+  mp_tcache_fork_parent(p);
   return false;
 }
 void mp_small_fork_parent(mp_pool *p) {
   if (!p->small.enabled) return;
   pthread_mutex_unlock(&p->small.tcache_lock);
   for (unsigned c = MP_SMALL_CLASSES; c-- > 0;) pthread_mutex_unlock(&p->small.classes[c].lock);
+  mp_tcache_fork_parent(p);
 }
 void mp_small_fork_child(mp_pool *p) {
   if (!p->small.enabled) return;
   pthread_mutex_init(&p->small.tcache_lock, NULL);
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&p->small.classes[c].lock, NULL);
+  mp_tcache_fork_child(p);
 }
 
 void mp_small_fork_purge(mp_pool *p, bool flush_current) {

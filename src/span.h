@@ -64,10 +64,31 @@ int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) __attribute_
  * to MP_HELD_SPAN): 5 instructions and an atomic or. */
 #define MP_HELD_SPAN (MP_GRANULE * 64u)
 _Static_assert(MP_HELD_SPAN <= 4096, "a region's base, page-aligned, is aligned to a held word's span");
+#if defined(__x86_64__)
+/* bts and btr with a register offset address the bit string itself (the
+ * quadword at base + 8 * (offset / 64), offset % 64 in it: the same word and
+ * bit as below): 4 instructions fewer per pair than an index and a mask, and
+ * 0.3 ns slower per pair here (bench of 2026-12-01). */
 static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
-  uint64_t *word = (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
-  __atomic_fetch_or(word, MP_HELD_BIT(a), __ATOMIC_RELAXED);
+  __asm__ __volatile__("lock btsq %1, (%0)" ::"r"(held_by_address), "r"(a / MP_GRANULE) : "memory", "cc");
 }
+static inline bool mp_held_bit_clear(uintptr_t held_by_address, uintptr_t a) {
+  bool was;
+  __asm__ __volatile__("lock btrq %2, (%1)" : "=@ccc"(was) : "r"(held_by_address), "r"(a / MP_GRANULE) : "memory");
+  return was;
+}
+#else
+static inline uint64_t *mp_held_word(uintptr_t held_by_address, uintptr_t a) {
+  return (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
+}
+static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
+  __atomic_fetch_or(mp_held_word(held_by_address, a), MP_HELD_BIT(a), __ATOMIC_RELAXED);
+}
+static inline bool mp_held_bit_clear(uintptr_t held_by_address, uintptr_t a) {
+  uint64_t bit = MP_HELD_BIT(a);
+  return __atomic_fetch_and(mp_held_word(held_by_address, a), ~bit, __ATOMIC_RELAXED) & bit;
+}
+#endif
 static inline uintptr_t mp_held_by_address(const mp_pool *p) {
   return (uintptr_t)p->small.held - p->region.base / MP_HELD_SPAN * sizeof(uint64_t);
 }
@@ -83,10 +104,12 @@ static inline bool mp_span_granule_start(uintptr_t off) { return !(off & (MP_GRA
  * held object (mp_span_not_held says why). The mirror of
  * mp_span_mark_alloc: an atomic and, and a test (an interior granule's bit
  * is never set, so clearing it changes nothing). */
+static inline bool mp_held_clear_at(uintptr_t held_by_address, uintptr_t a) {
+  if (!mp_span_granule_start(a)) return false; /* the base is granule-aligned */
+  return mp_held_bit_clear(held_by_address, a);
+}
 static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
-  if (!mp_span_granule_start(off)) return false;
-  uint64_t bit = MP_HELD_BIT(off);
-  return __atomic_fetch_and(MP_HELD_WORD(p, off), ~bit, __ATOMIC_RELAXED) & bit;
+  return mp_held_clear_at(mp_held_by_address(p), p->region.base + off);
 }
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */

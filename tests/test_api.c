@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <pthread.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "pool.h"
@@ -325,6 +328,158 @@ START_TEST(small_cross_thread_and_exit) {
 }
 END_TEST
 
+/* ---- reclaim of other live threads' caches (tcache.h) --------------------- */
+
+static int g_ready[2], g_hold[2];
+
+/* Caches 100 objects of 48 bytes, then waits on a pipe, alive. */
+static void *cache_then_wait(void *arg) {
+  (void)arg;
+  void *v[100];
+  char c = 0;
+  for (int i = 0; i < 100; i++) v[i] = mp_malloc(&pool, 48);
+  for (int i = 0; i < 100; i++) mp_free(&pool, v[i]);
+  if (write(g_ready[1], &c, 1) != 1 || read(g_hold[0], &c, 1) != 1) return (void *)1;
+  return NULL;
+}
+
+static mp_tcache *other_cache(void) {
+  for (mp_tcache *tc = pool.small.all_tcaches; tc; tc = tc->next_all)
+    if (tc->owned && tc != mp_t_tcache) return tc;
+  return NULL;
+}
+
+static uint32_t cached_in(const mp_tcache *tc) {
+  uint32_t n = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) n += tc->bins[c].n;
+  return n;
+}
+
+static bool have_membarrier(void) { return syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0; }
+
+static double seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A thread caught mid-hit (busy set by hand) is skipped after the spin
+ * bound, its caps restored; once out, its objects come back. A reclaim
+ * that did not help keeps the next one away for a while. */
+START_TEST(reclaim_busy_cache) {
+  if (!have_membarrier()) return; /* no reclaim from live threads here (tcache.h) */
+  pthread_t t;
+  char c = 0;
+  ck_assert(pipe(g_ready) == 0 && pipe(g_hold) == 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, cache_then_wait, NULL), 0);
+  ck_assert_int_eq(read(g_ready[0], &c, 1), 1);
+  mp_tcache *tc = other_cache();
+  ck_assert_ptr_nonnull(tc);
+  uint32_t before = cached_in(tc), objects = 0, skipped = 0;
+  ck_assert_uint_gt(before, 0);
+  tc->busy = 1; /* "stopped inside its hit path" */
+  double t0 = seconds();
+  ck_assert(mp_tcache_reclaim_all(&pool, &objects, &skipped));
+  ck_assert_double_ge(seconds() - t0, MP_RECLAIM_SPIN_NS / 1e9);
+  ck_assert_uint_eq(skipped, 1);
+  ck_assert_uint_eq(objects, 0);
+  ck_assert_uint_eq(cached_in(tc), before);
+  for (unsigned k = 0; k < MP_SMALL_CLASSES; k++) ck_assert_uint_eq(tc->bins[k].cap, mp_class_cache_cap(k));
+  tc->busy = 0;
+  mp_tcache_reclaim_done(&pool, false);
+  ck_assert(!mp_tcache_reclaim_all(&pool, &objects, &skipped)); /* quiet */
+  mp_tcache_reclaim_done(&pool, true);
+  ck_assert(mp_tcache_reclaim_all(&pool, &objects, &skipped));
+  ck_assert_uint_eq(objects, before);
+  ck_assert_uint_eq(skipped, 0);
+  ck_assert_uint_eq(cached_in(tc), 0);
+  assert_checked();
+  ck_assert_int_eq(write(g_hold[1], &c, 1), 1);
+  void *rc;
+  pthread_join(t, &rc);
+  ck_assert_ptr_null(rc);
+  assert_checked();
+}
+END_TEST
+
+static int g_stop;
+
+/* malloc/free of 16..64 bytes (few bins: the reclaimer empties them under the owner's hits) over 256 slots, each
+ * block's bytes a pattern checked before its free: returns the blocks found changed. */
+static void *hammer(void *arg) {
+  unsigned x = (unsigned)(uintptr_t)arg * 2654435761u + 7;
+  static __thread unsigned char *slot[256];
+  static __thread size_t len[256];
+  uintptr_t bad = 0;
+  while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    unsigned k = x % 256;
+    if (slot[k]) {
+      for (size_t i = 0; i < len[k]; i++) bad += slot[k][i] != (unsigned char)((uintptr_t)slot[k] + i);
+      mp_free(&pool, slot[k]);
+    }
+    len[k] = 16 + (x >> 8) % 49;
+    slot[k] = mp_malloc(&pool, len[k]);
+    for (size_t i = 0; i < len[k]; i++) slot[k][i] = (unsigned char)((uintptr_t)slot[k] + i);
+  }
+  for (unsigned k = 0; k < 256; k++) mp_free(&pool, slot[k]);
+  return (void *)bad;
+}
+
+/* Reclaims racing with two threads' hit paths: no object handed out twice
+ * (the patterns), none lost (the invariants, the whole region after), no
+ * deadlock (the test's timeout). */
+START_TEST(reclaim_races_hits) {
+  pthread_t t[2];
+  g_stop = 0;
+  for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, hammer, (void *)(uintptr_t)(i + 1)), 0);
+  uint64_t total = 0;
+  unsigned rounds = 0;
+  for (double end = seconds() + 1.5; seconds() < end; rounds++) {
+    uint32_t objects = 0;
+    if (rounds % 2) { /* the exhaustion path's own reclaim (and its quiet window) */
+      void *big = mp_malloc(&pool, (size_t)63 << 20);
+      mp_free(&pool, big);
+      continue;
+    }
+    mp_tcache_reclaim_all(&pool, &objects, NULL);
+    mp_tcache_reclaim_done(&pool, true);
+    total += objects;
+  }
+  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < 2; i++) {
+    void *bad;
+    pthread_join(t[i], &bad);
+    ck_assert_msg(bad == NULL, "%lu bytes changed under their owner", (unsigned long)(uintptr_t)bad);
+  }
+  if (have_membarrier()) ck_assert_msg(total > 0, "%u reclaims took nothing", rounds);
+  assert_checked();
+  void *whole = mp_malloc(&pool, 64 << 20);
+  ck_assert_msg(owned(whole), "memory stranded after the race");
+  mp_free(&pool, whole);
+}
+END_TEST
+
+/* GC: a bin the thread stopped using gives back three quarters of its
+ * objects once MP_TCACHE_GC_EVENTS refills and flushes of other bins pass. */
+START_TEST(gc_idle_bin) {
+  void *v[200];
+  for (int i = 0; i < 100; i++) v[i] = mp_malloc(&pool, 48);
+  for (int i = 0; i < 100; i++) mp_free(&pool, v[i]);
+  const mp_tcache_bin *b = &mp_t_tcache->bins[mp_class_of(48)];
+  uint32_t before = b->n;
+  ck_assert_uint_ge(before, 64);
+  for (unsigned round = 0; round < MP_TCACHE_GC_EVENTS; round++) { /* 4 KiB objects: batches of 16 at most */
+    for (int i = 0; i < 200; i++) v[i] = mp_malloc(&pool, 4096);
+    for (int i = 0; i < 200; i++) mp_free(&pool, v[i]);
+  }
+  ck_assert_uint_le(b->n, before / 4);
+  assert_checked();
+}
+END_TEST
+
 /* ---- death tests: run fn in a child, check SIGABRT and the message -------- */
 
 static void expect_trap(void (*fn)(void), const char *says) {
@@ -432,6 +587,9 @@ int main(void) {
   tcase_add_test(ts, small_classes_and_reuse);
   tcase_add_test(ts, small_random_against_model);
   tcase_add_test(ts, small_cross_thread_and_exit);
+  tcase_add_test(ts, reclaim_busy_cache);
+  tcase_add_test(ts, reclaim_races_hits);
+  tcase_add_test(ts, gc_idle_bin);
   tcase_add_test(ts, trap_small);
   suite_add_tcase(s, ts);
   SRunner *sr = srunner_create(s);

@@ -184,11 +184,15 @@ typedef struct mp_span {
   uint64_t *avail;       /* ceil(nobj / 64) words, from the bitmap arena */
 } mp_span;
 
+#define MP_XFER_MAX 128u /* objects a class's transfer stack holds (span.h) */
+
 typedef struct mp_class {
   pthread_mutex_t lock;
-  uint32_t partial;       /* spans with avail objects (span index + 1) */
-  uint32_t spans;         /* spans of this class */
-  uint64_t *free_bitmaps; /* released bitmap blocks of this class's size */
+  uint32_t partial;        /* spans with avail objects (span index + 1) */
+  uint32_t spans;          /* spans of this class */
+  uint64_t *free_bitmaps;  /* released bitmap blocks of this class's size */
+  uint32_t xfer_n;         /* objects in the transfer stack */
+  void *xfer[MP_XFER_MAX]; /* objects one cache flushed, for the next refill of any */
 } mp_class;
 
 typedef struct mp_tcache_bin {

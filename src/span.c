@@ -188,11 +188,31 @@ int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) {
   return start ? MP_SMALL_NOT_HELD : MP_SMALL_INTERIOR;
 }
 
+/* The transfer stack (class lock held): a batch a cache flushed waits
+ * there, its objects neither avail nor held, for the next refill of any
+ * thread, which then takes it without a visit to the spans (tcmalloc's
+ * transfer cache): a producer-consumer pair moves its objects in O(1) each.
+ * In a fork child that inherited chunks nothing enters it (an inherited
+ * span's objects go straight back to it). */
+static uint32_t xfer_pop(mp_class *c, void **out, uint32_t want) {
+  uint32_t k = want < c->xfer_n ? want : c->xfer_n;
+  c->xfer_n -= k;
+  memcpy(out, c->xfer + c->xfer_n, k * sizeof *out);
+  return k;
+}
+static uint32_t xfer_push(const mp_pool *p, mp_class *c, void *const *objs, uint32_t n) {
+  uint32_t room = p->chunks.inherited ? 0 : MP_XFER_MAX - c->xfer_n, k = n < room ? n : room;
+  memcpy(c->xfer + c->xfer_n, objs, k * sizeof *objs);
+  c->xfer_n += k;
+  return k;
+}
+
 uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
   mp_small *sm = &p->small;
   mp_class *c = &sm->classes[cls];
-  uint32_t got = 0, size = mp_class_size[cls];
+  uint32_t size = mp_class_size[cls];
   pthread_mutex_lock(&c->lock);
+  uint32_t got = xfer_pop(c, out, want);
   while (got < want) {
     if (!c->partial && !span_new(p, cls)) break;
     uint32_t si = c->partial - 1;
@@ -212,10 +232,10 @@ uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
   return got;
 }
 
-void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
+/* n objects back into their spans (class lock held). */
+static void give_locked(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
   mp_small *sm = &p->small;
   mp_class *c = &sm->classes[cls];
-  pthread_mutex_lock(&c->lock);
   for (uint32_t k = 0; k < n; k++) {
     uintptr_t off = (uintptr_t)objs[k] - p->region.base;
     uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT);
@@ -229,6 +249,21 @@ void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
     if (s->navail++ == 0) partial_push(sm, c, si);
     if (s->navail == s->nobj && c->spans > 1) span_release(p, cls, si);
   }
+}
+
+/* The transfer stack's objects into their spans (class lock held). */
+static void xfer_drain(mp_pool *p, unsigned cls) {
+  mp_class *c = &p->small.classes[cls];
+  uint32_t n = c->xfer_n;
+  c->xfer_n = 0;
+  give_locked(p, cls, c->xfer, n);
+}
+
+void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
+  mp_class *c = &p->small.classes[cls];
+  pthread_mutex_lock(&c->lock);
+  uint32_t k = xfer_push(p, c, objs, n);
+  give_locked(p, cls, objs + k, n - k);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -238,6 +273,7 @@ void mp_small_release_empty(mp_pool *p) {
   for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
     mp_class *c = &sm->classes[cls];
     pthread_mutex_lock(&c->lock);
+    xfer_drain(p, cls);
     /* At most one empty span is kept per class: it heads the partial list
      * or is the class's only span. */
     if (c->spans == 1 && c->partial) {
@@ -307,6 +343,7 @@ void mp_small_fork_purge(mp_pool *p, bool flush_current) {
       partial_remove(sm, c, si1 - 1);
       if (sm->spans[si1 - 1].navail == sm->spans[si1 - 1].nobj) span_release(p, cls, si1 - 1);
     }
+    xfer_drain(p, cls); /* the parent's transfer stack, once its spans are off the lists */
     pthread_mutex_unlock(&c->lock);
   }
   /* Then the forking thread's cached objects go back, when it is in fork().
@@ -374,6 +411,14 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES ||
           mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
         VIOLATION("S3: span %llu is not an in-use range of one span", (unsigned long long)si);
+    }
+    for (uint32_t k = 0; k < sm->classes[cls].xfer_n; k++) {
+      uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
+      uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT), oi = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
+      if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
+          ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || (*MP_HELD_WORD(p, off) & MP_HELD_BIT(off)))
+        VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
+                  cls);
     }
     if (counted != sm->classes[cls].spans)
       VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);

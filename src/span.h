@@ -3,8 +3,9 @@
  *
  * INVARIANTS (checked by mp_small_check):
  *   S1  a span's objects are each in exactly one state: avail (free in the
- *       span), held (by the user), or neither (in a thread cache); held
- *       bits are set only at objects' first granules;
+ *       span), held (by the user), or neither (in a thread cache or its
+ *       class's transfer stack, at most MP_XFER_MAX); held bits are set only
+ *       at objects' first granules;
  *   S2  navail = popcount(avail); a span is on its class's partial list iff
  *       navail > 0; span_class[] is non-zero exactly for live spans;
  *   S3  a span is an in-use range of exactly MP_SPAN_SIZE bytes.
@@ -27,10 +28,13 @@ void mp_small_destroy(mp_pool *p);
 /* Moves up to want free objects of class cls into out; returns how many
  * (0 when no span could be had: the region is full). */
 uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want);
-/* Returns n objects of class cls to their spans; an emptied span goes back
- * to the ranges unless it is its class's last one. */
+/* Returns n objects of class cls: up to MP_XFER_MAX wait in the class's
+ * transfer stack for the next mp_span_take, the others go to their spans;
+ * an emptied span goes back to the ranges unless it is its class's last
+ * one. */
 void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n);
-/* Releases every empty span still kept (exhaustion path): O(classes). */
+/* Empties the transfer stacks into the spans and releases every empty span
+ * still kept (exhaustion path, trim): O(classes x MP_XFER_MAX). */
 void mp_small_release_empty(mp_pool *p);
 
 /* span_class[] holds class + 1, with this flag for a span a fork child

@@ -1,6 +1,6 @@
 /*
  * unaligned_check: run under LD_PRELOAD=libmempool.so inside the arm64 VM
- * (scripts/vm-test-arm64). It takes one block from the pool, prints the
+ * (scripts/vm-test-arm). It takes one block from the pool, prints the
  * mapping of MEMPOOL_DEVICE that holds it (from /proc/self/maps), then makes
  * the accesses that fault on Device memory on real arm64 hardware: memset
  * and memcpy at odd offsets and an unaligned 4-byte store, and verifies what

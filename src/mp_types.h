@@ -176,7 +176,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 #define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
 #define MP_SMALL_CLASSES 32u
 #define MP_SMALL_MAX     8192u
-#define MP_TCACHE_MAX    126u /* a bin is then 1 KiB: its address is a shift */
+#define MP_TCACHE_MAX    124u /* a bin is then 1 KiB: its address is a shift */
 
 typedef struct mp_span {
   uint16_t nobj, navail; /* objects in the span, of which free in it */
@@ -196,9 +196,11 @@ typedef struct mp_class {
 } mp_class;
 
 typedef struct mp_tcache_bin {
-  uintptr_t n;  /* a word: the hit's index needs no zero-extension */
-  uint32_t cap; /* <= MP_TCACHE_MAX; 0 while a reclaimer has the bin (tcache.h) */
-  void *items[(1024 - 2 * sizeof(uintptr_t)) / sizeof(void *)]; /* MP_TCACHE_MAX on 64-bit targets, more room on 32 */
+  uintptr_t n;            /* a word: the hit's index needs no zero-extension */
+  uint32_t cap;           /* <= MP_TCACHE_MAX; 0 while a reclaimer has the bin (tcache.h) */
+  uint64_t allocs, frees; /* this thread's objects of the class (statistics, GC): on the hit's line */
+  void *
+      items[(1024 - 2 * sizeof(uintptr_t) - 2 * sizeof(uint64_t)) / sizeof(void *)]; /* MP_TCACHE_MAX, more on 32-bit */
 } mp_tcache_bin;
 _Static_assert(sizeof(mp_tcache_bin) == 1024, "a bin's address is the class shifted");
 _Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE_MAX, "a bin holds its cap");
@@ -208,14 +210,13 @@ typedef struct mp_tcache {
   uintptr_t base, size;        /* the pool's region, copied for the hit paths (mp_tcache_none: 0, 0) */
   uintptr_t held_by_address;   /* the pool's held bitmap, biased (span.h: mp_held_by_address) */
   const uint8_t *span_class;   /* the pool's span table, copied */
+  uint32_t busy;               /* the hit path's mark for reclaimers (tcache.h), on the line of the above */
   struct mp_pool *pool;        /* the pool (for the slow paths) */
   struct mp_tcache *next_all;  /* every cache ever made (for statistics) */
   struct mp_tcache *next_free; /* recycled caches of exited threads */
   mp_tcache_bin bins[MP_SMALL_CLASSES];
-  uint64_t allocs[MP_SMALL_CLASSES], frees[MP_SMALL_CLASSES]; /* this thread's objects (statistics) */
-  /* Reclaim by other threads (tcache.h): the hit path's mark, the lock of
-   * every other change of the bins, and whether a live thread owns it. */
-  uint32_t busy;        /* hit paths of the owner in progress (a counter: signal handlers nest) */
+  /* Reclaim by other threads (tcache.h): the lock of every other change of
+   * the bins, and whether a live thread owns it. */
   pthread_mutex_t lock; /* the owner's slow path and a reclaimer change the bins under it */
   bool owned;           /* a live thread's (atomic): a reclaimer visits it */
   bool reclaiming;      /* locked by the reclaimer of the moment (under the steal lock) */

@@ -83,7 +83,7 @@ static mp_tcache *tcache_new(mp_pool *p) {
   tc->slow_events = 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
     tc->bins[c].n = 0;
-    tc->allocs[c] = tc->frees[c] = tc->gc_allocs[c] = tc->gc_frees[c] = 0;
+    tc->bins[c].allocs = tc->bins[c].frees = tc->gc_allocs[c] = tc->gc_frees[c] = 0;
     tc->fill[c] = MP_TCACHE_FILL_MIN;
     __atomic_store_n(&tc->bins[c].cap, mp_class_cache_cap(c), __ATOMIC_RELAXED);
   }
@@ -130,12 +130,12 @@ static void gc_tick(mp_pool *p, mp_tcache *tc) {
   if (++tc->slow_events < MP_TCACHE_GC_EVENTS) return;
   tc->slow_events = 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
-    if (tc->allocs[c] == tc->gc_allocs[c] && tc->frees[c] == tc->gc_frees[c] && tc->bins[c].n) {
+    if (tc->bins[c].allocs == tc->gc_allocs[c] && tc->bins[c].frees == tc->gc_frees[c] && tc->bins[c].n) {
       bin_flush(p, &tc->bins[c], c, tc->bins[c].n / 4);
       tc->fill[c] = MP_TCACHE_FILL_MIN;
     }
-    tc->gc_allocs[c] = tc->allocs[c];
-    tc->gc_frees[c] = tc->frees[c];
+    tc->gc_allocs[c] = tc->bins[c].allocs;
+    tc->gc_frees[c] = tc->bins[c].frees;
   }
 }
 
@@ -162,7 +162,7 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
   if (b->n) {
     obj = b->items[--b->n];
     mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base);
-    tc->allocs[cls]++;
+    tc->bins[cls].allocs++;
   }
   gc_tick(p, tc);
   pthread_mutex_unlock(&tc->lock);
@@ -183,7 +183,7 @@ void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
   mp_tcache_bin *b = &tc->bins[cls];
   if (b->n >= b->cap) bin_flush(p, b, cls, b->cap / 2); /* the lock holder sees the real cap */
   b->items[b->n++] = obj;
-  tc->frees[cls]++;
+  tc->bins[cls].frees++;
   gc_tick(p, tc);
   pthread_mutex_unlock(&tc->lock);
 }
@@ -220,11 +220,11 @@ static void thread_exit(void *arg) {
   t_cache_dead = true;
   pthread_mutex_lock(&sm->tcache_lock);
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
-    __atomic_fetch_add(&sm->retired_allocs, tc->allocs[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_frees, tc->frees[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_bytes_alloc, tc->allocs[c] * mp_class_size[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sm->retired_bytes_freed, tc->frees[c] * mp_class_size[c], __ATOMIC_RELAXED);
-    tc->allocs[c] = tc->frees[c] = 0;
+    __atomic_fetch_add(&sm->retired_allocs, tc->bins[c].allocs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_frees, tc->bins[c].frees, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_alloc, tc->bins[c].allocs * mp_class_size[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sm->retired_bytes_freed, tc->bins[c].frees * mp_class_size[c], __ATOMIC_RELAXED);
+    tc->bins[c].allocs = tc->bins[c].frees = 0;
   }
   tc->next_free = sm->free_tcaches;
   sm->free_tcaches = tc;
@@ -387,10 +387,10 @@ void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *b
   /* Live caches' counters are read racily: figures, not invariants. */
   for (mp_tcache *tc = sm->all_tcaches; tc; tc = tc->next_all)
     for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
-      a += tc->allocs[c];
-      f += tc->frees[c];
-      ba += tc->allocs[c] * mp_class_size[c];
-      bf += tc->frees[c] * mp_class_size[c];
+      a += tc->bins[c].allocs;
+      f += tc->bins[c].frees;
+      ba += tc->bins[c].allocs * mp_class_size[c];
+      bf += tc->bins[c].frees * mp_class_size[c];
     }
   pthread_mutex_unlock(&sm->tcache_lock);
   *allocs = a;

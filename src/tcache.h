@@ -140,7 +140,7 @@ static inline void *mp_tcache_pop_from(mp_tcache *tc, size_t cls) {
   b->n = n;
   mp_tcache_leave(tc, busy);
   mp_held_set_at(tc->held_by_address, (uintptr_t)obj);
-  tc->allocs[cls]++;
+  tc->bins[cls].allocs++;
   return obj;
 }
 static inline void *mp_tcache_pop(size_t cls) { return mp_tcache_pop_from(mp_t_tcache, cls); }
@@ -159,7 +159,7 @@ static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
   b->items[n] = obj;
   b->n = n + 1;
   mp_tcache_leave(tc, busy);
-  tc->frees[cls]++;
+  tc->bins[cls].frees++;
   return true;
 }
 static inline bool mp_tcache_push(void *obj, size_t cls) { return mp_tcache_push_to(mp_t_tcache, obj, cls); }

@@ -85,13 +85,16 @@ static void fork_prepare(void) {
   g_init_locked = (g_fork.single ? pthread_mutex_trylock(&g_init_lock) : pthread_mutex_lock(&g_init_lock)) == 0;
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   if (g_forking) mp_pool_fork_prepare(g_forking, g_fork.single);
+  mp_fallback_fork_prepare(g_fork.single);
 }
 static void fork_parent(void) {
+  mp_fallback_fork_parent();
   if (g_forking) mp_pool_fork_parent(g_forking);
   if (g_init_locked) pthread_mutex_unlock(&g_init_lock);
   mp_fork_end_parent(&g_fork);
 }
 static void fork_child(void) {
+  mp_fallback_fork_child();
   if (g_init_locked) pthread_mutex_init(&g_init_lock, NULL); /* else the interrupted initialization's */
   int rc = g_forking ? mp_pool_fork_child(g_forking) : 0;
   if (rc != 0)
@@ -110,9 +113,7 @@ static mp_file_id region_id(void) {
 static void initialize(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
-  mp_fallback_init();
   mp_msg_remember_stderr();
-  mp_fallback_route_messages();
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
   mp_log_setup(g_cfg.log_level, g_cfg.log_path, region_id());
   if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
@@ -127,7 +128,7 @@ static void initialize(void) {
     mp_log(rc == -EACCES ? MP_LOG_INFO : MP_LOG_PROBLEM, "%s; running on jemalloc only", err);
     return;
   }
-  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+  if (mp_fallback_register_atfork(fork_prepare, fork_parent, fork_child) != 0) {
     mp_msg("cannot register fork handlers; running on jemalloc only");
     mp_pool_close(&g_pool);
     return;
@@ -229,8 +230,8 @@ EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); 
 
 /* jemalloc's own API (Debian's libjemalloc exports it unprefixed): a
  * program linked with -ljemalloc hands these pool pointers too. mallctl,
- * mallctlnametomib, mallctlbymib and malloc_stats_print are not ours: they
- * reach jemalloc and cover jemalloc's blocks and statistics only. */
+ * mallctlnametomib, mallctlbymib and malloc_stats_print reach the fallback
+ * jemalloc (linked in) and cover its blocks and statistics only. */
 EXPORT void *mallocx(size_t size, int flags) { return mp_mallocx(pool(), size, flags); }
 EXPORT void *rallocx(void *p, size_t size, int flags) { return mp_rallocx(pool(), p, size, flags); }
 EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags) {
@@ -248,6 +249,18 @@ EXPORT void sdallocx(void *p, size_t size, int flags) {
   mp_free_sized(owner_pool(), p, size, (flags & 0x3f) ? (size_t)1 << (flags & 0x3f) : 0, "sdallocx");
 }
 EXPORT size_t nallocx(size_t size, int flags) { return mp_nallocx(pool(), size, flags); }
+EXPORT int mallctl(const char *name, void *old, size_t *oldlen, void *new, size_t newlen) {
+  return mp_fallback_mallctl(name, old, oldlen, new, newlen);
+}
+EXPORT int mallctlnametomib(const char *name, size_t *mib, size_t *miblen) {
+  return mp_fallback_mallctlnametomib(name, mib, miblen);
+}
+EXPORT int mallctlbymib(const size_t *mib, size_t miblen, void *old, size_t *oldlen, void *new, size_t newlen) {
+  return mp_fallback_mallctlbymib(mib, miblen, old, oldlen, new, newlen);
+}
+EXPORT void malloc_stats_print(void (*write_cb)(void *, const char *), void *opaque, const char *opts) {
+  mp_fallback_stats_print(write_cb, opaque, opts);
+}
 
 /* C23 (glibc 2.43 declares them; older headers do not). */
 EXPORT void free_sized(void *p, size_t size) { mp_free_sized(owner_pool(), p, size, 0, "free_sized"); }

@@ -447,6 +447,7 @@ int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
   int rc = 0;
   uint32_t after = 0; /* past the last chunk the parent holds (and keeps holding) */
   mp_ranges_park_all(&p->ranges);
+  mp_region_copies_begin(&p->region);
   memset(c->whole_free, 0, ((c->count + 63) / 64) * 8);
   c->whole_free_count = 0;
   for (uint32_t k = 0; k < c->count; k++) {
@@ -476,6 +477,7 @@ int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
     c->inherited++;
     c->inherited_bytes += len;
   }
+  mp_region_copies_end(&p->region);
   c->search_from = after; /* the child's first claim does not try the parent's chunks first */
   c->said_full = false;
   c->full_run = UINT32_MAX;

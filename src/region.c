@@ -520,7 +520,7 @@ static void populate_extent(void *v, size_t off, size_t len) {
  * device. Where that fails (no memory at all, a device without read such
  * as device dax) the parent's mapping comes back, read-only. */
 static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
-  int fd = open_same(r);
+  int fd = r->fd >= 0 ? r->fd : open_same(r); /* the copies' own (mp_region_copies_begin) */
   if (fd < 0) return -errno;
   char *at = (char *)(r->base + off);
   struct copy_state c = {.dst = r->base, .fd = fd, .dev_offset = r->dev_offset};
@@ -533,8 +533,17 @@ static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, 
   if (c.rc != 0 && mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off)) == MAP_FAILED)
     mp_fatal("fork: the child lost its copy of %llu bytes of the region at %#llx and cannot map them back: %s", UL(len),
              UL(off), mp_strerror(errno));
-  close(fd);
+  if (fd != r->fd) close(fd);
   return c.rc;
+}
+
+void mp_region_copies_begin(mp_region *r) {
+  if (r->is_file) r->fd = open_same(r);
+}
+
+void mp_region_copies_end(mp_region *r) {
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
 }
 
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {

@@ -64,6 +64,11 @@ typedef void (*mp_live_fn)(void *ctx, mp_bytes_fn emit, void *state);
  * bytes) copied. */
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx);
 
+/* Around a fork child's copies of several ranges of a file: one open of it
+ * for all (else each copy opens its own). */
+void mp_region_copies_begin(mp_region *r);
+void mp_region_copies_end(mp_region *r);
+
 /* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
 int mp_region_privatize(mp_region *r, mp_live_fn live, void *ctx);
 

@@ -524,7 +524,8 @@ static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, 
   if (fd < 0) return -errno;
   char *at = (char *)(r->base + off);
   struct copy_state c = {.dst = r->base, .fd = fd, .dev_offset = r->dev_offset};
-  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+      MAP_FAILED)
     c.rc = -errno;
   else
     live(ctx, read_extent, &c);

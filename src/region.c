@@ -471,8 +471,11 @@ static void copy_extent(void *v, size_t off, size_t len) {
   memcpy((void *)(c->dst + off), (const void *)(c->src + off), len);
 }
 
-/* [lo, hi) read from the device into the copy. */
+/* [lo, hi) read from the device into the copy; a run of several pages is
+ * populated first, in one call (the read would fault them one by one). */
 static void read_run(struct copy_state *c) {
+  size_t pg = page_size(), lo = c->lo & ~(pg - 1), hi = (c->hi + pg - 1) & ~(pg - 1);
+  if (c->lo < c->hi && hi - lo > 2 * pg) madvise((void *)(c->dst + lo), hi - lo, MADV_POPULATE_WRITE);
   for (size_t done = 0, len = c->hi - c->lo; c->lo < c->hi && done < len && c->rc == 0;) {
     ssize_t n = pread(c->fd, (char *)(c->dst + c->lo + done), len - done, (off_t)(c->dev_offset + c->lo + done));
     if (n < 0 && errno == EINTR) continue;

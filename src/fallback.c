@@ -6,7 +6,9 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forkorder.h"
 #include "msg.h"
@@ -68,11 +70,23 @@ extern const char mp_weak_getip[] __asm__("_Unwind_GetIP") __attribute__((weak))
 /* jemalloc reads this configuration after MALLOC_CONF (it has the last word). */
 extern __attribute__((visibility("hidden"))) const char *mpje_malloc_conf_2_conf_harder;
 
+/* Does jemalloc's configuration (what it reads at its start: MALLOC_CONF,
+ * the name /etc/malloc.conf links to) mention prof at all? */
+static bool conf_mentions_prof(void) {
+  char link[256];
+  const char *env = secure_getenv("MALLOC_CONF");
+  ssize_t n = readlink("/etc/malloc.conf", link, sizeof link - 1);
+  link[n > 0 ? n : 0] = '\0';
+  return (env && strstr(env, "prof")) || strstr(link, "prof");
+}
+
 /* Heap profiling (MALLOC_CONF prof:true) only where the process has loaded
- * what it calls; else it stays off (jemalloc would call NULL at its start). */
+ * what it calls; else it stays off (jemalloc would call NULL at its start).
+ * Said only when asked for: a jemalloc built without profiling (armhf)
+ * refuses the key, with a line. */
 static void prof_only_with_libraries(void) {
-  if (!mp_weak_log || !mp_weak_exp || !mp_weak_round || !mp_weak_backtrace || !mp_weak_getip)
-    mpje_malloc_conf_2_conf_harder = "prof:false";
+  if (mp_weak_log && mp_weak_exp && mp_weak_round && mp_weak_backtrace && mp_weak_getip) return;
+  if (conf_mentions_prof()) mpje_malloc_conf_2_conf_harder = "prof:false";
 }
 
 static void jemalloc_message(void *opaque, const char *s) {

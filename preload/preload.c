@@ -26,6 +26,7 @@
 #include "msg.h"
 #include "nocancel.h"
 #include "pool.h"
+#include "preload.h"
 #include "stats.h"
 
 #define EXPORT    __attribute__((visibility("default")))
@@ -86,13 +87,16 @@ static void fork_prepare(void) {
   g_init_locked = (g_fork.single ? pthread_mutex_trylock(&g_init_lock) : pthread_mutex_lock(&g_init_lock)) == 0;
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   if (g_forking) mp_pool_fork_prepare(g_forking, g_fork.single);
+  mp_fallback_fork_prepare(g_fork.single);
 }
 static void fork_parent(void) {
+  mp_fallback_fork_parent();
   if (g_forking) mp_pool_fork_parent(g_forking);
   if (g_init_locked) pthread_mutex_unlock(&g_init_lock);
   mp_fork_end_parent(&g_fork);
 }
 static void fork_child(void) {
+  mp_fallback_fork_child();
   if (g_init_locked) pthread_mutex_init(&g_init_lock, NULL); /* else the interrupted initialization's */
   int rc = g_forking ? mp_pool_fork_child(g_forking) : 0;
   if (rc != 0)
@@ -108,27 +112,51 @@ static mp_file_id region_id(void) {
   return mp_file_id_of(g_cfg.device);
 }
 
-static void initialize(void) {
+/* The pool is not used: the reason said (MEMPOOL_STRICT: no pool, no
+ * program). A process of the tree that runs as another user (a privilege
+ * drop before exec) may not open the device: like a window others hold,
+ * that is said at level 2 only. */
+static void refuse(const char *err, int rc) {
+  if (g_cfg.policy.strict) mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
+  mp_log(rc == -EACCES ? MP_LOG_INFO : MP_LOG_PROBLEM, "%s; running on jemalloc only", err);
+}
+
+/* Initialization is two steps, each once, under g_init_lock with this
+ * thread's requests on jemalloc (t_not_pool), cancellation off and the
+ * asynchronous signals blocked (a fork from a handler sees no half-mapped
+ * region):
+ *   configure: the environment is read and copied (the constructor: before
+ *     main can rewrite it), configuration errors are said (MEMPOOL_STRICT
+ *     stops there);
+ *   open: the region is opened and the fork handlers registered, at the
+ *     first request that needs the pool (or a report at exit; at start
+ *     with MEMPOOL_LOG=2, which says where the region is). A program
+ *     that never allocates (/bin/true, a shell's exec'd tools that only
+ *     exec) opens, maps and registers nothing.
+ * Invariant: g_ready set means both steps are done and g_active is final. */
+static bool g_configured, g_want_pool;
+
+static void configure(void) {
   char err[320];
   if (getauxval(AT_SECURE)) return; /* setuid/setgid: ignore the environment */
-  mp_fallback_init();
   mp_msg_remember_stderr();
-  mp_fallback_route_messages();
   int rc = mp_config_load(&g_cfg, env, err, sizeof err);
-  mp_log_setup(g_cfg.log_level, g_cfg.log_path, region_id());
+  mp_log_setup(g_cfg.log_level, g_cfg.log_path, g_cfg.log_path ? region_id() : (mp_file_id){0, 0});
   if (g_cfg.stats == MP_STATS_STDERR) mp_stats_keep_stderr();
-  if (rc == 0) rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
-  if (rc == 0) mp_log_avoid((mp_file_id){g_pool.region.dev, g_pool.region.ino}); /* a file just created */
+  if (rc != 0) refuse(err, rc);
+  mp_api_default_opener(mp_preload_pool); /* mempool_default() before any request */
+  g_want_pool = rc == 0;
+}
+
+static void open_region(void) {
+  char err[320];
+  int rc = mp_pool_open(&g_pool, &g_cfg, err, sizeof err);
   if (rc != 0) {
-    if (g_cfg.policy.strict) /* MEMPOOL_STRICT: no pool, no program */
-      mp_fatal("%s (MEMPOOL_STRICT=1: stopping)", err);
-    /* A process of the tree that runs as another user (a privilege drop
-     * before exec) may not open the device: like a window others hold, that
-     * is said at level 2 only. */
-    mp_log(rc == -EACCES ? MP_LOG_INFO : MP_LOG_PROBLEM, "%s; running on jemalloc only", err);
+    refuse(err, rc);
     return;
   }
-  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+  mp_log_avoid((mp_file_id){g_pool.region.dev, g_pool.region.ino}); /* a file just created */
+  if (mp_fallback_register_atfork(fork_prepare, fork_parent, fork_child) != 0) {
     mp_msg("cannot register fork handlers; running on jemalloc only");
     mp_pool_close(&g_pool);
     return;
@@ -143,22 +171,28 @@ static void initialize(void) {
   mp_api_publish_default(&g_pool); /* mempool_default() */
 }
 
+/* Runs what is not done yet of configure, and of open when asked. */
+static void initialize(bool open) {
+  pthread_mutex_lock(&g_init_lock);
+  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
+    t_not_pool++;
+    int cancel = mp_nocancel_begin();       /* open, close and write are cancellation points */
+    sigset_t mask = mp_fork_atomic_begin(); /* a fork from a handler sees no half-mapped region */
+    if (!g_configured) configure();
+    g_configured = true;
+    open = open || g_cfg.log_level >= MP_LOG_INFO; /* MEMPOOL_LOG=2 says where the region is, at start */
+    if (open && g_want_pool) open_region();
+    mp_fork_atomic_end(&mask);
+    mp_nocancel_end(cancel);
+    t_not_pool--;
+    if (open) __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&g_init_lock);
+}
+
 static __attribute__((noinline)) mp_pool *pool_slow(void) {
   if (t_not_pool) return NULL; /* a call from inside initialize() or a stream constructor: jemalloc */
-  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
-    pthread_mutex_lock(&g_init_lock);
-    if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
-      t_not_pool++;
-      int cancel = mp_nocancel_begin();       /* open, close and write are cancellation points */
-      sigset_t mask = mp_fork_atomic_begin(); /* a fork from a handler sees no half-mapped region */
-      initialize();
-      mp_fork_atomic_end(&mask);
-      mp_nocancel_end(cancel);
-      t_not_pool--;
-      __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&g_init_lock);
-  }
+  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) initialize(true);
   mp_pool *p = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   t_pool = p; /* NULL (no pool in use): every request comes here, and goes to jemalloc */
   return p;
@@ -174,9 +208,11 @@ static inline mp_pool *pool(void) {
 static inline mp_pool *owner_pool(void) { return __atomic_load_n(&g_active, __ATOMIC_ACQUIRE); }
 
 /* The environment is read before main can rewrite it (process titles). */
-__attribute__((constructor)) static void at_start(void) { pool(); }
+__attribute__((constructor)) static void at_start(void) { initialize(false); }
 
+/* A report covers the pool (opened for it when nothing was allocated). */
 __attribute__((destructor)) static void at_exit(void) {
+  if (g_cfg.stats == MP_STATS_OFF && !g_cfg.map_path) return;
   mp_pool *p = pool();
   int cancel = mp_nocancel_begin();
   mp_stats_report_to(&g_cfg, p, region_id());
@@ -233,8 +269,8 @@ EXPORT void malloc_stats(void) { mp_stats_report_stderr(pool(), MP_STATS_TEXT); 
 
 /* jemalloc's own API (Debian's libjemalloc exports it unprefixed): a
  * program linked with -ljemalloc hands these pool pointers too. mallctl,
- * mallctlnametomib, mallctlbymib and malloc_stats_print are not ours: they
- * reach jemalloc and cover jemalloc's blocks and statistics only. */
+ * mallctlnametomib, mallctlbymib and malloc_stats_print reach the fallback
+ * jemalloc (linked in) and cover its blocks and statistics only. */
 EXPORT void *mallocx(size_t size, int flags) { return mp_mallocx(pool(), size, flags); }
 EXPORT void *rallocx(void *p, size_t size, int flags) { return mp_rallocx(pool(), p, size, flags); }
 EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags) {
@@ -252,6 +288,18 @@ EXPORT void sdallocx(void *p, size_t size, int flags) {
   mp_free_sized(owner_pool(), p, size, (flags & 0x3f) ? (size_t)1 << (flags & 0x3f) : 0, "sdallocx");
 }
 EXPORT size_t nallocx(size_t size, int flags) { return mp_nallocx(pool(), size, flags); }
+EXPORT int mallctl(const char *name, void *old, size_t *oldlen, void *new, size_t newlen) {
+  return mp_fallback_mallctl(name, old, oldlen, new, newlen);
+}
+EXPORT int mallctlnametomib(const char *name, size_t *mib, size_t *miblen) {
+  return mp_fallback_mallctlnametomib(name, mib, miblen);
+}
+EXPORT int mallctlbymib(const size_t *mib, size_t miblen, void *old, size_t *oldlen, void *new, size_t newlen) {
+  return mp_fallback_mallctlbymib(mib, miblen, old, oldlen, new, newlen);
+}
+EXPORT void malloc_stats_print(void (*write_cb)(void *, const char *), void *opaque, const char *opts) {
+  mp_fallback_stats_print(write_cb, opaque, opts);
+}
 
 /* C23 (glibc 2.43 declares them; older headers do not). */
 EXPORT void free_sized(void *p, size_t size) { mp_free_sized(owner_pool(), p, size, 0, "free_sized"); }

@@ -313,12 +313,17 @@ EXPORT int mempool_check(mempool_t *m, char *why, size_t whylen) {
 
 /* ---- the interposer's pool, device addresses, cache maintenance --------------- */
 
+static mp_pool *(*g_default_opener)(void);
+
+void mp_api_default_opener(mp_pool *(*open)(void)) { g_default_opener = open; }
+
 void mp_api_publish_default(mp_pool *p) {
   g_default.rejected = 0;
   __atomic_store_n(&g_default.pool, p, __ATOMIC_RELEASE);
 }
 
 EXPORT mempool_t *mempool_default(void) {
+  if (!__atomic_load_n(&g_default.pool, __ATOMIC_ACQUIRE) && g_default_opener) g_default_opener();
   return __atomic_load_n(&g_default.pool, __ATOMIC_ACQUIRE) ? &g_default : NULL;
 }
 

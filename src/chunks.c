@@ -401,7 +401,8 @@ bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
 struct chunk_copy {
   mp_pool *pool;
   uint32_t g0, g1;
-  uint32_t live; /* granules in use in [g0, g1) */
+  uint32_t live;        /* granules in use in [g0, g1) */
+  mp_walk_live_fn walk; /* what the copy carries (mp_chunks_fork_child) */
 };
 
 static void count_live(void *vctx, uint32_t start, uint32_t size, bool in_use) {
@@ -418,6 +419,11 @@ static void chunk_live(void *vctx, mp_bytes_fn emit, void *state) {
   mp_ranges_walk_bytes(&cc->pool->ranges, cc->g0, cc->g1, cc->pool->policy.check, emit, state);
 }
 
+static void chunk_walk(void *vctx, mp_bytes_fn emit, void *state) {
+  struct chunk_copy *cc = vctx;
+  cc->walk(cc->pool, cc->g0, cc->g1, emit, state);
+}
+
 static void whole_chunk(void *vctx, mp_bytes_fn emit, void *state) {
   struct chunk_copy *cc = vctx;
   emit(state, (size_t)cc->g0 << MP_GRANULE_SHIFT, (size_t)(cc->g1 - cc->g0) << MP_GRANULE_SHIFT);
@@ -428,7 +434,7 @@ int mp_chunks_fork_child_copy(mp_pool *p, bool whole) {
   int rc = 0;
   for (uint32_t k = 0; k < c->count; k++) {
     if (c->state[k] != MP_CHUNK_HELD) continue;
-    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0};
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, NULL};
     int e =
         mp_region_copy_private(&p->region, offset_of(c, k), bytes_of(p, k, 1), whole ? whole_chunk : chunk_live, &cc);
     if (e != 0) rc = e;
@@ -436,15 +442,18 @@ int mp_chunks_fork_child_copy(mp_pool *p, bool whole) {
   return rc;
 }
 
-int mp_chunks_fork_child(mp_pool *p) {
+int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
   mp_chunks *c = &p->chunks;
   int rc = 0;
+  uint32_t after = 0; /* past the last chunk the parent holds (and keeps holding) */
   mp_ranges_park_all(&p->ranges);
+  mp_region_copies_begin(&p->region);
   memset(c->whole_free, 0, ((c->count + 63) / 64) * 8);
   c->whole_free_count = 0;
   for (uint32_t k = 0; k < c->count; k++) {
     if (c->state[k] != MP_CHUNK_HELD) continue; /* inherited ones are private already */
-    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0};
+    after = k + 1 < c->count ? k + 1 : 0;
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, live};
     mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
     size_t len = bytes_of(p, k, 1);
     c->held--;
@@ -457,7 +466,7 @@ int mp_chunks_fork_child(mp_pool *p) {
       c->state[k] = MP_CHUNK_AWAY;
       continue;
     }
-    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, chunk_live, &cc);
+    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, chunk_walk, &cc);
     if (e != 0) {
       /* No memory for the copy: the parent's chunk stays mapped, read-only. */
       mprotect((void *)(p->region.base + offset_of(c, k)), len, PROT_READ);
@@ -468,7 +477,8 @@ int mp_chunks_fork_child(mp_pool *p) {
     c->inherited++;
     c->inherited_bytes += len;
   }
-  c->search_from = 0;
+  mp_region_copies_end(&p->region);
+  c->search_from = after; /* the child's first claim does not try the parent's chunks first */
   c->said_full = false;
   c->full_run = UINT32_MAX;
   c->peak = c->prev_peak = 0;

@@ -71,10 +71,15 @@ static inline unsigned mp_chunk_state_at(const mp_pool *p, uint32_t g) {
   return p->chunks.state[g >> (p->chunks.shift - MP_GRANULE_SHIFT)];
 }
 
+/* What a copy of granules [g0, g1) must carry: emit(state, off, len) for
+ * each extent holding data, ascending (the pool's walk knows small spans). */
+typedef void (*mp_walk_live_fn)(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state);
+
 /* In a fork child, single-threaded, after the region's own descriptor:
- * gives up every held chunk (copies of those in use). 0, or -errno when a
- * copy could not be mapped (the chunk stays the parent's, read-only). */
-int mp_chunks_fork_child(mp_pool *p);
+ * gives up every held chunk (copies of those in use: what live names). 0,
+ * or -errno when a copy could not be mapped (the chunk stays the parent's,
+ * read-only). */
+int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live);
 /* malloc_trim: every wholly free chunk goes back now, whatever the
  * hysteresis (pool lock held). Returns how many. O(chunks). */
 uint32_t mp_chunks_release_free(mp_pool *p);

@@ -387,11 +387,46 @@ static void whole_window(void *vctx, mp_bytes_fn emit, void *state) {
   emit(state, 0, p->region.map_len);
 }
 
-/* What an exclusive window's private copy carries: the blocks in use, and
- * the free ranges too under MEMPOOL_CHECK (their freed-block pattern). */
+/* What an exclusive window's private copy carries after an interrupted
+ * call: the blocks in use (small spans whole), and the free ranges too
+ * under MEMPOOL_CHECK (their freed-block pattern). */
 static void window_live(void *vctx, mp_bytes_fn emit, void *state) {
   mp_pool *p = vctx;
   mp_ranges_walk_bytes(&p->ranges, 0, p->ranges.granules, p->policy.check, emit, state);
+}
+
+/* What a copy carries after a fork that interrupted nothing: the blocks in
+ * use, of a small span its held objects only, so that a fork costs the
+ * bytes in use (a program of a few KiB of small objects has a span of
+ * 64 KiB per size class it uses). Under MEMPOOL_CHECK everything, as
+ * window_live (free objects carry the pattern a later allocation checks). */
+struct live_walk {
+  mp_pool *pool;
+  mp_bytes_fn emit;
+  void *state;
+};
+
+static void live_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
+  struct live_walk *w = vctx;
+  size_t off = (size_t)start << MP_GRANULE_SHIFT;
+  if (!in_use) return;
+  if (mp_small_class_at(w->pool, off))
+    mp_small_emit_held(w->pool, off, w->emit, w->state);
+  else
+    w->emit(w->state, off, (size_t)size << MP_GRANULE_SHIFT);
+}
+
+static void walk_live(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state) {
+  struct live_walk w = {p, emit, state};
+  if (p->policy.check)
+    mp_ranges_walk_bytes(&p->ranges, g0, g1, true, emit, state);
+  else
+    mp_ranges_walk_in(&p->ranges, g0, g1, live_range, &w);
+}
+
+static void window_held(void *vctx, mp_bytes_fn emit, void *state) {
+  mp_pool *p = vctx;
+  walk_live(p, 0, p->ranges.granules, emit, state);
 }
 
 /* A fork child without memory for its copy must still run, typically to
@@ -436,9 +471,9 @@ int mp_pool_fork_child(mp_pool *p) {
     mp_small_fork_child(p);
     if (p->region.shared) {
       if (p->chunks.fixed) {
-        rc = mp_region_privatize(&p->region, window_live, p);
+        rc = mp_region_privatize(&p->region, window_held, p);
       } else {
-        rc = mp_chunks_fork_child(p);
+        rc = mp_chunks_fork_child(p, walk_live);
         mp_small_fork_purge(p, !p->fork_single); /* spans of inherited chunks serve nothing new */
       }
       if (rc != 0) detach(p);

@@ -460,42 +460,62 @@ void mp_region_release(mp_region *r, size_t off, size_t len) {
 
 struct copy_state {
   uintptr_t src, dst; /* region offset x is at src + x, goes to dst + x */
-  size_t lo, hi;      /* live bounds (populate) */
+  size_t lo, hi;      /* the run of pages being gathered (populate) */
   int fd;             /* in place: the device */
   uint64_t dev_offset;
   int rc;
 };
-
-static void bound_extent(void *v, size_t off, size_t len) {
-  struct copy_state *c = v;
-  if (off < c->lo) c->lo = off;
-  if (off + len > c->hi) c->hi = off + len;
-}
 
 static void copy_extent(void *v, size_t off, size_t len) {
   struct copy_state *c = v;
   memcpy((void *)(c->dst + off), (const void *)(c->src + off), len);
 }
 
-static void read_extent(void *v, size_t off, size_t len) {
-  struct copy_state *c = v;
-  for (size_t done = 0; done < len && c->rc == 0;) {
-    ssize_t n = pread(c->fd, (char *)(c->dst + off + done), len - done, (off_t)(c->dev_offset + off + done));
+/* [lo, hi) read from the device into the copy; a run of several pages is
+ * populated first, in one call (the read would fault them one by one). */
+static void read_run(struct copy_state *c) {
+  size_t pg = page_size(), lo = c->lo & ~(pg - 1), hi = (c->hi + pg - 1) & ~(pg - 1);
+  if (c->lo < c->hi && hi - lo > 2 * pg) madvise((void *)(c->dst + lo), hi - lo, MADV_POPULATE_WRITE);
+  for (size_t done = 0, len = c->hi - c->lo; c->lo < c->hi && done < len && c->rc == 0;) {
+    ssize_t n = pread(c->fd, (char *)(c->dst + c->lo + done), len - done, (off_t)(c->dev_offset + c->lo + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) c->rc = n < 0 ? -errno : -EIO;
     done += n > 0 ? (size_t)n : 0;
   }
 }
 
+/* Extents less than a page apart are read as one: a system call costs more
+ * than the bytes between them (free ones, never handed out in the child). */
+static void read_extent(void *v, size_t off, size_t len) {
+  struct copy_state *c = v;
+  if (c->lo < c->hi && off <= c->hi + page_size()) { /* ascending */
+    if (off + len > c->hi) c->hi = off + len;
+    return;
+  }
+  read_run(c);
+  c->lo = off, c->hi = off + len;
+}
+
 /* Faults one page at a time cost more than the copy (the child has no page
- * table entries for the parent's shared pages): both sides of the live
- * part are populated in one call each first (ignored where unsupported). */
-static void populate(uintptr_t src, uintptr_t dst, size_t lo, size_t hi) {
-  size_t pg = page_size();
-  lo &= ~(pg - 1);
-  hi = (hi + pg - 1) & ~(pg - 1);
-  madvise((void *)(src + lo), hi - lo, MADV_POPULATE_READ);
-  madvise((void *)(dst + lo), hi - lo, MADV_POPULATE_WRITE);
+ * table entries for the parent's shared pages): both sides of each run of
+ * pages the live extents touch are populated in one call each first
+ * (ignored where unsupported). Only those pages: a chunk whose few live
+ * bytes lie far apart costs those pages, not the chunk. */
+static void populate(const struct copy_state *c) {
+  if (c->lo >= c->hi) return;
+  madvise((void *)(c->src + c->lo), c->hi - c->lo, MADV_POPULATE_READ);
+  madvise((void *)(c->dst + c->lo), c->hi - c->lo, MADV_POPULATE_WRITE);
+}
+
+static void populate_extent(void *v, size_t off, size_t len) {
+  struct copy_state *c = v;
+  size_t pg = page_size(), lo = off & ~(pg - 1), hi = (off + len + pg - 1) & ~(pg - 1);
+  if (c->lo < c->hi && lo <= c->hi) { /* ascending: touches the run or overlaps it */
+    if (hi > c->hi) c->hi = hi;
+    return;
+  }
+  populate(c);
+  c->lo = lo, c->hi = hi;
 }
 
 /* Without memory for a second copy: the range becomes anonymous memory in
@@ -503,28 +523,40 @@ static void populate(uintptr_t src, uintptr_t dst, size_t lo, size_t hi) {
  * device. Where that fails (no memory at all, a device without read such
  * as device dax) the parent's mapping comes back, read-only. */
 static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
-  int fd = open_same(r);
+  int fd = r->fd >= 0 ? r->fd : open_same(r); /* the copies' own (mp_region_copies_begin) */
   if (fd < 0) return -errno;
   char *at = (char *)(r->base + off);
   struct copy_state c = {.dst = r->base, .fd = fd, .dev_offset = r->dev_offset};
-  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+      MAP_FAILED)
     c.rc = -errno;
   else
     live(ctx, read_extent, &c);
+  read_run(&c); /* the last run */
   /* A failed MAP_FIXED may have unmapped the original too: map it back. */
   if (c.rc != 0 && mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)(r->dev_offset + off)) == MAP_FAILED)
     mp_fatal("fork: the child lost its copy of %llu bytes of the region at %#llx and cannot map them back: %s", UL(len),
              UL(off), mp_strerror(errno));
-  close(fd);
+  if (fd != r->fd) close(fd);
   return c.rc;
 }
 
+void mp_region_copies_begin(mp_region *r) {
+  if (r->is_file) r->fd = open_same(r);
+}
+
+void mp_region_copies_end(mp_region *r) {
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+}
+
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
+  if (r->is_file) return copy_in_place(r, off, len, live, ctx); /* from the page cache: no second mapping */
   char *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (tmp == MAP_FAILED) return errno == ENOMEM ? copy_in_place(r, off, len, live, ctx) : -errno;
-  struct copy_state c = {.src = r->base, .dst = (uintptr_t)tmp - off, .lo = SIZE_MAX};
-  live(ctx, bound_extent, &c);
-  if (c.lo < c.hi) populate(c.src, c.dst, c.lo, c.hi);
+  struct copy_state c = {.src = r->base, .dst = (uintptr_t)tmp - off};
+  live(ctx, populate_extent, &c);
+  populate(&c); /* the last run */
   live(ctx, copy_extent, &c);
   if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(r->base + off)) == MAP_FAILED) {
     int e = errno;

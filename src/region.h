@@ -51,15 +51,23 @@ void mp_region_release(mp_region *r, size_t off, size_t len);
 typedef void (*mp_live_fn)(void *ctx, mp_bytes_fn emit, void *state);
 
 /* Replaces [off, off+len) by private anonymous memory holding the bytes
- * live() names; the rest of the range reads as zeros. A second mapping is
- * filled and moved over the range; without memory for it (ENOMEM:
- * RLIMIT_AS, strict overcommit) the range is replaced in place and the
- * live extents are read back from the device with pread (no address space
- * more; what the parent wrote after fork may show, as in any copy taken
- * after fork). 0, or -errno: the range is then the parent's, read-only (a
+ * live() names; the rest of the range reads as zeros (or, less than a page
+ * from live bytes, as the device held them). A regular file's range is
+ * replaced in place and the live extents are read from the file with pread
+ * (from the page cache: no second mapping, no page tables of the shared
+ * pages); a device's is copied into a second mapping moved over the range,
+ * or, without memory for that (ENOMEM: RLIMIT_AS, strict overcommit),
+ * replaced in place and read back with pread (no address space more; what
+ * the parent wrote after fork may show, as in any copy taken after
+ * fork). 0, or -errno: the range is then the parent's, read-only (a
  * child that cannot even get that back is stopped: mp_fatal). O(live
  * bytes) copied. */
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx);
+
+/* Around a fork child's copies of several ranges of a file: one open of it
+ * for all (else each copy opens its own). */
+void mp_region_copies_begin(mp_region *r);
+void mp_region_copies_end(mp_region *r);
 
 /* Exclusive mode in a fork child: the whole mapping becomes a private copy. */
 int mp_region_privatize(mp_region *r, mp_live_fn live, void *ctx);

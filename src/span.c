@@ -172,6 +172,24 @@ static bool span_new(mp_pool *p, unsigned cls) {
  * no partial list and goes back as soon as it is empty. */
 static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_pool_inherited(p, si * SPAN_GRANULES); }
 
+void mp_small_emit_held(const mp_pool *p, size_t off, mp_bytes_fn emit, void *state) {
+  const mp_small *sm = &p->small;
+  size_t si = off >> MP_SPAN_SHIFT, size = mp_class_size[mp_span_cls(sm->span_class[si])];
+  const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
+  size_t run = 0, len = 0; /* the run of adjacent held objects being gathered */
+  for (unsigned w = 0; w < MP_SPAN_WORDS; w++)
+    for (uint64_t bits = __atomic_load_n(&held[w], __ATOMIC_RELAXED); bits; bits &= bits - 1) {
+      size_t at = off + ((size_t)(w * 64 + (unsigned)__builtin_ctzll(bits)) << MP_GRANULE_SHIFT);
+      if (len && at == run + len) {
+        len += size;
+        continue;
+      }
+      if (len) emit(state, run, len);
+      run = at, len = size;
+    }
+  if (len) emit(state, run, len);
+}
+
 /* An empty span goes back to the ranges (class lock held). */
 static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   mp_small *sm = &p->small;

@@ -125,6 +125,12 @@ static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned c
   return mp_span_not_held(p, off, cls);
 }
 
+/* The held objects of the span at region offset off (a range start whose
+ * span byte is non-zero), as byte extents in address order, adjacent
+ * objects as one: what a fork child's copy of the span carries (its free
+ * and cached objects are never handed out there). O(MP_SPAN_WORDS + held). */
+void mp_small_emit_held(const mp_pool *p, size_t off, mp_bytes_fn emit, void *state);
+
 /* Metadata bytes in use by spans and caches. */
 size_t mp_small_meta_bytes(const mp_pool *p);
 

@@ -20,6 +20,7 @@ case "$name" in
   preload_policy_route)  high=0x103FFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;
   preload_policy_oom)    high=0x103FFFFF ;;
+  preload_lazy_*)  high=0x13FFFFFF extra=(MEMPOOL_MAX_SIZE=1K) ;; # above 1 KiB: jemalloc
   extras_anon)     dev=anon high=0x13FFFFFF ;; # 64 MiB of anonymous memory
   dma_anon)        dev=anon high=0x13FFFFFF ;;
   *)               high=0x13FFFFFF ;;   # 64 MiB

@@ -362,6 +362,11 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
     mp_format(err, errlen, "MEMPOOL_BASE (%#llx) is not aligned to the page size (%llu)", UL(cfg->base), UL(pg));
     return -EINVAL;
   }
+  if (cfg->high < cfg->base || want >= MP_MAX_REGION) { /* the configuration refuses these: callers of this layer too */
+    mp_format(err, errlen, "a window of %#llx..%#llx is not below the largest region (%s)", UL(cfg->base),
+              UL(cfg->high), MP_MAX_REGION_WHY);
+    return -EINVAL;
+  }
   r->map_len = (size_t)((want + pg - 1) / pg * pg);
   r->size = (size_t)(want & ~(uint64_t)(MP_GRANULE - 1));
   bool anon = !strcmp(cfg->device, "anon");

@@ -119,7 +119,9 @@ void throwing_handler() {
 // [new.delete.single]: a nothrow operator new returns nullptr when the
 // new_handler throws bad_alloc; the throwing ones let it through.
 void out_of_memory() {
-  const std::size_t huge = static_cast<std::size_t>(PTRDIFF_MAX);
+  // Above PTRDIFF_MAX: refused by every allocator (PTRDIFF_MAX itself, 2 GiB on
+  // a 32-bit target, glibc's malloc can serve there).
+  const std::size_t huge = static_cast<std::size_t>(PTRDIFF_MAX) + 1;
   std::new_handler old = std::set_new_handler(throwing_handler);
   int nulls = 0, thrown = 0;
   nulls += ::operator new(huge, std::nothrow) == nullptr;

@@ -121,7 +121,9 @@ void throwing_handler() {
 void out_of_memory() {
   // Above PTRDIFF_MAX: refused by every allocator (PTRDIFF_MAX itself, 2 GiB on
   // a 32-bit target, glibc's malloc can serve there).
-  const std::size_t huge = static_cast<std::size_t>(PTRDIFF_MAX) + 1;
+  // (volatile: the compiler would warn of a size beyond any object).
+  volatile std::size_t huge_v = static_cast<std::size_t>(PTRDIFF_MAX) + 1;
+  const std::size_t huge = huge_v;
   std::new_handler old = std::set_new_handler(throwing_handler);
   int nulls = 0, thrown = 0;
   nulls += ::operator new(huge, std::nothrow) == nullptr;

@@ -434,7 +434,7 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
       uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
       uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT), oi = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
       if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
-          ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || (*MP_HELD_WORD(p, off) & MP_HELD_BIT(off)))
+          ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || mp_span_held_bit(p, off))
         VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
                   cls);
     }

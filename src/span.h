@@ -53,21 +53,23 @@ static inline size_t mp_span_cls(size_t span_byte) { return (span_byte & ~(size_
 
 enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
 
-/* The held bit of region offset off: its word and its mask. */
-#define MP_HELD_WORD(p, off) (&(p)->small.held[(off) >> (MP_GRANULE_SHIFT + 6)])
-#define MP_HELD_BIT(off)     (1ull << (((off) >> MP_GRANULE_SHIFT) & 63))
+/* The held bit's mask in its word, for a region offset or an address (the
+ * region's base is aligned to MP_HELD_SPAN: the same bit). */
+#define MP_HELD_BIT(a) (1ull << (((a) >> MP_GRANULE_SHIFT) & 63))
 
 /* Why off is not a held object of class cls (the trap's words): not an
  * object's start, or an object not held (freed twice, never given out). */
 int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) __attribute__((cold, noinline));
 
-/* The object at region offset off passes to the user: its held bit set in
- * the held bitmap held (at off's granule; the bitmap's words are
- * MP_HELD_SPAN bytes of region each). mp_held_set_at does the same by
- * address, with the bitmap biased by the region's base (which is aligned
- * to MP_HELD_SPAN): 5 instructions and an atomic or. */
+/* The held bitmap is addressed by the object's address, through the
+ * bitmap's address biased by the region's base (mp_held_by_address; the
+ * base is aligned to MP_HELD_SPAN, the region a held word covers).
+ * mp_held_set_at: the object at address a passes to the user. */
 #define MP_HELD_SPAN (MP_GRANULE * 64u)
 _Static_assert(MP_HELD_SPAN <= 4096, "a region's base, page-aligned, is aligned to a held word's span");
+static inline uint64_t *mp_held_word(uintptr_t held_by_address, uintptr_t a) {
+  return (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
+}
 #if defined(__x86_64__)
 /* bts and btr with a register offset address the bit string itself (the
  * quadword at base + 8 * (offset / 64), offset % 64 in it: the same word and
@@ -82,9 +84,6 @@ static inline bool mp_held_bit_clear(uintptr_t held_by_address, uintptr_t a) {
   return was;
 }
 #else
-static inline uint64_t *mp_held_word(uintptr_t held_by_address, uintptr_t a) {
-  return (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
-}
 static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
   __atomic_fetch_or(mp_held_word(held_by_address, a), MP_HELD_BIT(a), __ATOMIC_RELAXED);
 }
@@ -98,6 +97,11 @@ static inline uintptr_t mp_held_by_address(const mp_pool *p) {
 }
 static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off) {
   mp_held_set_at(mp_held_by_address(p), p->region.base + off);
+}
+/* The held bit of the object at region offset off (a racy read). */
+static inline bool mp_span_held_bit(const mp_pool *p, uintptr_t off) {
+  return __atomic_load_n(mp_held_word(mp_held_by_address(p), p->region.base + off), __ATOMIC_RELAXED) &
+         MP_HELD_BIT(off);
 }
 
 /* Can off be an object's start at all? (Inside a granule it never is; a
@@ -118,10 +122,7 @@ static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */
 static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
-  if (__builtin_expect(
-          mp_span_granule_start(off) && (__atomic_load_n(MP_HELD_WORD(p, off), __ATOMIC_RELAXED) & MP_HELD_BIT(off)),
-          1))
-    return MP_SMALL_OK;
+  if (__builtin_expect(mp_span_granule_start(off) && mp_span_held_bit(p, off), 1)) return MP_SMALL_OK;
   return mp_span_not_held(p, off, cls);
 }
 

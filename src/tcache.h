@@ -164,13 +164,10 @@ static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
 }
 static inline bool mp_tcache_push(void *obj, size_t cls) { return mp_tcache_push_to(mp_t_tcache, obj, cls); }
 
-/* The same, refilling or flushing in batches when the hit misses. */
+/* The same, refilling in a batch when the hit misses. */
 static inline void *mp_tcache_alloc(mp_pool *p, unsigned cls) {
   void *obj = mp_tcache_pop(cls);
   return obj ? obj : mp_tcache_alloc_slow(p, cls);
-}
-static inline void mp_tcache_free(mp_pool *p, void *obj, unsigned cls) {
-  if (!mp_tcache_push(obj, cls)) mp_tcache_free_slow(p, obj, cls);
 }
 
 #endif

@@ -62,10 +62,12 @@ static void *alloc_aligned(mp_pool *p, size_t n, size_t align, bool zero, const 
   return r;
 }
 
-/* After the cache's hit missed (alloc.h): a refill, or the general path. */
+/* After the cache's hit missed (alloc.h): a refill, a medium class's hit
+ * (the request the policy lets the region serve), or the general path. */
 void *mp_malloc_slow(mp_pool *p, size_t n) {
-  if (p && p->fast_small && n <= MP_SMALL_MAX) {
-    void *r = mp_tcache_alloc_slow(p, mp_class_of(n));
+  if (p && p->fast_small && n <= p->small.max_size && n <= p->policy.max_size) {
+    unsigned cls = mp_class_of(n);
+    void *r = n <= MP_HIT_MAX ? mp_tcache_alloc_slow(p, cls) : mp_tcache_alloc(p, cls);
     if (r) return r;
   }
   return alloc_aligned(p, n, MIN_ALIGN, false, "malloc");

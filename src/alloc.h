@@ -33,7 +33,7 @@ void mp_free_slow(mp_pool *p, void *ptr) __attribute__((noinline));
  * free's 35 and the two PLT stubs, 64 per pair: scripts/bench --callgrind).
  * The pool is the thread cache's (tcache.h). */
 static inline void *mp_malloc_hit(size_t n) {
-  return __builtin_expect(n <= MP_SMALL_MAX, 1) ? mp_tcache_pop(mp_class_of(n)) : NULL;
+  return __builtin_expect(n <= MP_HIT_MAX, 1) ? mp_tcache_pop(mp_class_of_hit(n)) : NULL;
 }
 /* The same for pool p: the thread cache's pool, or NULL (no cache then). */
 static inline void *mp_malloc(mp_pool *p, size_t n) {

@@ -160,27 +160,39 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 
 /* ---- small objects: spans and thread caches ----------------------------- */
 
-/* A span is a 64 KiB in-use range, aligned to 64 KiB of region offset, cut
- * into objects of one size class. Its state lives out of band: the span
- * table indexed by offset >> MP_SPAN_SHIFT, and one bitmap over the whole
- * region's granules:
+/* A span is an in-use range of one size class's objects, made of one or
+ * more 64 KiB units (MP_SPAN_SIZE: the classes up to 16 KiB fit one unit,
+ * a 256 KiB class's span is 16), each aligned to 64 KiB of region offset.
+ * Its state lives out of band: the span table indexed by offset >>
+ * MP_SPAN_SHIFT (every unit of a span has its class byte and the index of
+ * the span's first unit), and one bitmap over the whole region's granules:
  *   avail bit set  = the object is free in the span (its span's bitmap, by
  *                    object index, changed under the class lock)
  *   held bit set   = the object is held by the user (the region's bitmap, at
  *                    the object's first granule: atomic, any thread frees)
  *   neither        = the object sits in some thread's cache.
  * The held bit makes double frees and interior pointers detectable in O(1),
- * without a division: an interior granule's bit is never set. */
-#define MP_SPAN_SHIFT    16u
-#define MP_SPAN_SIZE     (1u << MP_SPAN_SHIFT)
-#define MP_SPAN_WORDS    (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
-#define MP_SMALL_CLASSES 32u
-#define MP_SMALL_MAX     8192u
-#define MP_TCACHE_MAX    124u /* a bin is then 1 KiB: its address is a shift */
+ * without a division: an interior granule's bit is never set.
+ * Classes up to MP_HIT_MAX are looked up by a table (malloc's inlined hit),
+ * the medium ones above it by their size's leading bits (malloc's slow path,
+ * the same caches). */
+#define MP_SPAN_SHIFT        16u
+#define MP_SPAN_SIZE         (1u << MP_SPAN_SHIFT)
+#define MP_SPAN_WORDS        (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
+#define MP_HIT_CLASSES       32u
+#define MP_HIT_MAX           8192u
+#define MP_MEDIUM_CLASSES    20u /* four per doubling, 10 KiB .. 256 KiB */
+#define MP_SMALL_CLASSES     (MP_HIT_CLASSES + MP_MEDIUM_CLASSES)
+#define MP_SMALL_MAX         (MP_HIT_MAX << (MP_MEDIUM_CLASSES / 4))
+#define MP_SPAN_UNITS_MAX    16u          /* the largest span: 1 MiB, four 256 KiB objects */
+#define MP_MEDIUM_MIN_REGION (128u << 20) /* smaller regions serve the medium sizes as range blocks */
+#define MP_TCACHE_MAX        124u         /* a bin is then 1 KiB: its address is a shift */
+_Static_assert(MP_SMALL_MAX == 256u << 10, "the medium classes end at 256 KiB");
 
 typedef struct mp_span {
   uint16_t nobj, navail; /* objects in the span, of which free in it */
-  uint32_t prev, next;   /* partial list of the class (span index + 1; 0 = none) */
+  uint32_t head;         /* the span's first unit (its own index for the first) */
+  uint32_t prev, next;   /* partial list of the class (span index + 1; 0 = none): first units only */
   uint64_t *avail;       /* ceil(nobj / 64) words, from the bitmap arena */
 } mp_span;
 
@@ -227,8 +239,9 @@ typedef struct mp_tcache {
 
 typedef struct mp_small {
   bool enabled;
-  uint8_t *span_class; /* per 64 KiB of region: 0, or class + 1 for a small span */
-  mp_span *spans;      /* per 64 KiB of region (lazily touched) */
+  uint32_t max_size;   /* the largest request spans serve: MP_SMALL_MAX, or MP_HIT_MAX in a small region */
+  uint8_t *span_class; /* per 64 KiB unit of region: 0, or class + 1 for a unit of a span */
+  mp_span *spans;      /* per 64 KiB unit of region (lazily touched) */
   size_t nspans;
   uint64_t *bitmap_arena;           /* span bitmaps, bump-allocated (lazily touched) */
   size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */

@@ -87,7 +87,7 @@ int mp_pool_enable_small(mp_pool *p) {
     mp_small_destroy(p);
     return -1;
   }
-  p->fast_small = !p->policy.check && p->policy.min_size == 0 && p->policy.max_size >= MP_SMALL_MAX;
+  p->fast_small = !p->policy.check && p->policy.min_size == 0 && p->policy.max_size >= MP_HIT_MAX;
   return 0;
 }
 
@@ -127,12 +127,13 @@ static void check_block(mp_pool *p, const void *ptr, const char *caller) {
   mp_pool_trap(p, ptr, caller, st == MP_RANGES_NOT_IN_USE);
 }
 
-/* Small class serving size bytes at alignment align, or MP_SMALL_CLASSES. */
-static inline unsigned small_class(size_t size, size_t align) {
+/* The class serving size bytes at alignment align from spans, or
+ * MP_SMALL_CLASSES (spans off, or a range block's size). */
+static inline unsigned small_class(const mp_pool *p, size_t size, size_t align) {
   size_t n = size < align ? align : size;
-  if (n > MP_SMALL_MAX || align > 4096) return MP_SMALL_CLASSES;
+  if (!p->small.enabled || n > p->small.max_size || align > 4096) return MP_SMALL_CLASSES;
   unsigned cls = mp_class_of(n);
-  /* Objects sit at multiples of the class size in 64 KiB-aligned spans. */
+  /* Objects sit at multiples of the class size from 64 KiB-aligned spans. */
   if (align > MP_GRANULE)
     while (cls < MP_SMALL_CLASSES && mp_class_size[cls] % align) cls++;
   return cls;
@@ -164,9 +165,10 @@ static void range_free_locked(mp_pool *p, uint32_t g, bool user_block) {
   count_used(p, -((int64_t)n << MP_GRANULE_SHIFT), user_block);
 }
 
-uint32_t mp_pool_span_get(mp_pool *p, uint32_t n) {
+uint32_t mp_pool_span_get(mp_pool *p, uint32_t units) {
+  uint32_t a = MP_SPAN_SIZE >> MP_GRANULE_SHIFT;
   pthread_mutex_lock(&p->lock);
-  uint32_t g = p->detached ? MP_NONE : range_alloc_locked(p, n, n, false, true);
+  uint32_t g = p->detached ? MP_NONE : range_alloc_locked(p, units * a, a, false, true);
   pthread_mutex_unlock(&p->lock);
   return g;
 }
@@ -195,12 +197,10 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
     if (!try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
     return NULL;
   }
-  if (p->small.enabled) {
-    unsigned cls = small_class(size, align);
-    if (cls < MP_SMALL_CLASSES) {
-      void *obj = mp_tcache_alloc(p, cls);
-      if (obj) return obj;
-    }
+  unsigned cls = small_class(p, size, align);
+  if (cls < MP_SMALL_CLASSES) {
+    void *obj = mp_tcache_alloc(p, cls);
+    if (obj) return obj;
   }
   uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
   uint32_t a = align > MP_GRANULE ? (uint32_t)(align >> MP_GRANULE_SHIFT) : 1;
@@ -225,7 +225,7 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, bool try) {
 void *mp_pool_alloc(mp_pool *p, size_t size, size_t align) { return pool_alloc(p, size, align, false); }
 
 size_t mp_pool_good_size(const mp_pool *p, size_t size, size_t align) {
-  unsigned cls = p->small.enabled ? small_class(size, align) : MP_SMALL_CLASSES;
+  unsigned cls = small_class(p, size, align);
   if (cls < MP_SMALL_CLASSES) return mp_class_size[cls];
   return size ? (size + MP_GRANULE - 1) & ~(size_t)(MP_GRANULE - 1) : MP_GRANULE;
 }
@@ -334,7 +334,7 @@ static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size
   }
   if (fits && room && size + room <= p->region.size)
     ng = range_alloc_locked(p, granules_for(size + room), 1, true, false);
-  bool small = p->small.enabled && small_class(size, MP_GRANULE) < MP_SMALL_CLASSES; /* from a cache */
+  bool small = small_class(p, size, MP_GRANULE) < MP_SMALL_CLASSES; /* from a cache */
   if (fits && ng == MP_NONE && !small) ng = range_alloc_locked(p, n, 1, true, true);
   pthread_mutex_unlock(&p->lock);
   void *q = ng != MP_NONE ? (void *)(p->region.base + ((uintptr_t)ng << MP_GRANULE_SHIFT))
@@ -411,7 +411,7 @@ static void live_range(void *vctx, uint32_t start, uint32_t size, bool in_use) {
   size_t off = (size_t)start << MP_GRANULE_SHIFT;
   if (!in_use) return;
   if (mp_small_class_at(w->pool, off))
-    mp_small_emit_held(w->pool, off, w->emit, w->state);
+    mp_small_emit_held(w->pool, off, (size_t)size << MP_GRANULE_SHIFT, w->emit, w->state);
   else
     w->emit(w->state, off, (size_t)size << MP_GRANULE_SHIFT);
 }

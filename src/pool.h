@@ -11,8 +11,9 @@
  * (see mp_region_open). */
 int mp_pool_open(mp_pool *p, const mp_config *cfg, char *err, size_t errlen);
 void mp_pool_close(mp_pool *p);
-/* Serves sizes up to MP_SMALL_MAX from spans through per-thread caches (one
- * pool per process: the caches are thread-local). Needs an 8 MiB region. */
+/* Serves sizes up to MP_HIT_MAX from spans through per-thread caches (one
+ * pool per process: the caches are thread-local), and up to MP_SMALL_MAX
+ * in a region of MP_MEDIUM_MIN_REGION. Needs an 8 MiB region. */
 int mp_pool_enable_small(mp_pool *p);
 
 static inline bool mp_pool_owns(const mp_pool *p, const void *ptr) { return p && mp_region_contains(&p->region, ptr); }
@@ -75,9 +76,10 @@ static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsi
   mp_pool_free_small_to(mp_t_tcache, p, mp_held_by_address(p), ptr, off, span_byte, caller);
 }
 
-/* For spans (the layer above the ranges): a span-aligned range of n
- * granules (MP_NONE when none can be had) and its return. Pool lock inside. */
-uint32_t mp_pool_span_get(mp_pool *p, uint32_t n);
+/* For spans (the layer above the ranges): a range of units 64 KiB units,
+ * aligned to one (MP_NONE when none can be had), and its return. Pool lock
+ * inside. */
+uint32_t mp_pool_span_get(mp_pool *p, uint32_t units);
 void mp_pool_span_put(mp_pool *p, uint32_t g);
 /* Is granule g in a chunk a fork child inherited (frees only, no new objects)? */
 bool mp_pool_inherited(const mp_pool *p, uint32_t g);

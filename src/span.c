@@ -1,4 +1,4 @@
-/* span.c - 64 KiB spans of one size class (see span.h). */
+/* span.c - spans of one size class, in 64 KiB units (see span.h). */
 #include "span.h"
 
 #include <string.h>
@@ -20,11 +20,11 @@ _Static_assert(SPAN_GRANULES == MP_SPAN_WORDS * 64, "a span's held bits are whol
 _Static_assert(HELD_GROUP % (MP_SPAN_WORDS * 8) == 0, "a span's held bits lie in one group");
 
 /* Words of a span's avail bitmap for class cls. */
-static inline uint32_t class_words(unsigned cls) { return (MP_SPAN_SIZE / mp_class_size[cls] + 63) / 64; }
+static inline uint32_t class_words(unsigned cls) { return (mp_class_nobj(cls) + 63) / 64; }
 
 int mp_small_init(mp_pool *p) {
   mp_small *sm = &p->small;
-  size_t nspans = p->region.size >> MP_SPAN_SHIFT; /* whole 64 KiB chunks: where spans can be */
+  size_t nspans = p->region.size >> MP_SPAN_SHIFT; /* whole 64 KiB units: where spans can be */
   /* One class byte for every chunk the region touches, the partial tail
    * included: a range block there looks its chunk up too (and finds 0). */
   size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
@@ -36,11 +36,11 @@ int mp_small_init(mp_pool *p) {
   size_t held_bytes = (nspans * MP_SPAN_WORDS * 8 + HELD_GROUP - 1) / HELD_GROUP * HELD_GROUP;
   size_t held_pages_bytes = ((held_bytes / HELD_GROUP + 63) / 64 * 8 + 4095) & ~(size_t)4095;
   /* Avail bitmap blocks are recycled within a class only, so the arena
-   * reserves (virtually) what every class could need at once: it cannot
-   * run out. */
-  size_t per_span = 0;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_span += class_words(c);
-  size_t words = nspans * per_span;
+   * reserves (virtually) what every class could need at once, a block per
+   * unit: it cannot run out. */
+  size_t per_unit = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) per_unit += class_words(c);
+  size_t words = nspans * per_unit;
   size_t meta_bytes = class_bytes + span_bytes + held_pages_bytes;
   size_t len = meta_bytes + held_bytes + words * 8;
   char *m = mp_meta_reserve(len);
@@ -58,6 +58,7 @@ int mp_small_init(mp_pool *p) {
   sm->bitmap_arena = (uint64_t *)(m + meta_bytes + held_bytes);
   sm->bitmap_words = words;
   sm->nspans = nspans;
+  sm->max_size = p->region.size >= MP_MEDIUM_MIN_REGION ? MP_SMALL_MAX : MP_HIT_MAX;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&sm->classes[c].lock, NULL);
   pthread_mutex_init(&sm->tcache_lock, NULL);
   sm->enabled = true;
@@ -108,9 +109,8 @@ void mp_small_destroy(mp_pool *p) {
   memset(sm, 0, sizeof *sm);
 }
 
-static inline uint32_t span_index(const mp_pool *p, const void *obj) {
-  return (uint32_t)(((uintptr_t)obj - p->region.base) >> MP_SPAN_SHIFT);
-}
+/* The span (its first unit) of region offset off. */
+static inline uint32_t span_head(const mp_small *sm, uintptr_t off) { return sm->spans[off >> MP_SPAN_SHIFT].head; }
 
 static void partial_push(mp_small *sm, mp_class *c, uint32_t si) {
   mp_span *s = &sm->spans[si];
@@ -130,10 +130,10 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   s->prev = s->next = 0;
 }
 
-/* Span si's held bits usable: their group of the bitmap committed (once;
+/* Unit si's held bits usable: their group of the bitmap committed (once;
  * two classes may commit one group at once: harmless). False when the
  * kernel refuses. Its bits are zero: a span goes back with none set. */
-static bool held_commit(mp_small *sm, uint32_t si) {
+static bool held_commit_unit(mp_small *sm, uint32_t si) {
   size_t group = (size_t)si * MP_SPAN_WORDS * 8 / HELD_GROUP;
   uint64_t bit = 1ull << (group & 63);
   if (__atomic_load_n(&sm->held_pages[group / 64], __ATOMIC_ACQUIRE) & bit) return true;
@@ -141,28 +141,41 @@ static bool held_commit(mp_small *sm, uint32_t si) {
   __atomic_fetch_or(&sm->held_pages[group / 64], bit, __ATOMIC_RELEASE);
   return true;
 }
+static bool held_commit(mp_small *sm, uint32_t si, uint32_t units) {
+  for (uint32_t u = 0; u < units; u++)
+    if (!held_commit_unit(sm, si + u)) return false;
+  return true;
+}
+
+/* Every unit of the span at si gets class byte b (0: no span) and its head. */
+static void units_mark(mp_small *sm, uint32_t si, uint32_t units, uint8_t b) {
+  for (uint32_t u = 0; u < units; u++) {
+    sm->spans[si + u].head = si;
+    __atomic_store_n(&sm->span_class[si + u], b, __ATOMIC_RELEASE);
+  }
+}
 
 /* A fresh span from the pool's ranges, all objects avail. */
 static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
   uint64_t *bitmaps = bitmaps_get(sm, cls);
   if (!bitmaps) return false;
-  uint32_t g = mp_pool_span_get(p, SPAN_GRANULES);
-  if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES)) {
+  uint32_t units = mp_class_units[cls], g = mp_pool_span_get(p, units);
+  if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES, units)) {
     if (g != MP_NONE) mp_pool_span_put(p, g);
     bitmaps_put(sm, cls, bitmaps);
     return false;
   }
   uint32_t si = g / SPAN_GRANULES;
   mp_span *s = &sm->spans[si];
-  uint32_t n = MP_SPAN_SIZE / mp_class_size[cls], words = class_words(cls);
+  uint32_t n = mp_class_nobj(cls), words = class_words(cls);
   s->nobj = (uint16_t)n;
   s->navail = (uint16_t)n;
   s->avail = bitmaps;
   memset(s->avail, 0, words * 8);
   for (uint32_t w = 0; w < n / 64; w++) s->avail[w] = ~0ull;
   if (n % 64) s->avail[n / 64] = (1ull << (n % 64)) - 1;
-  __atomic_store_n(&sm->span_class[si], (uint8_t)(cls + 1), __ATOMIC_RELEASE);
+  units_mark(sm, si, units, (uint8_t)(cls + 1));
   sm->classes[cls].spans++;
   partial_push(sm, &sm->classes[cls], si);
   return true;
@@ -172,22 +185,26 @@ static bool span_new(mp_pool *p, unsigned cls) {
  * no partial list and goes back as soon as it is empty. */
 static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_pool_inherited(p, si * SPAN_GRANULES); }
 
-void mp_small_emit_held(const mp_pool *p, size_t off, mp_bytes_fn emit, void *state) {
+void mp_small_emit_held(const mp_pool *p, size_t off, size_t len, mp_bytes_fn emit, void *state) {
   const mp_small *sm = &p->small;
-  size_t si = off >> MP_SPAN_SHIFT, size = mp_class_size[mp_span_cls(sm->span_class[si])];
+  size_t si = span_head(sm, off), cls = mp_span_cls(sm->span_class[si]), size = mp_class_size[cls];
+  size_t first = si << MP_SPAN_SHIFT, end = off + len;
   const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
-  size_t run = 0, len = 0; /* the run of adjacent held objects being gathered */
-  for (unsigned w = 0; w < MP_SPAN_WORDS; w++)
+  size_t run = 0, rlen = 0; /* the run of adjacent held objects being gathered */
+  for (unsigned w = 0; w < MP_SPAN_WORDS * mp_class_units[cls]; w++)
     for (uint64_t bits = __atomic_load_n(&held[w], __ATOMIC_RELAXED); bits; bits &= bits - 1) {
-      size_t at = off + ((size_t)(w * 64 + (unsigned)__builtin_ctzll(bits)) << MP_GRANULE_SHIFT);
-      if (len && at == run + len) {
-        len += size;
+      size_t at = first + ((size_t)(w * 64 + (unsigned)__builtin_ctzll(bits)) << MP_GRANULE_SHIFT), to = at + size;
+      at = at < off ? off : at; /* clipped to [off, end) */
+      to = to > end ? end : to;
+      if (at >= to) continue;
+      if (rlen && at == run + rlen) {
+        rlen = to - run;
         continue;
       }
-      if (len) emit(state, run, len);
-      run = at, len = size;
+      if (rlen) emit(state, run, rlen);
+      run = at, rlen = to - at;
     }
-  if (len) emit(state, run, len);
+  if (rlen) emit(state, run, rlen);
 }
 
 /* An empty span goes back to the ranges (class lock held). */
@@ -195,14 +212,22 @@ static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   mp_small *sm = &p->small;
   if (!span_inherited(p, si)) partial_remove(sm, &sm->classes[cls], si);
   sm->classes[cls].spans--;
-  __atomic_store_n(&sm->span_class[si], 0, __ATOMIC_RELEASE);
+  units_mark(sm, si, mp_class_units[cls], 0);
   bitmaps_put(sm, cls, sm->spans[si].avail);
   mp_pool_span_put(p, si * SPAN_GRANULES);
 }
 
+/* The index of the object at region offset off in span si, and its offset. */
+static inline uint32_t object_index(uintptr_t off, uint32_t si, unsigned cls) {
+  return mp_class_div((uint32_t)(off - ((uintptr_t)si << MP_SPAN_SHIFT)), cls);
+}
+static inline uintptr_t object_off(uint32_t si, uint32_t i, unsigned cls) {
+  return ((uintptr_t)si << MP_SPAN_SHIFT) + (uintptr_t)i * mp_class_size[cls];
+}
+
 int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) {
-  uint32_t rel = (uint32_t)(off & (MP_SPAN_SIZE - 1)), i = mp_class_div(rel, cls);
-  bool start = i * mp_class_size[cls] == rel && i < p->small.spans[off >> MP_SPAN_SHIFT].nobj;
+  uint32_t si = span_head(&p->small, off), i = object_index(off, si, cls);
+  bool start = object_off(si, i, cls) == off && i < p->small.spans[si].nobj;
   return start ? MP_SMALL_NOT_HELD : MP_SMALL_INTERIOR;
 }
 
@@ -219,7 +244,8 @@ static uint32_t xfer_pop(mp_class *c, void **out, uint32_t want) {
   return k;
 }
 static uint32_t xfer_push(const mp_pool *p, mp_class *c, void *const *objs, uint32_t n) {
-  uint32_t room = p->chunks.inherited ? 0 : MP_XFER_MAX - c->xfer_n, k = n < room ? n : room;
+  uint32_t room = p->chunks.inherited ? 0 : mp_class_xfer_cap((unsigned)(c - p->small.classes)) - c->xfer_n;
+  uint32_t k = n < room ? n : room;
   memcpy(c->xfer + c->xfer_n, objs, k * sizeof *objs);
   c->xfer_n += k;
   return k;
@@ -256,9 +282,9 @@ static void give_locked(mp_pool *p, unsigned cls, void *const *objs, uint32_t n)
   mp_class *c = &sm->classes[cls];
   for (uint32_t k = 0; k < n; k++) {
     uintptr_t off = (uintptr_t)objs[k] - p->region.base;
-    uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT);
+    uint32_t si = span_head(sm, off);
     mp_span *s = &sm->spans[si];
-    uint32_t i = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
+    uint32_t i = object_index(off, si, cls);
     s->avail[i >> 6] |= 1ull << (i & 63);
     if (span_inherited(p, si)) {
       if (++s->navail == s->nobj) span_release(p, cls, si);
@@ -305,12 +331,13 @@ void mp_small_release_empty(mp_pool *p) {
 size_t mp_small_meta_bytes(const mp_pool *p) {
   const mp_small *sm = &p->small;
   if (!sm->enabled) return 0;
-  size_t spans = 0, caches = 0;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) spans += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED);
+  size_t units = 0, caches = 0;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
+    units += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED) * (size_t)mp_class_units[c];
   for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
   /* A live span's held words are what of the held bitmap is touched (the
    * rest of a committed group is never written). */
-  return sm->nspans + spans * (sizeof(mp_span) + MP_SPAN_WORDS * 8) +
+  return sm->nspans + units * (sizeof(mp_span) + MP_SPAN_WORDS * 8) +
          __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 + caches * sizeof(mp_tcache);
 }
 
@@ -348,9 +375,10 @@ void mp_small_fork_child(mp_pool *p) {
 void mp_small_fork_purge(mp_pool *p, bool flush_current) {
   mp_small *sm = &p->small;
   if (!sm->enabled) return;
-  /* Inherited spans are flagged (their objects are never cached again). */
+  /* Inherited spans are flagged, every unit (their objects are never
+   * cached again). */
   for (size_t si = 0; si < sm->nspans; si++)
-    if (sm->span_class[si] && span_inherited(p, (uint32_t)si)) sm->span_class[si] |= MP_SPAN_INHERITED;
+    if (sm->span_class[si] && span_inherited(p, sm->spans[si].head)) sm->span_class[si] |= MP_SPAN_INHERITED;
   /* They leave the partial lists: a span is released once. */
   for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
     mp_class *c = &sm->classes[cls];
@@ -380,9 +408,106 @@ void mp_small_fork_purge(mp_pool *p, bool flush_current) {
 #define VIOLATION(...)                            \
   do {                                            \
     if (why) mp_format(why, whylen, __VA_ARGS__); \
-    rc = -1;                                      \
-    goto out;                                     \
+    return -1;                                    \
   } while (0)
+
+/* The partial list of class cls (S2): its spans' first units, of the class, with avail objects. */
+static int check_partial(mp_pool *p, unsigned cls, char *why, size_t whylen) {
+  mp_small *sm = &p->small;
+  uint32_t listed = 0;
+  for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
+    const mp_span *s = &sm->spans[si1 - 1];
+    if (!sm->span_class[si1 - 1] || mp_span_cls(sm->span_class[si1 - 1]) != cls || s->head != si1 - 1)
+      VIOLATION("S2: span %llu on list of class %u has class %u", (unsigned long long)(si1 - 1), cls,
+                sm->span_class[si1 - 1]);
+    if (s->navail == 0) VIOLATION("S2: full span %llu on a partial list", (unsigned long long)(si1 - 1));
+    if (span_inherited(p, si1 - 1))
+      VIOLATION("S2: inherited span %llu on a partial list", (unsigned long long)(si1 - 1));
+    if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
+  }
+  return 0;
+}
+
+/* The avail and held bits of the span at si (S1, S2). */
+static int check_bits(mp_pool *p, unsigned cls, size_t si, char *why, size_t whylen) {
+  const mp_span *s = &p->small.spans[si];
+  uint32_t na = 0, size = mp_class_size[cls];
+  for (uint32_t w = 0; w < class_words(cls); w++) {
+    na += (uint32_t)__builtin_popcountll(s->avail[w]);
+    uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
+    if (s->avail[w] & beyond)
+      VIOLATION("S1: span %llu has bits beyond its %u objects", (unsigned long long)si, s->nobj);
+  }
+  if (na != s->navail) VIOLATION("S2: span %llu navail %u, bitmap says %u", (unsigned long long)si, s->navail, na);
+  const uint64_t *held = p->small.held + si * MP_SPAN_WORDS;
+  for (uint32_t gi = 0, oi = 0; gi < SPAN_GRANULES * mp_class_units[cls]; gi++) {
+    bool h = (held[gi / 64] >> (gi % 64)) & 1, start = oi < s->nobj && gi * MP_GRANULE == oi * size;
+    if (h && !start)
+      VIOLATION("S1: span %llu: held bit at granule %u, not an object's start", (unsigned long long)si, gi);
+    if (h && ((s->avail[oi / 64] >> (oi % 64)) & 1))
+      VIOLATION("S1: span %llu: object %u both avail and held", (unsigned long long)si, oi);
+    if (start) oi++;
+  }
+  return 0;
+}
+
+/* The span whose first unit is si (S1..S3): its units, bits and range. */
+static int check_span(mp_pool *p, unsigned cls, size_t si, char *why, size_t whylen) {
+  mp_small *sm = &p->small;
+  uint32_t units = mp_class_units[cls];
+  if (si + units > sm->nspans) VIOLATION("S3: span %llu runs past the region", (unsigned long long)si);
+  for (uint32_t u = 0; u < units; u++)
+    if (sm->span_class[si + u] != sm->span_class[si] || sm->spans[si + u].head != si)
+      VIOLATION("S3: unit %u of span %llu is not the span's", u, (unsigned long long)si);
+  if (!(sm->span_class[si] & MP_SPAN_INHERITED) != !span_inherited(p, (uint32_t)si))
+    VIOLATION("S2: span %llu's inherited flag disagrees with its chunk", (unsigned long long)si);
+  if (sm->spans[si].nobj != mp_class_nobj(cls))
+    VIOLATION("S1: span %llu has %u objects", (unsigned long long)si, sm->spans[si].nobj);
+  if (check_bits(p, cls, si, why, whylen)) return -1;
+  uint32_t g = (uint32_t)(si * SPAN_GRANULES);
+  if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES * units ||
+      mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
+    VIOLATION("S3: span %llu is not an in-use range of one span", (unsigned long long)si);
+  return 0;
+}
+
+/* Class cls's spans (S1..S3) and its transfer stack (S1). */
+static int check_class(mp_pool *p, unsigned cls, char *why, size_t whylen) {
+  mp_small *sm = &p->small;
+  if (check_partial(p, cls, why, whylen)) return -1;
+  uint32_t counted = 0;
+  for (size_t si = 0; si < sm->nspans; si++) {
+    if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls || sm->spans[si].head != si) continue;
+    counted++;
+    if (check_span(p, cls, si, why, whylen)) return -1;
+  }
+  if (counted != sm->classes[cls].spans)
+    VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);
+  if (sm->classes[cls].xfer_n > mp_class_xfer_cap(cls))
+    VIOLATION("S1: class %u's transfer stack holds %u objects", cls, sm->classes[cls].xfer_n);
+  for (uint32_t k = 0; k < sm->classes[cls].xfer_n; k++) {
+    uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
+    uint32_t si = off < p->region.size ? span_head(sm, off) : 0, oi = object_index(off, si, cls);
+    if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
+        object_off(si, oi, cls) != off || ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || mp_span_held_bit(p, off))
+      VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
+                cls);
+  }
+  return 0;
+}
+
+/* A unit of no span has no held bit (a span goes back with none set). */
+static int check_free_units(mp_pool *p, char *why, size_t whylen) {
+  mp_small *sm = &p->small;
+  for (size_t si = 0; si < sm->nspans; si++) {
+    size_t group = si * MP_SPAN_WORDS * 8 / HELD_GROUP;
+    if (sm->span_class[si] || !((sm->held_pages[group / 64] >> (group % 64)) & 1)) continue;
+    for (uint32_t w = 0; w < MP_SPAN_WORDS; w++)
+      if (sm->held[si * MP_SPAN_WORDS + w])
+        VIOLATION("S1: no span at %llu, yet held bits there", (unsigned long long)si);
+  }
+  return 0;
+}
 
 int mp_small_check(mp_pool *p, char *why, size_t whylen) {
   mp_small *sm = &p->small;
@@ -390,65 +515,8 @@ int mp_small_check(mp_pool *p, char *why, size_t whylen) {
   if (!sm->enabled) return 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_lock(&sm->classes[c].lock);
   pthread_mutex_lock(&p->lock);
-  for (unsigned cls = 0; cls < MP_SMALL_CLASSES; cls++) {
-    uint32_t listed = 0, counted = 0;
-    for (uint32_t si1 = sm->classes[cls].partial; si1; si1 = sm->spans[si1 - 1].next) {
-      if (mp_span_cls(sm->span_class[si1 - 1]) != cls || !sm->span_class[si1 - 1])
-        VIOLATION("S2: span %llu on list of class %u has class %u", (unsigned long long)(si1 - 1), cls,
-                  sm->span_class[si1 - 1]);
-      if (sm->spans[si1 - 1].navail == 0)
-        VIOLATION("S2: full span %llu on a partial list", (unsigned long long)(si1 - 1));
-      if (span_inherited(p, si1 - 1))
-        VIOLATION("S2: inherited span %llu on a partial list", (unsigned long long)(si1 - 1));
-      if (++listed > sm->nspans) VIOLATION("S2: partial list of class %u loops", cls);
-    }
-    for (size_t si = 0; si < sm->nspans; si++) {
-      if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls) continue;
-      if (!(sm->span_class[si] & MP_SPAN_INHERITED) != !span_inherited(p, (uint32_t)si))
-        VIOLATION("S2: span %llu's inherited flag disagrees with its chunk", (unsigned long long)si);
-      const mp_span *s = &sm->spans[si];
-      uint32_t na = 0;
-      counted++;
-      for (uint32_t w = 0; w < class_words(cls); w++) {
-        na += (uint32_t)__builtin_popcountll(s->avail[w]);
-        uint64_t beyond = (w * 64 >= s->nobj) ? ~0ull : (s->nobj - w * 64 >= 64 ? 0 : ~0ull << (s->nobj - w * 64));
-        if (s->avail[w] & beyond)
-          VIOLATION("S1: span %llu has bits beyond its %u objects", (unsigned long long)si, s->nobj);
-      }
-      const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
-      for (uint32_t gi = 0, oi = 0; gi < SPAN_GRANULES; gi++) {
-        bool h = (held[gi / 64] >> (gi % 64)) & 1, start = oi < s->nobj && gi * MP_GRANULE == oi * mp_class_size[cls];
-        if (h && !start)
-          VIOLATION("S1: span %llu: held bit at granule %u, not an object's start", (unsigned long long)si, gi);
-        if (h && ((s->avail[oi / 64] >> (oi % 64)) & 1))
-          VIOLATION("S1: span %llu: object %u both avail and held", (unsigned long long)si, oi);
-        if (start) oi++;
-      }
-      if (na != s->navail) VIOLATION("S2: span %llu navail %u, bitmap says %u", (unsigned long long)si, s->navail, na);
-      uint32_t g = (uint32_t)(si * SPAN_GRANULES);
-      if (mp_ranges_classify(&p->ranges, g) != MP_RANGES_OK || mp_ranges_size(&p->ranges, g) != SPAN_GRANULES ||
-          mp_chunk_state_at(p, g) == MP_CHUNK_AWAY)
-        VIOLATION("S3: span %llu is not an in-use range of one span", (unsigned long long)si);
-    }
-    for (uint32_t k = 0; k < sm->classes[cls].xfer_n; k++) {
-      uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
-      uint32_t si = (uint32_t)(off >> MP_SPAN_SHIFT), oi = mp_class_div((uint32_t)(off & (MP_SPAN_SIZE - 1)), cls);
-      if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
-          ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || mp_span_held_bit(p, off))
-        VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
-                  cls);
-    }
-    if (counted != sm->classes[cls].spans)
-      VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);
-  }
-  for (size_t si = 0; si < sm->nspans; si++) { /* a span goes back with no held bit */
-    size_t group = si * MP_SPAN_WORDS * 8 / HELD_GROUP;
-    if (sm->span_class[si] || !((sm->held_pages[group / 64] >> (group % 64)) & 1)) continue;
-    for (uint32_t w = 0; w < MP_SPAN_WORDS; w++)
-      if (sm->held[si * MP_SPAN_WORDS + w])
-        VIOLATION("S1: no span at %llu, yet held bits there", (unsigned long long)si);
-  }
-out:
+  for (unsigned cls = 0; cls < MP_SMALL_CLASSES && rc == 0; cls++) rc = check_class(p, cls, why, whylen);
+  if (rc == 0) rc = check_free_units(p, why, whylen);
   pthread_mutex_unlock(&p->lock);
   for (unsigned c = MP_SMALL_CLASSES; c-- > 0;) pthread_mutex_unlock(&sm->classes[c].lock);
   return rc;

@@ -1,5 +1,6 @@
-/* span.h - small objects: 64 KiB spans of one size class, carved from the
- * ranges, with their state out of band (see mp_span in mp_types.h).
+/* span.h - small and medium objects: spans of one size class, 1 to 16 units
+ * of 64 KiB, carved from the ranges, with their state out of band (see
+ * mp_span in mp_types.h).
  *
  * INVARIANTS (checked by mp_small_check):
  *   S1  a span's objects are each in exactly one state: avail (free in the
@@ -8,8 +9,9 @@
  *       at objects' first granules;
  *   S2  navail = popcount(avail); a span is on its class's partial list iff
  *       navail > 0; span_class[] is non-zero exactly for live spans;
- *   S3  a span is an in-use range of exactly MP_SPAN_SIZE bytes.
- * TIME BOUNDS: take/give O(objects moved + MP_SPAN_WORDS); mark O(1).
+ *   S3  a span is an in-use range of exactly mp_class_span_bytes(class)
+ *       bytes; each of its units has its class byte and its first unit.
+ * TIME BOUNDS: take/give O(objects moved + bitmap words); mark O(1).
  * METADATA: 32 bytes per span, a bit per object (512 bytes for a span of
  * 16-byte objects, 32 bytes for 256-byte objects), only for live spans, and
  * the held bitmap: a bit per granule, 512 bytes per span, committed 64 KiB
@@ -43,7 +45,7 @@ void mp_small_release_empty(mp_pool *p);
 #define MP_SPAN_INHERITED 0x80u
 _Static_assert(MP_SMALL_CLASSES < MP_SPAN_INHERITED, "class + 1 and the flag share a byte");
 
-/* The span byte of region offset off: 0 (not a small span), or class + 1
+/* The span byte of region offset off: 0 (not in a span), or class + 1
  * (| MP_SPAN_INHERITED). */
 static inline unsigned mp_small_class_at(const mp_pool *p, uintptr_t off) {
   return p->small.span_class ? p->small.span_class[off >> MP_SPAN_SHIFT] : 0;
@@ -126,11 +128,12 @@ static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned c
   return mp_span_not_held(p, off, cls);
 }
 
-/* The held objects of the span at region offset off (a range start whose
- * span byte is non-zero), as byte extents in address order, adjacent
- * objects as one: what a fork child's copy of the span carries (its free
- * and cached objects are never handed out there). O(MP_SPAN_WORDS + held). */
-void mp_small_emit_held(const mp_pool *p, size_t off, mp_bytes_fn emit, void *state);
+/* The held objects of the span at region offset off, clipped to [off, off
+ * + len) (a part of a span: a walk of one chunk sees the part of a span in
+ * it), as byte extents in address order, adjacent objects as one: what a
+ * fork child's copy of the span carries (its free and cached objects are
+ * never handed out there). O(the span's held words + held objects). */
+void mp_small_emit_held(const mp_pool *p, size_t off, size_t len, mp_bytes_fn emit, void *state);
 
 /* Metadata bytes in use by spans and caches. */
 size_t mp_small_meta_bytes(const mp_pool *p);

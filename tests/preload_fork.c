@@ -29,29 +29,33 @@ static void *churn(void *arg) {
   return NULL;
 }
 
+/* Block i's size: 64 small ones (1000..3331 B), then 24 of 9 KiB..250 KiB
+ * (medium classes in a large region: preload_fork_medium). */
+enum { NB = 88 };
+static size_t size_of_block(int i) { return i < 64 ? 1000 + (size_t)i * 37 : 9000 + (size_t)(i - 64) * 10500; }
+
 int main(void) {
   alarm(120); /* a deadlock fails the test instead of hanging it */
-  enum { NB = 64 };
   char *b[NB];
   for (int i = 0; i < NB; i++) {
-    b[i] = malloc(1000 + (size_t)i * 37);
-    fill(b[i], 1000 + (size_t)i * 37, (unsigned)i);
+    b[i] = malloc(size_of_block(i));
+    fill(b[i], size_of_block(i), (unsigned)i);
     CHECK(in_region(b[i]), "block %d not in region", i);
   }
   pid_t pid = fork();
   if (pid == 0) {
     int ok = 1;
-    for (int i = 0; i < NB; i++) ok &= verify(b[i], 1000 + (size_t)i * 37, (unsigned)i);
-    for (int i = 0; i < NB; i++) fill(b[i], 1000 + (size_t)i * 37, 1000u + (unsigned)i);
-    for (int i = 0; i < NB; i++) free(b[i]);                   /* child frees: parent keeps them */
-    for (int i = 0; i < 200; i++) fill(malloc(5000), 5000, 7); /* and reuses the space */
+    for (int i = 0; i < NB; i++) ok &= verify(b[i], size_of_block(i), (unsigned)i);
+    for (int i = 0; i < NB; i++) fill(b[i], size_of_block(i), 1000u + (unsigned)i);
+    for (int i = 0; i < NB; i++) free(b[i]); /* child frees: parent keeps them */
+    for (int i = 0; i < 200; i++) fill(malloc(5000 + (size_t)i * 1000), 5000 + (size_t)i * 1000, 7); /* reuses */
     _exit(ok ? 0 : 3);
   }
   int st;
   CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "child saw wrong content or crashed (status %#x)", st);
   for (int i = 0; i < NB; i++)
-    CHECK(verify(b[i], 1000 + (size_t)i * 37, (unsigned)i), "parent block %d changed by the child", i);
+    CHECK(verify(b[i], size_of_block(i), (unsigned)i), "parent block %d changed by the child", i);
   void *fresh = malloc(5000);
   CHECK(in_region(fresh), "parent allocation after fork");
   free(fresh);
@@ -101,7 +105,7 @@ int main(void) {
   CHECK(waitpid(sp, &st, 0) == sp && WEXITSTATUS(st) == 5, "posix_spawn status");
 
   for (int i = 0; i < NB; i++) {
-    CHECK(verify(b[i], 1000 + (size_t)i * 37, (unsigned)i), "parent block %d at the end", i);
+    CHECK(verify(b[i], size_of_block(i), (unsigned)i), "parent block %d at the end", i);
     free(b[i]);
   }
   return finish("preload_fork");

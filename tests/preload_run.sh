@@ -16,6 +16,7 @@ case "$name" in
   preload_placement_high) base=0x100000000 high=0x103FFFFFF ;;  # 64 MiB at 4 GiB: a 64-bit offset on 32-bit targets
   preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
   preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
+  *_medium) high=0x1FFFFFFF extra=(MEMPOOL_CHUNK=256K) ;; # 256 MiB: the medium classes, spans across chunks
   preload_policy_strict) high=0x103FFFFF extra=(MEMPOOL_STRICT=1) ;;
   preload_policy_route)  high=0x103FFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;

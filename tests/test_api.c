@@ -36,18 +36,23 @@ static void setup(void) {
   }
 }
 
-/* A 64 MiB pool with small objects (spans and thread caches) enabled. */
-static void setup_small(void) {
+/* A pool of bytes with small objects (spans and thread caches) enabled. */
+static void setup_spans(size_t bytes, uint64_t chunk) {
   const char *t = getenv("MEMPOOL_TEST_TMP");
   snprintf(devpath, sizeof devpath, "%s/api_small_%d.dev", t ? t : "/tmp", getpid());
   unlink(devpath);
-  mp_config c = {.device = devpath, .base = 0, .high = (64 << 20) - 1};
+  mp_config c = {.device = devpath, .base = 0, .high = bytes - 1, .chunk = chunk};
   char err[320];
   if (mp_pool_open(&pool, &c, err, sizeof err) != 0 || mp_pool_enable_small(&pool) != 0) {
-    fprintf(stderr, "setup_small: %s\n", err);
+    fprintf(stderr, "setup_spans: %s\n", err);
     abort();
   }
 }
+/* 64 MiB: the classes up to 8 KiB. */
+static void setup_small(void) { setup_spans(64u << 20, 0); }
+/* 256 MiB in 256 KiB chunks: the medium classes too, their spans (up to
+ * 1 MiB) across chunk boundaries. */
+static void setup_medium(void) { setup_spans(MP_MEDIUM_MIN_REGION * 2, 256u << 10); }
 
 static void teardown(void) {
   mp_pool_close(&pool);
@@ -236,9 +241,22 @@ START_TEST(size_class_tables) {
     REQUIRE(c < MP_SMALL_CLASSES && mp_class_size[c] >= n && (c == 0 || mp_class_size[c - 1] < n),
             "size %zu -> class %u", n, c);
   }
+  for (size_t n = 0; n <= MP_HIT_MAX; n++) REQUIRE(mp_class_of_hit(n) == mp_class_of(n), "hit class of %zu", n);
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
-    for (uint32_t off = 0; off < MP_SPAN_SIZE; off++)
+    for (uint32_t off = 0; off < mp_class_span_bytes(c); off++)
       REQUIRE(mp_class_div(off, c) == off / mp_class_size[c], "div %u by class %u", off, c);
+  /* A span's units: the fewest with four objects or more and at most 1/8 left over. */
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+    uint32_t u = mp_class_units[c], s = mp_class_size[c];
+    REQUIRE(u >= 1 && u <= MP_SPAN_UNITS_MAX, "class %u: %u units", c, u);
+    REQUIRE(mp_class_nobj(c) >= 4 && (mp_class_span_bytes(c) % s) * 8 <= mp_class_span_bytes(c), "class %u's span", c);
+    for (uint32_t v = 1; v < u; v++) {
+      uint32_t bytes = v << MP_SPAN_SHIFT;
+      REQUIRE(bytes / s < 4 || (bytes % s) * 8 > bytes, "class %u: %u units would do", c, v);
+    }
+    REQUIRE(mp_class_cache_cap(c) >= 2 && mp_class_xfer_cap(c) >= 4 && mp_class_xfer_cap(c) <= MP_XFER_MAX,
+            "class %u's caps", c);
+  }
 }
 END_TEST
 
@@ -532,6 +550,95 @@ START_TEST(trap_small) {
 }
 END_TEST
 
+/* ---- medium objects (8 KiB .. 256 KiB, a region of MP_MEDIUM_MIN_REGION) -- */
+
+/* The span byte of p: its class + 1, or 0 for a range block. */
+static unsigned span_byte(const void *p) { return mp_small_class_at(&pool, (uintptr_t)p - pool.region.base); }
+
+START_TEST(medium_classes_served) {
+  ck_assert_uint_eq(pool.small.max_size, MP_SMALL_MAX);
+  for (size_t n = MP_HIT_MAX + 1; n <= MP_SMALL_MAX; n += 1531) {
+    char *p = mp_malloc(&pool, n);
+    unsigned cls = mp_class_of(n);
+    REQUIRE(owned(p) && (uintptr_t)p % 16 == 0 && span_byte(p) == cls + 1, "size %zu: %p, span byte %u", n, (void *)p,
+            span_byte(p));
+    REQUIRE(mp_malloc_usable_size(&pool, p) == mp_class_size[cls], "size %zu: usable %zu", n,
+            mp_malloc_usable_size(&pool, p));
+    memset(p, 0x5A, mp_class_size[cls]);
+    mp_free(&pool, p);
+    REQUIRE(mp_malloc(&pool, n) == p, "size %zu: the cached object comes back", n);
+    mp_free(&pool, p);
+  }
+  char *big = mp_malloc(&pool, MP_SMALL_MAX + 1); /* beyond the classes: a range block */
+  REQUIRE(owned(big) && span_byte(big) == 0, "a %u-byte block is a range block", MP_SMALL_MAX + 1);
+  mp_free(&pool, big);
+  for (size_t a = 32; a <= 4096; a <<= 1) {
+    void *p = mp_memalign(&pool, a, 20000);
+    REQUIRE((uintptr_t)p % a == 0 && span_byte(p), "memalign(%zu, 20000): %p", a, p);
+    mp_free(&pool, p);
+  }
+  assert_checked();
+}
+END_TEST
+
+START_TEST(medium_random_against_model) {
+  static void *blocks[2000];
+  static size_t sizes[2000];
+  uint32_t x = 88172645u;
+  for (int op = 0; op < 60000; op++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    int i = (int)(x % 2000);
+    if (blocks[i]) {
+      unsigned char *c = blocks[i];
+      for (size_t k = 0; k < sizes[i]; k += 509) REQUIRE(c[k] == (unsigned char)(i + k), "content of block %d", i);
+      mp_free(&pool, blocks[i]);
+      blocks[i] = NULL;
+      continue;
+    }
+    sizes[i] = 1 + (x >> 4) % MP_SMALL_MAX;
+    unsigned char *c = blocks[i] = mp_malloc(&pool, sizes[i]);
+    REQUIRE(owned(c), "block %d (%zu bytes) not from the pool", i, sizes[i]);
+    for (size_t k = 0; k < sizes[i]; k += 509) c[k] = (unsigned char)(i + k);
+    if (op % 20000 == 0) assert_checked();
+  }
+  for (int i = 0; i < 2000; i++) mp_free(&pool, blocks[i]);
+  assert_checked();
+  /* Nothing stranded: the whole region is one block again. */
+  void *whole = mp_malloc(&pool, pool.region.size);
+  ck_assert(owned(whole));
+  mp_free(&pool, whole);
+  assert_checked();
+}
+END_TEST
+
+static void do_medium_double_free(void) {
+  char *v = mp_malloc(&pool, 100000);
+  mp_free(&pool, v);
+  mp_free(&pool, v);
+}
+static void do_medium_interior(void) { mp_free(&pool, (char *)mp_malloc(&pool, 100000) + 4096); }
+/* The second object's start, never handed out: not held. */
+static void do_medium_never_held(void) {
+  mp_free(&pool, (char *)mp_malloc(&pool, 100000) + mp_class_size[mp_class_of(100000)]);
+}
+
+START_TEST(trap_medium) {
+  expect_trap(do_medium_double_free, "double free or use of a freed block");
+  expect_trap(do_medium_interior, "invalid pointer");
+  expect_trap(do_medium_never_held, "double free or use of a freed block");
+}
+END_TEST
+
+START_TEST(medium_needs_a_large_region) {
+  ck_assert_uint_eq(pool.small.max_size, MP_HIT_MAX); /* 64 MiB: range blocks above 8 KiB */
+  char *p = mp_malloc(&pool, MP_HIT_MAX + 1);
+  ck_assert(owned(p) && span_byte(p) == 0);
+  mp_free(&pool, p);
+}
+END_TEST
+
 START_TEST(trap_double_free) {
   victim = mp_malloc(&pool, 100);
   char want[128];
@@ -591,7 +698,15 @@ int main(void) {
   tcase_add_test(ts, reclaim_races_hits);
   tcase_add_test(ts, gc_idle_bin);
   tcase_add_test(ts, trap_small);
+  tcase_add_test(ts, medium_needs_a_large_region);
   suite_add_tcase(s, ts);
+  TCase *tm = tcase_create("medium");
+  tcase_add_checked_fixture(tm, setup_medium, teardown);
+  tcase_set_timeout(tm, 60);
+  tcase_add_test(tm, medium_classes_served);
+  tcase_add_test(tm, medium_random_against_model);
+  tcase_add_test(tm, trap_medium);
+  suite_add_tcase(s, tm);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

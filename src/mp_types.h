@@ -202,6 +202,7 @@ typedef struct mp_class {
   pthread_mutex_t lock;
   uint32_t partial;        /* spans with avail objects (span index + 1) */
   uint32_t spans;          /* spans of this class */
+  uint32_t empty;          /* the one empty span kept (span index + 1; 0 = none): on the partial list */
   uint64_t *free_bitmaps;  /* released bitmap blocks of this class's size */
   uint32_t xfer_n;         /* objects in the transfer stack */
   void *xfer[MP_XFER_MAX]; /* objects one cache flushed, for the next refill of any */

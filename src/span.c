@@ -212,6 +212,7 @@ static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   mp_small *sm = &p->small;
   if (!span_inherited(p, si)) partial_remove(sm, &sm->classes[cls], si);
   sm->classes[cls].spans--;
+  if (sm->classes[cls].empty == si + 1) sm->classes[cls].empty = 0;
   units_mark(sm, si, mp_class_units[cls], 0);
   bitmaps_put(sm, cls, sm->spans[si].avail);
   mp_pool_span_put(p, si * SPAN_GRANULES);
@@ -260,6 +261,8 @@ uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
   while (got < want) {
     if (!c->partial && !span_new(p, cls)) break;
     uint32_t si = c->partial - 1;
+    if (si + 1 == c->empty && sm->spans[si].next) si = sm->spans[si].next - 1; /* the kept empty span last */
+    if (si + 1 == c->empty) c->empty = 0;
     mp_span *s = &sm->spans[si];
     uintptr_t base = p->region.base + ((uintptr_t)si << MP_SPAN_SHIFT);
     for (uint32_t w = 0, nw = class_words(cls); w < nw && got < want; w++) {
@@ -291,7 +294,11 @@ static void give_locked(mp_pool *p, unsigned cls, void *const *objs, uint32_t n)
       continue;
     }
     if (s->navail++ == 0) partial_push(sm, c, si);
-    if (s->navail == s->nobj && c->spans > 1) span_release(p, cls, si);
+    if (s->navail < s->nobj) continue;
+    if (c->empty) /* one empty span is kept already */
+      span_release(p, cls, si);
+    else
+      c->empty = si + 1;
   }
 }
 
@@ -318,12 +325,7 @@ void mp_small_release_empty(mp_pool *p) {
     mp_class *c = &sm->classes[cls];
     pthread_mutex_lock(&c->lock);
     xfer_drain(p, cls);
-    /* At most one empty span is kept per class: it heads the partial list
-     * or is the class's only span. */
-    if (c->spans == 1 && c->partial) {
-      uint32_t si = c->partial - 1;
-      if (sm->spans[si].navail == sm->spans[si].nobj) span_release(p, cls, si);
-    }
+    if (c->empty) span_release(p, cls, c->empty - 1); /* the one empty span kept */
     pthread_mutex_unlock(&c->lock);
   }
 }
@@ -480,7 +482,14 @@ static int check_class(mp_pool *p, unsigned cls, char *why, size_t whylen) {
     if (!sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls || sm->spans[si].head != si) continue;
     counted++;
     if (check_span(p, cls, si, why, whylen)) return -1;
+    const mp_span *s = &sm->spans[si];
+    if (s->navail == s->nobj && !span_inherited(p, (uint32_t)si) && sm->classes[cls].empty != si + 1)
+      VIOLATION("S2: span %llu of class %u is empty and not the one kept", (unsigned long long)si, cls);
   }
+  uint32_t e = sm->classes[cls].empty;
+  if (e && (e > sm->nspans || !sm->span_class[e - 1] || mp_span_cls(sm->span_class[e - 1]) != cls ||
+            sm->spans[e - 1].head != e - 1 || sm->spans[e - 1].navail != sm->spans[e - 1].nobj))
+    VIOLATION("S2: class %u's kept span %u is not an empty span of the class", cls, e - 1);
   if (counted != sm->classes[cls].spans)
     VIOLATION("S2: class %u counts %u spans, table has %u", cls, sm->classes[cls].spans, counted);
   if (sm->classes[cls].xfer_n > mp_class_xfer_cap(cls))

@@ -8,7 +8,10 @@
  *       class's transfer stack, at most MP_XFER_MAX); held bits are set only
  *       at objects' first granules;
  *   S2  navail = popcount(avail); a span is on its class's partial list iff
- *       navail > 0; span_class[] is non-zero exactly for live spans;
+ *       navail > 0; span_class[] is non-zero exactly for live spans; a
+ *       class keeps at most one empty span (mp_class.empty; a fork child's
+ *       inherited spans none), so that a class whose last objects come and
+ *       go does not give its span back and take a new one each time;
  *   S3  a span is an in-use range of exactly mp_class_span_bytes(class)
  *       bytes; each of its units has its class byte and its first unit.
  * TIME BOUNDS: take/give O(objects moved + bitmap words); mark O(1).

@@ -631,6 +631,30 @@ START_TEST(trap_medium) {
 }
 END_TEST
 
+/* A span that empties while its class has another is kept (one per class),
+ * not given back to be made again at the next refill. */
+START_TEST(span_empty_kept) {
+  unsigned cls = mp_class_of(48);
+  uint32_t nobj = mp_class_nobj(cls), xfer = mp_class_xfer_cap(cls);
+  static void *objs[4096 + 10];
+  ck_assert_uint_eq(mp_span_take(&pool, cls, objs, nobj + 10), nobj + 10); /* span A full, 10 of B */
+  uint32_t b = (uint32_t)(((uintptr_t)objs[nobj] - pool.region.base) >> MP_SPAN_SHIFT);
+  ck_assert_uint_eq(pool.small.classes[cls].spans, 2);
+  mp_span_give(&pool, cls, objs, xfer);      /* A's first objects fill the transfer stack */
+  mp_span_give(&pool, cls, objs + nobj, 10); /* B's go to B: empty, kept */
+  ck_assert_uint_eq(pool.small.classes[cls].spans, 2);
+  ck_assert_uint_eq(pool.small.classes[cls].empty, b + 1);
+  assert_checked();
+  mp_span_give(&pool, cls, objs + xfer, nobj - xfer); /* the rest of A: A not empty, its first in the stack */
+  ck_assert_uint_eq(pool.small.classes[cls].spans, 2);
+  assert_checked();
+  mp_small_release_empty(&pool); /* the stack into A: A empty and given back, then the kept B */
+  ck_assert_uint_eq(pool.small.classes[cls].spans, 0);
+  ck_assert_uint_eq(pool.small.classes[cls].empty, 0);
+  assert_checked();
+}
+END_TEST
+
 START_TEST(medium_needs_a_large_region) {
   ck_assert_uint_eq(pool.small.max_size, MP_HIT_MAX); /* 64 MiB: range blocks above 8 KiB */
   char *p = mp_malloc(&pool, MP_HIT_MAX + 1);
@@ -699,6 +723,7 @@ int main(void) {
   tcase_add_test(ts, gc_idle_bin);
   tcase_add_test(ts, trap_small);
   tcase_add_test(ts, medium_needs_a_large_region);
+  tcase_add_test(ts, span_empty_kept);
   suite_add_tcase(s, ts);
   TCase *tm = tcase_create("medium");
   tcase_add_checked_fixture(tm, setup_medium, teardown);

@@ -613,6 +613,25 @@ START_TEST(medium_random_against_model) {
 }
 END_TEST
 
+/* A buffer realloc grows past 8 KiB becomes a range block, which grows in
+ * place (no medium class's partial span left behind at every step). */
+START_TEST(medium_realloc_grows_as_range) {
+  char *p = mp_malloc(&pool, 5000);
+  memset(p, 7, 5000);
+  char *q = mp_realloc(&pool, p, 20000);
+  REQUIRE(owned(q) && span_byte(q) == 0, "realloc(5000 -> 20000): %p, span byte %u", (void *)q, span_byte(q));
+  REQUIRE(q[0] == 7 && q[4999] == 7, "content kept");
+  REQUIRE(mp_realloc(&pool, q, 24000) == q, "the room realloc gave: in place");
+  char *m = mp_malloc(&pool, 20000); /* a malloc of that size: a medium object */
+  REQUIRE(span_byte(m) == mp_class_of(20000) + 1, "malloc(20000): span byte %u", span_byte(m));
+  char *r = mp_realloc(&pool, m, 30000); /* a medium object grown: a range block too */
+  REQUIRE(span_byte(r) == 0, "realloc of a medium object: span byte %u", span_byte(r));
+  mp_free(&pool, q);
+  mp_free(&pool, r);
+  assert_checked();
+}
+END_TEST
+
 static void do_medium_double_free(void) {
   char *v = mp_malloc(&pool, 100000);
   mp_free(&pool, v);
@@ -731,6 +750,7 @@ int main(void) {
   tcase_add_test(tm, medium_classes_served);
   tcase_add_test(tm, medium_random_against_model);
   tcase_add_test(tm, trap_medium);
+  tcase_add_test(tm, medium_realloc_grows_as_range);
   suite_add_tcase(s, tm);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -340,7 +340,20 @@ static uint32_t place_in_run(mp_pool *p, uint32_t k, uint32_t m, uint32_t n, uin
   return (uint32_t)at;
 }
 
-uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim) {
+/* The region statistics change here only: the bytes of in-use ranges
+ * (spans included) and their peak, and for the user's blocks (block) their
+ * bytes and counts (count: an allocation or a free, not a resize). */
+static void count(mp_pool *p, int64_t bytes, bool block, bool counted) {
+  mp_stats *s = &p->stats;
+  s->region_used += (uint64_t)bytes;
+  if (bytes > 0 && s->region_used > s->region_peak) s->region_peak = s->region_used;
+  if (!block) return;
+  s->pool_bytes += (uint64_t)bytes;
+  if (counted && bytes > 0) s->pool_allocs++;
+  if (counted && bytes < 0) s->pool_frees++;
+}
+
+uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim, bool block) {
   mp_chunks *c = &p->chunks;
   uint32_t phase = (uint32_t)(p->region.base >> MP_GRANULE_SHIFT);
   uint32_t g = mp_ranges_alloc(&p->ranges, n, align, phase), k;
@@ -350,6 +363,7 @@ uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim)
     uint64_t m = chunks_needed(c, n, align);
     if (m <= c->count && claim(p, (uint32_t)m, &k)) g = place_in_run(p, k, (uint32_t)m, n, align);
   }
+  if (g != MP_NONE) count(p, (int64_t)n << MP_GRANULE_SHIFT, block, true);
   return g;
 }
 
@@ -373,7 +387,9 @@ static void free_inherited(mp_pool *p, uint32_t g, uint32_t n) {
   }
 }
 
-void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n) {
+void mp_chunks_free(mp_pool *p, uint32_t g, bool block) {
+  uint32_t n = mp_ranges_size(&p->ranges, g);
+  count(p, -((int64_t)n << MP_GRANULE_SHIFT), block, true);
   if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) {
     free_inherited(p, g, n);
     return;
@@ -386,6 +402,7 @@ void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n) {
 bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
   if (mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED) return n <= old; /* kept whole until freed */
   if (!mp_ranges_resize(&p->ranges, g, n)) return false;
+  count(p, ((int64_t)mp_ranges_size(&p->ranges, g) - (int64_t)old) * MP_GRANULE, true, false);
   if (n > old)
     consumed(p, g + old, n - old);
   else if (n < old && !p->chunks.fixed) {
@@ -394,6 +411,21 @@ bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
     freed(p, (mp_extent){s, end - s}, s, old - n);
   }
   return true;
+}
+
+/* For the spans above: their ranges, under the pool lock. */
+uint32_t mp_chunks_span_get(mp_pool *p, uint32_t units) {
+  uint32_t a = MP_SPAN_SIZE >> MP_GRANULE_SHIFT;
+  pthread_mutex_lock(&p->lock);
+  uint32_t g = p->detached ? MP_NONE : mp_chunks_alloc(p, units * a, a, true, false);
+  pthread_mutex_unlock(&p->lock);
+  return g;
+}
+
+void mp_chunks_span_put(mp_pool *p, uint32_t g) {
+  pthread_mutex_lock(&p->lock);
+  mp_chunks_free(p, g, false);
+  pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- fork ---------------------------------------------------------------- */

@@ -55,20 +55,38 @@ uint64_t mp_chunk_size_for(uint64_t bytes);
 int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed);
 void mp_chunks_destroy(mp_pool *p);
 
+/* THE POOL LOCK (mp_pool.lock) is this layer's: it guards the ranges, the
+ * chunks and the region statistics (mp_stats but pool_failed), which change
+ * here only (count in chunks.c). The pool's range-block paths hold it
+ * across a check and a change (pool.c); the spans above take it through
+ * mp_chunks_span_get/put only. */
+
 /* Pool lock held. n granules aligned to align granules from held chunks,
- * claiming chunks when may_claim and the held ones cannot serve. The start
- * granule, or MP_NONE. */
-uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim);
-/* Pool lock held. Frees the in-use range at g (n granules, checked by the
- * caller): into the free ranges of a held chunk (releasing whole free chunks
- * past the hysteresis), or parked in an inherited one. */
-void mp_chunks_free(mp_pool *p, uint32_t g, uint32_t n);
-/* Pool lock held. Grows or shrinks the in-use range at g (old granules) to
- * n in place; false when it cannot (inherited blocks never grow). */
+ * claiming chunks when may_claim and the held ones cannot serve; counted as
+ * the user's block when block (else a span's). The start granule, or
+ * MP_NONE. */
+uint32_t mp_chunks_alloc(mp_pool *p, uint32_t n, uint32_t align, bool may_claim, bool block);
+/* Pool lock held. Frees the in-use range at g (checked by the caller):
+ * into the free ranges of a held chunk (releasing whole free chunks past the
+ * hysteresis), or parked in an inherited one. */
+void mp_chunks_free(mp_pool *p, uint32_t g, bool block);
+/* Pool lock held. Grows or shrinks the user's in-use range at g (old
+ * granules) to n in place; false when it cannot (inherited blocks never
+ * grow). */
 bool mp_chunks_resize(mp_pool *p, uint32_t g, uint32_t old, uint32_t n);
+/* For spans, taking the pool lock: a range of units 64 KiB units aligned
+ * to one (MP_NONE when none can be had: the region is full, or a fork
+ * child's pool serves nothing), and its return. */
+uint32_t mp_chunks_span_get(mp_pool *p, uint32_t units);
+void mp_chunks_span_put(mp_pool *p, uint32_t g);
+/* Is granule g in a chunk a fork child inherited (frees only, no new objects)? */
+static inline bool mp_chunk_inherited(const mp_pool *p, uint32_t g);
 
 static inline unsigned mp_chunk_state_at(const mp_pool *p, uint32_t g) {
   return p->chunks.state[g >> (p->chunks.shift - MP_GRANULE_SHIFT)];
+}
+static inline bool mp_chunk_inherited(const mp_pool *p, uint32_t g) {
+  return mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED;
 }
 
 /* What a copy of granules [g0, g1) must carry: emit(state, off, len) for

@@ -321,8 +321,8 @@ typedef struct mp_pool {
   mp_region region;
   mp_ranges ranges;
   mp_chunks chunks;     /* which parts of the window this process holds */
-  pthread_mutex_t lock; /* guards ranges, chunks and stats; taken after a class lock */
-  mp_stats stats;       /* range-level user blocks, under lock */
+  pthread_mutex_t lock; /* the range layer's (chunks.h): ranges, chunks, stats; taken after a class lock */
+  mp_stats stats;       /* the region's: changed by chunks.c under lock (pool_failed: atomic, pool.c) */
   mp_small small;       /* size-class spans and thread caches (optional) */
   int fork_pipe[2];     /* the parent waits until the child has its copy */
   bool fork_locked;     /* prepare got every lock (not so: fork interrupted the pool) */

@@ -139,46 +139,6 @@ static inline unsigned small_class(const mp_pool *p, size_t size, size_t align) 
   return cls;
 }
 
-/* ---- the ranges' statistics: kept here only ------------------------------ */
-
-static inline void count_used(mp_pool *p, int64_t bytes, bool user_block) {
-  p->stats.region_used += (uint64_t)bytes;
-  if (bytes > 0 && p->stats.region_used > p->stats.region_peak) p->stats.region_peak = p->stats.region_used;
-  if (!user_block) return;
-  p->stats.pool_bytes += (uint64_t)bytes;
-  if (bytes > 0)
-    p->stats.pool_allocs++;
-  else
-    p->stats.pool_frees++;
-}
-
-/* n granules at a from the held chunks, claiming more when may_claim. */
-static uint32_t range_alloc_locked(mp_pool *p, uint32_t n, uint32_t a, bool user_block, bool may_claim) {
-  uint32_t g = mp_chunks_alloc(p, n, a, may_claim);
-  if (g != MP_NONE) count_used(p, (int64_t)n << MP_GRANULE_SHIFT, user_block);
-  return g;
-}
-
-static void range_free_locked(mp_pool *p, uint32_t g, bool user_block) {
-  uint32_t n = mp_ranges_size(&p->ranges, g);
-  mp_chunks_free(p, g, n);
-  count_used(p, -((int64_t)n << MP_GRANULE_SHIFT), user_block);
-}
-
-uint32_t mp_pool_span_get(mp_pool *p, uint32_t units) {
-  uint32_t a = MP_SPAN_SIZE >> MP_GRANULE_SHIFT;
-  pthread_mutex_lock(&p->lock);
-  uint32_t g = p->detached ? MP_NONE : range_alloc_locked(p, units * a, a, false, true);
-  pthread_mutex_unlock(&p->lock);
-  return g;
-}
-
-void mp_pool_span_put(mp_pool *p, uint32_t g) {
-  pthread_mutex_lock(&p->lock);
-  range_free_locked(p, g, false);
-  pthread_mutex_unlock(&p->lock);
-}
-
 void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *caller) {
   mp_pool_trap(p, ptr, caller, mp_span_not_held(p, (uintptr_t)ptr - p->region.base, cls) == MP_SMALL_NOT_HELD);
 }
@@ -187,8 +147,6 @@ void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned
   if (!mp_span_unhold(p, off)) mp_pool_not_held(p, ptr, cls, caller);
   mp_span_give(p, cls, &ptr, 1);
 }
-
-bool mp_pool_inherited(const mp_pool *p, uint32_t g) { return mp_chunk_state_at(p, g) == MP_CHUNK_INHERITED; }
 
 /* How pool_alloc serves: TRY, a speculative request (realloc's extra room):
  * no reclaiming of cached objects, not counted as a failure; GROWS, a
@@ -213,7 +171,7 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, unsigned flags) {
   uint32_t n = size ? (uint32_t)((size + MP_GRANULE - 1) >> MP_GRANULE_SHIFT) : 1;
   uint32_t a = align > MP_GRANULE ? (uint32_t)(align >> MP_GRANULE_SHIFT) : 1;
   pthread_mutex_lock(&p->lock);
-  uint32_t g = range_alloc_locked(p, n, a, true, !try);
+  uint32_t g = mp_chunks_alloc(p, n, a, !try, true);
   if (g == MP_NONE && p->small.enabled && !try) {
     /* Exhausted: give every thread's cached small objects and the empty
      * spans back, retry once. */
@@ -221,7 +179,7 @@ static void *pool_alloc(mp_pool *p, size_t size, size_t align, unsigned flags) {
     bool reclaimed = mp_tcache_reclaim_all(p, NULL, NULL);
     mp_small_release_empty(p);
     pthread_mutex_lock(&p->lock);
-    g = range_alloc_locked(p, n, a, true, true);
+    g = mp_chunks_alloc(p, n, a, true, true);
     if (reclaimed) mp_tcache_reclaim_done(p, g != MP_NONE);
   }
   if (g == MP_NONE && !try) __atomic_fetch_add(&p->stats.pool_failed, 1, __ATOMIC_RELAXED);
@@ -248,7 +206,7 @@ void mp_pool_free(mp_pool *p, void *ptr, const char *caller) {
   }
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
-  range_free_locked(p, granule_of(p, ptr), true);
+  mp_chunks_free(p, granule_of(p, ptr), true);
   pthread_mutex_unlock(&p->lock);
 }
 
@@ -284,18 +242,6 @@ size_t mp_pool_usable_size(mp_pool *p, const void *ptr, const char *caller) {
   return n;
 }
 
-/* The in-use range at g (old granules) resized to n in place, pool lock
- * held; the statistics follow what happened. */
-static bool resize_locked(mp_pool *p, uint32_t g, uint32_t old, uint32_t n) {
-  bool ok = mp_chunks_resize(p, g, old, n);
-  int64_t delta = ((int64_t)mp_ranges_size(&p->ranges, g) - (int64_t)old) * MP_GRANULE;
-  if (delta) {
-    p->stats.pool_bytes += (uint64_t)delta;
-    count_used(p, delta, false);
-  }
-  return ok;
-}
-
 bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   unsigned c = small_held(p, ptr, caller);
   if (c) return small_stays(mp_span_cls(c), size);
@@ -303,7 +249,7 @@ bool mp_pool_resize(mp_pool *p, void *ptr, size_t size, const char *caller) {
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
   uint32_t g = granule_of(p, ptr);
-  bool ok = resize_locked(p, g, mp_ranges_size(&p->ranges, g), granules_for(size));
+  bool ok = mp_chunks_resize(p, g, mp_ranges_size(&p->ranges, g), granules_for(size));
   pthread_mutex_unlock(&p->lock);
   return ok;
 }
@@ -336,14 +282,13 @@ static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size
   bool fits = size <= p->region.size && !p->detached;
   /* Within its last quarter the range stays as it is: the room a move gave
    * it serves the next growth steps. */
-  if (fits && ((n <= og && n >= og - og / 4) || resize_locked(p, g, og, n))) {
+  if (fits && ((n <= og && n >= og - og / 4) || mp_chunks_resize(p, g, og, n))) {
     pthread_mutex_unlock(&p->lock);
     return ptr;
   }
-  if (fits && room && size + room <= p->region.size)
-    ng = range_alloc_locked(p, granules_for(size + room), 1, true, false);
+  if (fits && room && size + room <= p->region.size) ng = mp_chunks_alloc(p, granules_for(size + room), 1, false, true);
   bool small = size <= MP_HIT_MAX && small_class(p, size, MP_GRANULE) < MP_SMALL_CLASSES; /* from a cache */
-  if (fits && ng == MP_NONE && !small) ng = range_alloc_locked(p, n, 1, true, true);
+  if (fits && ng == MP_NONE && !small) ng = mp_chunks_alloc(p, n, 1, true, true);
   pthread_mutex_unlock(&p->lock);
   void *q = ng != MP_NONE ? (void *)(p->region.base + ((uintptr_t)ng << MP_GRANULE_SHIFT))
                           : pool_alloc(p, size, MP_GRANULE, size > *old ? GROWS : 0);
@@ -351,7 +296,7 @@ static void *realloc_range(mp_pool *p, void *ptr, size_t size, size_t room, size
   memcpy(q, ptr, *old < size ? *old : size);
   pthread_mutex_lock(&p->lock);
   check_block(p, ptr, caller);
-  range_free_locked(p, g, true);
+  mp_chunks_free(p, g, true);
   pthread_mutex_unlock(&p->lock);
   return q;
 }

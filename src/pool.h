@@ -76,14 +76,6 @@ static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsi
   mp_pool_free_small_to(mp_t_tcache, p, mp_held_by_address(p), ptr, off, span_byte, caller);
 }
 
-/* For spans (the layer above the ranges): a range of units 64 KiB units,
- * aligned to one (MP_NONE when none can be had), and its return. Pool lock
- * inside. */
-uint32_t mp_pool_span_get(mp_pool *p, uint32_t units);
-void mp_pool_span_put(mp_pool *p, uint32_t g);
-/* Is granule g in a chunk a fork child inherited (frees only, no new objects)? */
-bool mp_pool_inherited(const mp_pool *p, uint32_t g);
-
 /* fork (the order: forkorder.h): prepare takes the locks (single: only
  * tries them; p->fork_locked says whether it got them all), parent
  * releases them, child re-makes them and replaces a shared region by a

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "msg.h"
-#include "pool.h"
 #include "region.h"
 #include "chunks.h"
 #include "ranges.h"
@@ -160,9 +159,9 @@ static bool span_new(mp_pool *p, unsigned cls) {
   mp_small *sm = &p->small;
   uint64_t *bitmaps = bitmaps_get(sm, cls);
   if (!bitmaps) return false;
-  uint32_t units = mp_class_units[cls], g = mp_pool_span_get(p, units);
+  uint32_t units = mp_class_units[cls], g = mp_chunks_span_get(p, units);
   if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES, units)) {
-    if (g != MP_NONE) mp_pool_span_put(p, g);
+    if (g != MP_NONE) mp_chunks_span_put(p, g);
     bitmaps_put(sm, cls, bitmaps);
     return false;
   }
@@ -183,7 +182,7 @@ static bool span_new(mp_pool *p, unsigned cls) {
 
 /* A span of a chunk a fork child inherited serves no new objects: it is on
  * no partial list and goes back as soon as it is empty. */
-static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_pool_inherited(p, si * SPAN_GRANULES); }
+static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_chunk_inherited(p, si * SPAN_GRANULES); }
 
 void mp_small_emit_held(const mp_pool *p, size_t off, size_t len, mp_bytes_fn emit, void *state) {
   const mp_small *sm = &p->small;
@@ -215,7 +214,7 @@ static void span_release(mp_pool *p, unsigned cls, uint32_t si) {
   if (sm->classes[cls].empty == si + 1) sm->classes[cls].empty = 0;
   units_mark(sm, si, mp_class_units[cls], 0);
   bitmaps_put(sm, cls, sm->spans[si].avail);
-  mp_pool_span_put(p, si * SPAN_GRANULES);
+  mp_chunks_span_put(p, si * SPAN_GRANULES);
 }
 
 /* The index of the object at region offset off in span si, and its offset. */

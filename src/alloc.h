@@ -29,8 +29,8 @@ void mp_free_slow(mp_pool *p, void *ptr) __attribute__((noinline));
 /* malloc's hit, inlined in the interposer's malloc: a small request from
  * the thread's cache, no lock, no pool; NULL when it misses (a larger
  * request, an empty bin, no cache: see mp_tcache_none). The interposer's
- * malloc is 28 instructions on x86-64 (TLS load and ret included; with
- * free's 35 and the two PLT stubs, 64 per pair: scripts/bench --callgrind).
+ * malloc is 26 instructions on x86-64 (TLS load and ret included; with
+ * free's 33 and the two PLT stubs, 61 per pair: scripts/bench --callgrind).
  * The pool is the thread cache's (tcache.h). */
 static inline void *mp_malloc_hit(size_t n) {
   return __builtin_expect(n <= MP_HIT_MAX, 1) ? mp_tcache_pop(mp_class_of_hit(n)) : NULL;
@@ -47,14 +47,14 @@ static inline void *mp_malloc(mp_pool *p, size_t n) {
  * caller's slow path (NULL, jemalloc's blocks, range blocks, a fork child's
  * inherited spans, a thread without a cache). The span byte's one compare
  * takes live spans only: class + 1 in 1..MP_SMALL_CLASSES. The
- * interposer's free is 35 instructions on x86-64, TLS load and ret included. */
+ * interposer's free is 33 instructions on x86-64, TLS load and ret included. */
 static inline __attribute__((always_inline)) bool mp_free_hit(void *ptr) {
   mp_tcache *tc = mp_t_tcache;
   uintptr_t off = (uintptr_t)ptr - tc->base;
   if (__builtin_expect(off >= tc->size, 0)) return false; /* mp_tcache_none owns nothing */
   size_t c = tc->span_class[off >> MP_SPAN_SHIFT];
   if (__builtin_expect(c - 1 >= MP_SMALL_CLASSES, 0)) return false;
-  mp_pool_free_small_to(tc, tc->pool, tc->held_by_address, ptr, off, c, "free");
+  mp_pool_free_small_to(tc, NULL, tc->held_by_address, ptr, off, c, "free");
   return true;
 }
 static inline __attribute__((always_inline)) void mp_free(mp_pool *p, void *ptr) {

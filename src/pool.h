@@ -66,11 +66,13 @@ static inline __attribute__((always_inline)) void mp_pool_free_small_to(mp_tcach
                                                                         uintptr_t off, size_t span_byte,
                                                                         const char *caller) {
   size_t cls = mp_span_cls(span_byte);
-  if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0)) return mp_pool_free_inherited_small(p, ptr, off, cls, caller);
+  /* p NULL: the cache's own pool, read on the paths that need it only. */
+  if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
+    return mp_pool_free_inherited_small(p ? p : tc->pool, ptr, off, cls, caller);
   if (__builtin_expect(!mp_held_clear_at(held_by_address, (uintptr_t)ptr), 0))
-    return mp_pool_not_held(p, ptr, cls, caller);
+    return mp_pool_not_held(p ? p : tc->pool, ptr, cls, caller);
   if (__builtin_expect(mp_tcache_push_to(tc, ptr, cls), 1)) return;
-  return mp_tcache_free_slow(p, ptr, cls);
+  return mp_tcache_free_slow(p ? p : tc->pool, ptr, cls);
 }
 static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned span_byte, const char *caller) {
   mp_pool_free_small_to(mp_t_tcache, p, mp_held_by_address(p), ptr, off, span_byte, caller);

@@ -92,7 +92,11 @@ static mp_tcache *tcache_new(mp_pool *p) {
   return tc;
 }
 
-static void use(mp_tcache *tc) { mp_t_tcache = tc && !t_out ? tc : &mp_tcache_none; }
+/* The hit paths see the thread's cache unless the interposer keeps it out,
+ * or its pool's policy needs every request on the slow path (MEMPOOL_CHECK's
+ * patterns and canaries, a size window: mp_pool.fast_small): the caches
+ * then serve through the slow paths only. */
+static void use(mp_tcache *tc) { mp_t_tcache = tc && !t_out && tc->pool->fast_small ? tc : &mp_tcache_none; }
 
 void mp_tcache_keep_out(bool out) {
   t_out = out;

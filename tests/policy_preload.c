@@ -95,6 +95,14 @@ static void route_mode(void) {
   free(mid);
   free(big);
   free(c);
+  /* A class the window reaches into: its cached objects serve nothing below
+   * MEMPOOL_MIN_SIZE (1000 bytes would be the 1 KiB class's). */
+  void *k[8];
+  for (int i = 0; i < 8; i++) k[i] = malloc(1024);
+  for (int i = 0; i < 8; i++) free(k[i]);
+  void *below = malloc(1000);
+  CHECK(!in_region(below), "route: 1000 B below MEMPOOL_MIN_SIZE=1K came from the region's cache");
+  free(below);
 }
 
 static char *victim;

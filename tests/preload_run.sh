@@ -16,14 +16,17 @@ case "$name" in
   preload_placement_high) base=0x100000000 high=0x103FFFFFF ;;  # 64 MiB at 4 GiB: a 64-bit offset on 32-bit targets
   preload_spill)   high=0x1000FFFF ;;   # 64 KiB: spills to jemalloc at once
   preload_threads) high=0x103FFFFF ;;   # 4 MiB: spills under load
-  *_medium) high=0x1FFFFFFF extra=(MEMPOOL_CHUNK=256K) ;; # 256 MiB: the medium classes, spans across chunks
   preload_policy_strict) high=0x103FFFFF extra=(MEMPOOL_STRICT=1) ;;
   preload_policy_route)  high=0x103FFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_guard)  high=0x103FFFFF extra=(MEMPOOL_CHECK=1) ;;
+  preload_policy_guard_cached) high=0x13FFFFFF extra=(MEMPOOL_CHECK=1) ;; # 64 MiB: thread caches on
+  preload_policy_guard_medium) high=0x1FFFFFFF extra=(MEMPOOL_CHECK=1) ;; # 256 MiB: the medium classes too
+  preload_policy_route_cached) high=0x13FFFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_oom)    high=0x103FFFFF ;;
   preload_lazy_*)  high=0x13FFFFFF extra=(MEMPOOL_MAX_SIZE=1K) ;; # above 1 KiB: jemalloc
   extras_anon)     dev=anon high=0x13FFFFFF ;; # 64 MiB of anonymous memory
   dma_anon)        dev=anon high=0x13FFFFFF ;;
+  *_medium) high=0x1FFFFFFF extra=(MEMPOOL_CHUNK=256K) ;; # 256 MiB: the medium classes, spans across chunks
   *)               high=0x13FFFFFF ;;   # 64 MiB
 esac
 err="$tmp/$name.stderr"

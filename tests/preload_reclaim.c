@@ -3,6 +3,8 @@
  *            pipe, alive: the main thread gets one block of 85% of the
  *            region from the region (the idle thread's cache is reclaimed);
  *   classes  the same with blocks of 20 classes (16 B .. 1 KiB) cached;
+ *   medium   the same with 1500 blocks of the 20 medium classes (10 KiB ..
+ *            256 KiB, 124 MB at once) in a 256 MiB region;
  *   churn    1000 short-lived threads, 20 at a time, 300 blocks of
  *            16 B .. 1 KiB each held at once: the region's peak (mallinfo2's
  *            usmblks) within 2x of the live bytes' peak; the highest byte
@@ -22,20 +24,26 @@
 
 static const size_t class_sizes[20] = {16,  32,  48,  64,  80,  96,  112, 128, 160, 192,
                                        224, 256, 320, 384, 448, 512, 640, 768, 896, 1024};
-static int g_classes; /* 1: 64-byte blocks only; else the 20 sizes in turn */
+static int g_classes; /* 1: 64-byte blocks only; 20: the 20 sizes in turn; 2: the medium ones */
 static int ready[2], hold[2];
 static void *blocks[BLOCKS];
 
+static int blocks_of(int classes) { return classes == 2 ? 1500 : BLOCKS; }
+static size_t size_of(int classes, int i) {
+  size_t k = (size_t)i % 20 / 4, j = (size_t)i % 4; /* medium class 4k + j: 2^(13+k) + (j+1) 2^(11+k) */
+  return classes == 1 ? 64 : classes == 2 ? ((size_t)8192 << k) + (j + 1) * ((size_t)2048 << k) : class_sizes[i % 20];
+}
+
 static void *idle_thread(void *arg) {
   (void)arg;
-  int bad = 0;
-  for (int i = 0; i < BLOCKS; i++) {
-    size_t n = g_classes == 1 ? 64 : class_sizes[i % 20];
+  int bad = 0, nb = blocks_of(g_classes);
+  for (int i = 0; i < nb; i++) {
+    size_t n = size_of(g_classes, i);
     blocks[i] = malloc(n);
     if (blocks[i]) fill(blocks[i], n, (unsigned)i);
   }
-  for (int i = 0; i < BLOCKS; i++) {
-    size_t n = g_classes == 1 ? 64 : class_sizes[i % 20];
+  for (int i = 0; i < nb; i++) {
+    size_t n = size_of(g_classes, i);
     bad += blocks[i] && !verify(blocks[i], n, (unsigned)i);
     free(blocks[i]);
   }
@@ -72,7 +80,7 @@ static void idle(int classes, int forks) {
   CHECK(in,
         "one block of 85%% of the region (%zu bytes) is not in the region while a thread that freed %d blocks"
         " of %d class(es) idles",
-        want, BLOCKS, classes);
+        want, blocks_of(classes), classes);
   if (big) memset(big, 0x5a, want);
   free(big);
   CHECK(write(hold[1], &c, 1) == 1, "wake");
@@ -149,11 +157,13 @@ int main(int argc, char **argv) {
     idle(1, 0);
   else if (!strcmp(mode, "classes"))
     idle(20, 0);
+  else if (!strcmp(mode, "medium"))
+    idle(2, 0);
   else if (!strcmp(mode, "fork"))
     idle(20, 1);
   else if (!strcmp(mode, "churn"))
     churn();
   else
-    CHECK(0, "mode %s: idle, classes, fork or churn", mode);
+    CHECK(0, "mode %s: idle, classes, medium, fork or churn", mode);
   return finish("preload_reclaim");
 }

@@ -23,6 +23,7 @@ case "$name" in
   preload_policy_guard_medium) high=0x1FFFFFFF extra=(MEMPOOL_CHECK=1) ;; # 256 MiB: the medium classes too
   preload_policy_route_cached) high=0x13FFFFFF extra=(MEMPOOL_MIN_SIZE=1K MEMPOOL_MAX_SIZE=64K) ;;
   preload_policy_oom)    high=0x103FFFFF ;;
+  preload_reclaim_medium) high=0x1FFFFFFF ;; # 256 MiB: the medium classes
   preload_lazy_*)  high=0x13FFFFFF extra=(MEMPOOL_MAX_SIZE=1K) ;; # above 1 KiB: jemalloc
   extras_anon)     dev=anon high=0x13FFFFFF ;; # 64 MiB of anonymous memory
   dma_anon)        dev=anon high=0x13FFFFFF ;;

@@ -359,13 +359,23 @@ void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *o
  * A shared region is copied by the child; the parent waits (on a pipe) until
  * the copy is done, so that nothing the forking thread writes after fork()
  * returns can reach the child's copy. The pool lock alone says whether the
- * ranges (and chunks) are whole: they change only under it. */
+ * ranges (and chunks) are whole: they change only under it.
+ *
+ * One thread, every lock got: nothing can take them again before fork
+ * (no other thread, the signals blocked), so they are given back at once
+ * and the child inherits them free: neither process writes their pages
+ * after fork, where each write is a copy-on-write fault (the class locks
+ * lie on about a dozen pages). */
+static inline bool fork_released(const mp_pool *p) { return p->fork_single && p->fork_locked; }
+
 void mp_pool_fork_prepare(mp_pool *p, bool single) {
   bool small = mp_small_fork_prepare(p, single);
   p->fork_single = single;
   p->fork_ranges = (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) == 0;
   p->fork_locked = small && p->fork_ranges;
-  if (small && !p->fork_locked) mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
+  if (small && (!p->fork_locked || fork_released(p)))
+    mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted, or given back */
+  if (fork_released(p)) pthread_mutex_unlock(&p->lock);
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
   if (p->region.shared && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
 }
@@ -378,6 +388,7 @@ void mp_pool_fork_parent(mp_pool *p) {
     }
     close(p->fork_pipe[0]);
   }
+  if (fork_released(p)) return;
   if (p->fork_ranges) pthread_mutex_unlock(&p->lock);
   if (p->fork_locked) mp_small_fork_parent(p);
 }
@@ -466,9 +477,12 @@ int mp_pool_fork_child(mp_pool *p) {
   if (!p->fork_locked) {
     rc = fork_child_interrupted(p);
   } else {
-    /* The child is single-threaded: the locks taken in prepare are re-made. */
-    pthread_mutex_init(&p->lock, NULL);
-    mp_small_fork_child(p);
+    /* The child is single-threaded: the locks taken in prepare are re-made
+     * (given back already: free as inherited). */
+    if (!fork_released(p)) {
+      pthread_mutex_init(&p->lock, NULL);
+      mp_small_fork_child(p);
+    }
     if (p->region.shared) {
       if (p->chunks.fixed) {
         rc = mp_region_privatize(&p->region, window_held, p);

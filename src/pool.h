@@ -83,8 +83,9 @@ void mp_pool_span_put(mp_pool *p, uint32_t g);
 bool mp_pool_inherited(const mp_pool *p, uint32_t g);
 
 /* fork (the order: forkorder.h): prepare takes the locks (single: only
- * tries them; p->fork_locked says whether it got them all), parent
- * releases them, child re-makes them and replaces a shared region by a
+ * tries them, and gives them back at once when it got them all;
+ * p->fork_locked says whether it did), parent releases them, child
+ * re-makes them and replaces a shared region by a
  * private copy of its in-use ranges (when prepare did not get the locks:
  * of what it holds, touching no metadata, and the pool then serves
  * nothing). */

@@ -75,11 +75,23 @@ static inline unsigned mp_chunk_state_at(const mp_pool *p, uint32_t g) {
  * each extent holding data, ascending (the pool's walk knows small spans). */
 typedef void (*mp_walk_live_fn)(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state);
 
+/* fork's prepare, pool lock held, nothing interrupted: a snapshot of every
+ * held chunk's blocks in use (what live names) in private anonymous memory
+ * of its own (chunk-sized, at another address), which fork shares with the
+ * child copy-on-write and the child moves in place: the child copies
+ * nothing, and the parent writes only the pages that changed since its
+ * previous snapshot (kept for the next fork while it carries at most
+ * MP_SNAPSHOT_KEEP bytes; mp_chunks_fork_drop after fork otherwise). 0, or
+ * -ENOMEM (no snapshot: the child copies from the device). */
+#define MP_SNAPSHOT_KEEP (1u << 20)
+int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live);
+void mp_chunks_fork_drop(mp_pool *p);
 /* In a fork child, single-threaded, after the region's own descriptor:
- * gives up every held chunk (copies of those in use: what live names). 0,
- * or -errno when a copy could not be mapped (the chunk stays the parent's,
- * read-only). */
-int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live);
+ * gives up every held chunk (private copies of those in use: the parent's
+ * snapshot when snap, else what live names read from the device while the
+ * parent waits). 0, or -errno when a copy could not be mapped (the chunk
+ * stays the parent's, read-only). */
+int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live, bool snap);
 /* malloc_trim: every wholly free chunk goes back now, whatever the
  * hysteresis (pool lock held). Returns how many. O(chunks). */
 uint32_t mp_chunks_release_free(mp_pool *p);

@@ -84,8 +84,9 @@ bool mp_pool_inherited(const mp_pool *p, uint32_t g);
 
 /* fork (the order: forkorder.h): prepare takes the locks (single: only
  * tries them, and gives them back at once when it got them all;
- * p->fork_locked says whether it did), parent releases them, child
- * re-makes them and replaces a shared region by a
+ * p->fork_locked says whether it did) and takes the child's snapshot of a
+ * shared window (chunks.h), parent releases them, child re-makes them and
+ * replaces a shared region by a
  * private copy of its in-use ranges (when prepare did not get the locks:
  * of what it holds, touching no metadata, and the pool then serves
  * nothing). */

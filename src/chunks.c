@@ -465,9 +465,24 @@ void mp_chunks_fork_drop(mp_pool *p) {
   p->chunks.shadow_bytes = 0;
 }
 
+/* A new chunk-sized snapshot mapping, or 0. Under mlockall(MCL_FUTURE)
+ * the kernel has made it all resident (and locked): snapshots are then
+ * given up for good, the child copies as before. */
+static uintptr_t new_shadow(mp_pool *p, uint32_t k) {
+  size_t len = bytes_of(p, k, 1);
+  void *m = mp_meta_map(len);
+  if (m && mp_meta_resident((char *)m + len - 4096)) {
+    mp_meta_unmap(m, len);
+    p->chunks.no_snapshot = true;
+    m = NULL;
+  }
+  return (uintptr_t)m;
+}
+
 int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live) {
   mp_chunks *c = &p->chunks;
   c->shadow_bytes = 0;
+  if (c->no_snapshot) return -ENOMEM;
   for (uint32_t k = 0; k < c->count; k++) {
     struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, live};
     if (c->state[k] == MP_CHUNK_HELD) mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
@@ -475,7 +490,7 @@ int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live) {
       drop_shadow(p, k);
       continue;
     }
-    if (!c->shadow[k] && !(c->shadow[k] = (uintptr_t)mp_meta_map(bytes_of(p, k, 1)))) {
+    if (!c->shadow[k] && !(c->shadow[k] = new_shadow(p, k))) {
       mp_chunks_fork_drop(p);
       return -ENOMEM;
     }

@@ -84,6 +84,8 @@ typedef void (*mp_walk_live_fn)(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_f
  * MP_SNAPSHOT_KEEP bytes; mp_chunks_fork_drop after fork otherwise). 0, or
  * -ENOMEM (no snapshot: the child copies from the device). */
 #define MP_SNAPSHOT_KEEP (1u << 20)
+/* (Not under mlockall(MCL_FUTURE), which would lock each chunk-sized
+ * snapshot whole: the first one made says so, and snapshots stop.) */
 int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live);
 void mp_chunks_fork_drop(mp_pool *p);
 /* In a fork child, single-threaded, after the region's own descriptor:

@@ -277,6 +277,7 @@ typedef struct mp_chunks {
   uint64_t *whole_free;  /* per held chunk: a bit when one free range covers it */
   uintptr_t *shadow;     /* per held chunk with blocks: its fork snapshot (anonymous, chunk-sized), or 0 */
   uint64_t shadow_bytes; /* bytes in use the last snapshot carried */
+  bool no_snapshot;      /* mlockall(MCL_FUTURE): a snapshot would be locked whole */
   uint32_t held, inherited, whole_free_count;
   uint32_t away_ranges; /* in-use ranges that stand for chunks not held */
   uint64_t held_bytes, inherited_bytes;

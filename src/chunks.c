@@ -438,7 +438,7 @@ struct snap {
   uint64_t bytes;     /* carried */
 };
 
-/* Page by page, only what changed since the last snapshot is written: the
+/* 4 KiB at a time, only what changed since the last snapshot is written: the
  * snapshot's pages stay as they are (shared with no one once the last
  * child exec'd or exited), so an unchanged page costs a compare, not a
  * write fault. */
@@ -471,7 +471,7 @@ void mp_chunks_fork_drop(mp_pool *p) {
 static uintptr_t new_shadow(mp_pool *p, uint32_t k) {
   size_t len = bytes_of(p, k, 1);
   void *m = mp_meta_map(len);
-  if (m && mp_meta_resident((char *)m + len - 4096)) {
+  if (m && mp_meta_resident(m, len)) {
     mp_meta_unmap(m, len);
     p->chunks.no_snapshot = true;
     m = NULL;

@@ -16,9 +16,10 @@
  * the latest claim) of them exist (hysteresis: a program that frees and
  * reallocates, even a large block, does not claim and release every time).
  *
- * fork: the child holds no chunk. Its inherited blocks are copied into
- * private memory chunk by chunk (only chunks with blocks in use, only the
- * bytes in use); their free space is parked (never allocated from); an
+ * fork: the child holds no chunk. Its inherited blocks are private memory
+ * chunk by chunk (only chunks with blocks in use, only the bytes in use:
+ * the parent's snapshot, made in prepare and moved in place by the child,
+ * else a copy the child reads from the device); their free space is parked (never allocated from); an
  * inherited chunk whose last block is freed becomes not held, claimable by
  * the child like any other. The child allocates from chunks it claims through
  * its own open of the device.

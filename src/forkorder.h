@@ -25,9 +25,9 @@
  * async-signal-safe, glibc bug 24161) waits for no lock, as glibc does:
  * each lock is only tried, and when every one was got they are given back
  * at once (nothing can take them before fork: no other thread, the
- * signals blocked): the child inherits them free, neither process writes
- * their pages after fork (copy-on-write faults), and a prepare handler
- * that runs after ours may allocate. The child may return from the handler
+ * signals blocked): the child inherits them free (neither process writes
+ * them after fork: no copy-on-write fault for that), and a prepare
+ * handler that runs after ours may allocate. The child may return from the handler
  * into the interrupted call and complete it, so:
  *   - a lock held means the call was inside it and its metadata may be
  *     half-changed: the child changes nothing and re-makes no lock the call

@@ -367,9 +367,9 @@ void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *o
  *
  * One thread, every lock got: nothing can take them again before fork
  * (no other thread, the signals blocked), so they are given back at once
- * and the child inherits them free: neither process writes their pages
- * after fork, where each write is a copy-on-write fault (the class locks
- * lie on about a dozen pages). */
+ * and the child inherits them free: the child re-makes none and the
+ * parent unlocks none after fork, where each write to a page both share
+ * is a copy-on-write fault (the class locks lie on about ten pages). */
 static inline bool fork_released(const mp_pool *p) { return p->fork_single && p->fork_locked; }
 static void walk_live(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state);
 

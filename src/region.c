@@ -54,9 +54,10 @@ void *mp_meta_reserve(size_t len) {
 
 bool mp_meta_commit(void *p, size_t len) { return mprotect(p, len, PROT_READ | PROT_WRITE) == 0; }
 
-bool mp_meta_resident(void *p) {
+bool mp_meta_resident(void *p, size_t len) {
   unsigned char v = 0;
-  return mincore(p, 1, &v) == 0 && (v & 1);
+  size_t pg = page_size();
+  return len >= pg && mincore((char *)p + (len & ~(pg - 1)) - pg, pg, &v) == 0 && (v & 1);
 }
 
 void mp_meta_unmap(void *p, size_t len) {

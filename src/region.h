@@ -91,8 +91,8 @@ void *mp_meta_map(size_t len);
  * (false: the kernel refused the commit, ENOMEM or a RLIMIT_MEMLOCK). */
 void *mp_meta_reserve(size_t len);
 bool mp_meta_commit(void *p, size_t len);
-/* Is the page at p (page-aligned) resident? One mincore call. */
-bool mp_meta_resident(void *p);
+/* Is the last page of [p, p+len) (p page-aligned) resident? One mincore call. */
+bool mp_meta_resident(void *p, size_t len);
 void mp_meta_unmap(void *p, size_t len);
 
 #endif

@@ -85,6 +85,10 @@ static void fork_prepare(void) {
   mp_fork_begin(&g_fork);
   /* no child inherits an initialization in progress */
   g_init_locked = (g_fork.single ? pthread_mutex_trylock(&g_init_lock) : pthread_mutex_lock(&g_init_lock)) == 0;
+  if (g_init_locked && g_fork.single) { /* nothing can take it before fork: inherited free (pool.c) */
+    pthread_mutex_unlock(&g_init_lock);
+    g_init_locked = false;
+  }
   g_forking = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
   if (g_forking) mp_pool_fork_prepare(g_forking, g_fork.single);
   mp_fallback_fork_prepare(g_fork.single);

@@ -55,14 +55,15 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
   c->count = (granules + c->granules - 1) / c->granules;
   c->fixed = fixed;
   size_t words = (c->count + 63) / 64;
-  size_t len = ((size_t)c->count + (size_t)c->count * 4 + words * 8 + 4095) & ~(size_t)4095;
+  size_t len = ((size_t)c->count * (1 + 4 + sizeof(uintptr_t)) + words * 8 + 4095) & ~(size_t)4095;
   char *m = mp_meta_map(len);
   if (!m) return -errno;
   c->meta_base = m;
   c->meta_len = len;
   c->whole_free = (uint64_t *)m;
-  c->live = (uint32_t *)(m + words * 8);
-  c->state = (uint8_t *)(m + words * 8 + (size_t)c->count * 4);
+  c->shadow = (uintptr_t *)(m + words * 8);
+  c->live = (uint32_t *)(m + words * 8 + (size_t)c->count * sizeof(uintptr_t));
+  c->state = (uint8_t *)(c->live + c->count);
   /* Not held: one in-use range, split at chunk ends as chunks are claimed
    * (a piece per chunk would touch a bitmap page per chunk at every start). */
   int rc = mp_ranges_init_pieces(&p->ranges, granules, fixed ? 0 : granules, fixed ? 0 : c->count);
@@ -83,6 +84,7 @@ int mp_chunks_init(mp_pool *p, uint64_t chunk_bytes, bool fixed) {
 }
 
 void mp_chunks_destroy(mp_pool *p) {
+  if (p->chunks.shadow) mp_chunks_fork_drop(p);
   mp_meta_unmap(p->chunks.meta_base, p->chunks.meta_len);
   memset(&p->chunks, 0, sizeof p->chunks);
 }
@@ -461,9 +463,89 @@ static void whole_chunk(void *vctx, mp_bytes_fn emit, void *state) {
   emit(state, (size_t)cc->g0 << MP_GRANULE_SHIFT, (size_t)(cc->g1 - cc->g0) << MP_GRANULE_SHIFT);
 }
 
+/* ---- fork: the parent's snapshot -------------------------------------------- */
+
+struct snap {
+  uintptr_t src, dst; /* region offset x is at src + x, goes to dst + x */
+  uint64_t bytes;     /* carried */
+  bool fresh;         /* a new mapping: nothing to compare with */
+};
+
+/* A new snapshot is written whole, a run of several pages populated in one
+ * call first (one fault a page costs more than the copy). An earlier one,
+ * 4 KiB at a time, only where it changed: its pages stay as they are
+ * (shared with no one once the last child exec'd or exited), so an
+ * unchanged page costs a compare, not a write fault. */
+static void snap_extent(void *v, size_t off, size_t len) {
+  struct snap *s = v;
+  s->bytes += len;
+  if (s->fresh) {
+    uintptr_t lo = (s->dst + off) & ~(uintptr_t)4095, hi = (s->dst + off + len + 4095) & ~(uintptr_t)4095;
+    if (hi - lo > 2 * 4096) madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+    memcpy((void *)(s->dst + off), (void *)(s->src + off), len);
+    return;
+  }
+  for (size_t end = off + len, next; off < end; off = next) {
+    next = ((off >> 12) + 1) << 12;
+    if (next > end) next = end;
+    if (memcmp((void *)(s->dst + off), (void *)(s->src + off), next - off) != 0)
+      memcpy((void *)(s->dst + off), (void *)(s->src + off), next - off);
+  }
+}
+
+static void drop_shadow(mp_pool *p, uint32_t k) {
+  mp_chunks *c = &p->chunks;
+  if (!c->shadow[k]) return;
+  mp_meta_unmap((void *)c->shadow[k], bytes_of(p, k, 1));
+  c->shadow[k] = 0;
+}
+
+void mp_chunks_fork_drop(mp_pool *p) {
+  for (uint32_t k = 0; k < p->chunks.count; k++) drop_shadow(p, k);
+  p->chunks.shadow_bytes = 0;
+}
+
+/* A new chunk-sized snapshot mapping, or 0. Under mlockall(MCL_FUTURE)
+ * the kernel has made it all resident (and locked): snapshots are then
+ * given up for good, the child copies as before. */
+static uintptr_t new_shadow(mp_pool *p, uint32_t k) {
+  size_t len = bytes_of(p, k, 1);
+  void *m = mp_meta_map(len);
+  if (m && mp_meta_resident(m, len)) {
+    mp_meta_unmap(m, len);
+    p->chunks.no_snapshot = true;
+    m = NULL;
+  }
+  return (uintptr_t)m;
+}
+
+int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live) {
+  mp_chunks *c = &p->chunks;
+  c->shadow_bytes = 0;
+  if (c->no_snapshot) return -ENOMEM;
+  for (uint32_t k = 0; k < c->count; k++) {
+    struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, live};
+    if (c->state[k] == MP_CHUNK_HELD) mp_ranges_walk_in(&p->ranges, cc.g0, cc.g1, count_live, &cc);
+    if (cc.live == 0) {
+      drop_shadow(p, k);
+      continue;
+    }
+    bool fresh = !c->shadow[k];
+    if (fresh && !(c->shadow[k] = new_shadow(p, k))) {
+      mp_chunks_fork_drop(p);
+      return -ENOMEM;
+    }
+    struct snap s = {p->region.base, c->shadow[k] - offset_of(c, k), 0, fresh};
+    live(p, cc.g0, cc.g1, snap_extent, &s);
+    c->shadow_bytes += s.bytes;
+  }
+  return 0;
+}
+
 int mp_chunks_fork_child_copy(mp_pool *p, bool whole) {
   mp_chunks *c = &p->chunks;
   int rc = 0;
+  mp_chunks_fork_drop(p); /* an earlier fork's snapshot (only fork handlers touch it) */
   for (uint32_t k = 0; k < c->count; k++) {
     if (c->state[k] != MP_CHUNK_HELD) continue;
     struct chunk_copy cc = {p, first_granule(c, k), first_granule(c, k) + granules_of(p, k), 0, NULL};
@@ -474,7 +556,19 @@ int mp_chunks_fork_child_copy(mp_pool *p, bool whole) {
   return rc;
 }
 
-int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
+/* Chunk k's private copy: the parent's snapshot moved in place (none: its
+ * blocks came after the snapshot, in a prepare handler that ran after ours,
+ * and the child has zeros there), else read from the device while the
+ * parent waits. */
+static int copy_chunk(mp_pool *p, uint32_t k, struct chunk_copy *cc, bool snap) {
+  mp_chunks *c = &p->chunks;
+  void *shadow = (void *)c->shadow[k];
+  c->shadow[k] = 0;
+  if (snap) return mp_region_adopt(&p->region, offset_of(c, k), bytes_of(p, k, 1), shadow, chunk_walk, cc);
+  return mp_region_copy_private(&p->region, offset_of(c, k), bytes_of(p, k, 1), chunk_walk, cc);
+}
+
+int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live, bool snap) {
   mp_chunks *c = &p->chunks;
   int rc = 0;
   uint32_t after = 0; /* past the last chunk the parent holds (and keeps holding) */
@@ -498,7 +592,7 @@ int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
       c->state[k] = MP_CHUNK_AWAY;
       continue;
     }
-    int e = mp_region_copy_private(&p->region, offset_of(c, k), len, chunk_walk, &cc);
+    int e = copy_chunk(p, k, &cc, snap);
     if (e != 0) {
       /* No memory for the copy: the parent's chunk stays mapped, read-only. */
       mprotect((void *)(p->region.base + offset_of(c, k)), len, PROT_READ);
@@ -510,6 +604,7 @@ int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live) {
     c->inherited_bytes += len;
   }
   mp_region_copies_end(&p->region);
+  mp_chunks_fork_drop(p); /* what is left of the parent's snapshot (a chunk emptied since) */
   c->search_from = after; /* the child's first claim does not try the parent's chunks first */
   c->said_full = false;
   c->full_run = UINT32_MAX;

@@ -16,9 +16,10 @@
  * the latest claim) of them exist (hysteresis: a program that frees and
  * reallocates, even a large block, does not claim and release every time).
  *
- * fork: the child holds no chunk. Its inherited blocks are copied into
- * private memory chunk by chunk (only chunks with blocks in use, only the
- * bytes in use); their free space is parked (never allocated from); an
+ * fork: the child holds no chunk. Its inherited blocks are private memory
+ * chunk by chunk (only chunks with blocks in use, only the bytes in use:
+ * the parent's snapshot, made in prepare and moved in place by the child,
+ * else a copy the child reads from the device); their free space is parked (never allocated from); an
  * inherited chunk whose last block is freed becomes not held, claimable by
  * the child like any other. The child allocates from chunks it claims through
  * its own open of the device.
@@ -93,11 +94,25 @@ static inline bool mp_chunk_inherited(const mp_pool *p, uint32_t g) {
  * each extent holding data, ascending (the pool's walk knows small spans). */
 typedef void (*mp_walk_live_fn)(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state);
 
+/* fork's prepare, pool lock held, nothing interrupted: a snapshot of every
+ * held chunk's blocks in use (what live names) in private anonymous memory
+ * of its own (chunk-sized, at another address), which fork shares with the
+ * child copy-on-write and the child moves in place: the child copies
+ * nothing, and the parent writes only the pages that changed since its
+ * previous snapshot (kept for the next fork while it carries at most
+ * MP_SNAPSHOT_KEEP bytes; mp_chunks_fork_drop after fork otherwise). 0, or
+ * -ENOMEM (no snapshot: the child copies from the device). */
+#define MP_SNAPSHOT_KEEP (1u << 20)
+/* (Not under mlockall(MCL_FUTURE), which would lock each chunk-sized
+ * snapshot whole: the first one made says so, and snapshots stop.) */
+int mp_chunks_fork_snapshot(mp_pool *p, mp_walk_live_fn live);
+void mp_chunks_fork_drop(mp_pool *p);
 /* In a fork child, single-threaded, after the region's own descriptor:
- * gives up every held chunk (copies of those in use: what live names). 0,
- * or -errno when a copy could not be mapped (the chunk stays the parent's,
- * read-only). */
-int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live);
+ * gives up every held chunk (private copies of those in use: the parent's
+ * snapshot when snap, else what live names read from the device while the
+ * parent waits). 0, or -errno when a copy could not be mapped (the chunk
+ * stays the parent's, read-only). */
+int mp_chunks_fork_child(mp_pool *p, mp_walk_live_fn live, bool snap);
 /* malloc_trim: every wholly free chunk goes back now, whatever the
  * hysteresis (pool lock held). Returns how many. O(chunks). */
 uint32_t mp_chunks_release_free(mp_pool *p);

@@ -23,8 +23,12 @@
  * A process with one thread (fork may come from a signal handler that
  * interrupted that very thread inside malloc: POSIX lists fork as
  * async-signal-safe, glibc bug 24161) waits for no lock, as glibc does:
- * each lock is only tried. The child may return from the handler into the
- * interrupted call and complete it, so:
+ * each lock is only tried, and when every one was got they are given back
+ * at once (nothing can take them before fork: no other thread, the
+ * signals blocked): the child inherits them free (neither process writes
+ * them after fork: no copy-on-write fault for that), and a prepare
+ * handler that runs after ours may allocate. The child may return from the handler
+ * into the interrupted call and complete it, so:
  *   - a lock held means the call was inside it and its metadata may be
  *     half-changed: the child changes nothing and re-makes no lock the call
  *     holds; it copies what the process holds (its blocks in use when the

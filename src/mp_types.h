@@ -282,13 +282,16 @@ enum mp_chunk_state {
 };
 
 typedef struct mp_chunks {
-  unsigned shift;       /* log2 of the chunk size */
-  uint32_t count;       /* chunks in the window (the last may be partial) */
-  uint32_t granules;    /* granules per chunk */
-  bool fixed;           /* all held from the start, never claimed or released (anon, exclusive) */
-  uint8_t *state;       /* per chunk: enum mp_chunk_state */
-  uint32_t *live;       /* per inherited chunk: granules still in use */
-  uint64_t *whole_free; /* per held chunk: a bit when one free range covers it */
+  unsigned shift;        /* log2 of the chunk size */
+  uint32_t count;        /* chunks in the window (the last may be partial) */
+  uint32_t granules;     /* granules per chunk */
+  bool fixed;            /* all held from the start, never claimed or released (anon, exclusive) */
+  uint8_t *state;        /* per chunk: enum mp_chunk_state */
+  uint32_t *live;        /* per inherited chunk: granules still in use */
+  uint64_t *whole_free;  /* per held chunk: a bit when one free range covers it */
+  uintptr_t *shadow;     /* per held chunk with blocks: its fork snapshot (anonymous, chunk-sized), or 0 */
+  uint64_t shadow_bytes; /* bytes in use the last snapshot carried */
+  bool no_snapshot;      /* mlockall(MCL_FUTURE): a snapshot would be locked whole */
   uint32_t held, inherited, whole_free_count;
   uint32_t away_ranges; /* in-use ranges that stand for chunks not held */
   uint64_t held_bytes, inherited_bytes;
@@ -328,6 +331,7 @@ typedef struct mp_pool {
   bool fork_locked;     /* prepare got every lock (not so: fork interrupted the pool) */
   bool fork_ranges;     /* prepare got the pool lock: the ranges and chunks are whole */
   bool fork_single;     /* the process had one thread: prepare only tried the locks */
+  bool fork_snap;       /* prepare took the snapshot the child adopts (chunks.h) */
 } mp_pool;
 
 #endif

@@ -309,18 +309,35 @@ void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *o
 /* ---- fork ---------------------------------------------------------------- */
 
 /* Lock order: steal lock, class locks, cache list lock, pool lock.
- * A shared region is copied by the child; the parent waits (on a pipe) until
- * the copy is done, so that nothing the forking thread writes after fork()
- * returns can reach the child's copy. The pool lock alone says whether the
- * ranges (and chunks) are whole: they change only under it. */
+ * A shared window's blocks in use are copied by prepare into the parent's
+ * snapshot (chunks.h), which fork shares with the child and the child
+ * moves in place. Without one (a fork that interrupted the pool, no
+ * memory, exclusive mode) the child copies them from the device and the
+ * parent waits (on a pipe) until it is done, so that nothing the forking
+ * thread writes after fork() returns can reach the child's copy. The pool
+ * lock alone says whether the ranges (and chunks) are whole: they change
+ * only under it.
+ *
+ * One thread, every lock got: nothing can take them again before fork
+ * (no other thread, the signals blocked), so they are given back at once
+ * and the child inherits them free: the child re-makes none and the
+ * parent unlocks none after fork, where each write to a page both share
+ * is a copy-on-write fault (the class locks lie on about ten pages). */
+static inline bool fork_released(const mp_pool *p) { return p->fork_single && p->fork_locked; }
+static void walk_live(mp_pool *p, uint32_t g0, uint32_t g1, mp_bytes_fn emit, void *state);
+
 void mp_pool_fork_prepare(mp_pool *p, bool single) {
   bool small = mp_small_fork_prepare(p, single);
   p->fork_single = single;
   p->fork_ranges = (single ? pthread_mutex_trylock(&p->lock) : pthread_mutex_lock(&p->lock)) == 0;
   p->fork_locked = small && p->fork_ranges;
-  if (small && !p->fork_locked) mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted */
+  /* The child's copy, made now (chunks.h): it then copies nothing. */
+  p->fork_snap = p->fork_locked && p->region.shared && !p->chunks.fixed && mp_chunks_fork_snapshot(p, walk_live) == 0;
+  if (small && (!p->fork_locked || fork_released(p)))
+    mp_small_fork_parent(p); /* the pool lock is held by the code fork interrupted, or given back */
+  if (fork_released(p)) pthread_mutex_unlock(&p->lock);
   p->fork_pipe[0] = p->fork_pipe[1] = -1;
-  if (p->region.shared && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
+  if (p->region.shared && !p->fork_snap && pipe2(p->fork_pipe, O_CLOEXEC) != 0) p->fork_pipe[0] = p->fork_pipe[1] = -1;
 }
 
 void mp_pool_fork_parent(mp_pool *p) {
@@ -331,6 +348,8 @@ void mp_pool_fork_parent(mp_pool *p) {
     }
     close(p->fork_pipe[0]);
   }
+  if (p->fork_snap && p->chunks.shadow_bytes > MP_SNAPSHOT_KEEP) mp_chunks_fork_drop(p);
+  if (fork_released(p)) return;
   if (p->fork_ranges) pthread_mutex_unlock(&p->lock);
   if (p->fork_locked) mp_small_fork_parent(p);
 }
@@ -414,30 +433,32 @@ static int fork_child_interrupted(mp_pool *p) {
   return rc;
 }
 
+/* The parent waits (mp_pool_fork_parent) until the child has its copy:
+ * rc, or what writing to it said. */
+static int release_parent(mp_pool *p, int rc) {
+  if (p->fork_pipe[0] < 0) return rc;
+  close(p->fork_pipe[0]);
+  if (rc == 0 && write(p->fork_pipe[1], "", 1) < 0) rc = -errno;
+  close(p->fork_pipe[1]);
+  p->fork_pipe[0] = p->fork_pipe[1] = -1;
+  return rc;
+}
+
 int mp_pool_fork_child(mp_pool *p) {
-  int rc = 0;
-  if (!p->fork_locked) {
-    rc = fork_child_interrupted(p);
-  } else {
-    /* The child is single-threaded: the locks taken in prepare are re-made. */
+  if (!p->fork_locked) return release_parent(p, fork_child_interrupted(p));
+  /* The child is single-threaded: the locks taken in prepare are re-made
+   * (given back already: free as inherited). */
+  if (!fork_released(p)) {
     pthread_mutex_init(&p->lock, NULL);
     mp_small_fork_child(p);
-    if (p->region.shared) {
-      if (p->chunks.fixed) {
-        rc = mp_region_privatize(&p->region, window_held, p);
-      } else {
-        rc = mp_chunks_fork_child(p, walk_live);
-        mp_small_fork_purge(p, !p->fork_single); /* spans of inherited chunks serve nothing new */
-      }
-      if (rc != 0) detach(p);
-    }
   }
-  if (p->fork_pipe[0] >= 0) {
-    close(p->fork_pipe[0]);
-    if (rc == 0 && write(p->fork_pipe[1], "", 1) < 0) rc = -errno;
-    close(p->fork_pipe[1]);
-  }
-  return rc;
+  if (!p->region.shared) return 0;
+  int rc = p->chunks.fixed ? mp_region_privatize(&p->region, window_held, p)
+                           : mp_chunks_fork_child(p, walk_live, p->fork_snap);
+  int said = release_parent(p, rc); /* the parent goes on: what follows is the child's own metadata */
+  if (!p->chunks.fixed) mp_small_fork_purge(p, !p->fork_single); /* spans of inherited chunks serve nothing new */
+  if (rc != 0) detach(p);
+  return said;
 }
 
 struct advise {

@@ -79,8 +79,10 @@ static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsi
 }
 
 /* fork (the order: forkorder.h): prepare takes the locks (single: only
- * tries them; p->fork_locked says whether it got them all), parent
- * releases them, child re-makes them and replaces a shared region by a
+ * tries them, and gives them back at once when it got them all;
+ * p->fork_locked says whether it did) and takes the child's snapshot of a
+ * shared window (chunks.h), parent releases them, child re-makes them and
+ * replaces a shared region by a
  * private copy of its in-use ranges (when prepare did not get the locks:
  * of what it holds, touching no metadata, and the pool then serves
  * nothing). */

@@ -54,6 +54,12 @@ void *mp_meta_reserve(size_t len) {
 
 bool mp_meta_commit(void *p, size_t len) { return mprotect(p, len, PROT_READ | PROT_WRITE) == 0; }
 
+bool mp_meta_resident(void *p, size_t len) {
+  unsigned char v = 0;
+  size_t pg = page_size();
+  return len >= pg && mincore((char *)p + (len & ~(pg - 1)) - pg, pg, &v) == 0 && (v & 1);
+}
+
 void mp_meta_unmap(void *p, size_t len) {
   if (p) munmap(p, len);
 }
@@ -523,13 +529,16 @@ static void populate_extent(void *v, size_t off, size_t len) {
   c->lo = lo, c->hi = hi;
 }
 
+static bool g_copies; /* between mp_region_copies_begin and _end (a fork child: one thread) */
+
 /* Without memory for a second copy: the range becomes anonymous memory in
  * place (no address space more) and its live extents are read from the
  * device. Where that fails (no memory at all, a device without read such
  * as device dax) the parent's mapping comes back, read-only. */
 static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {
-  int fd = r->fd >= 0 ? r->fd : open_same(r); /* the copies' own (mp_region_copies_begin) */
+  int fd = r->fd >= 0 ? r->fd : open_same(r);
   if (fd < 0) return -errno;
+  if (g_copies) r->fd = fd; /* kept for the next copies: mp_region_copies_end closes it */
   char *at = (char *)(r->base + off);
   struct copy_state c = {.dst = r->base, .fd = fd, .dev_offset = r->dev_offset};
   if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
@@ -547,12 +556,27 @@ static int copy_in_place(mp_region *r, size_t off, size_t len, mp_live_fn live, 
 }
 
 void mp_region_copies_begin(mp_region *r) {
-  if (r->is_file) r->fd = open_same(r);
+  (void)r;
+  g_copies = true;
 }
 
 void mp_region_copies_end(mp_region *r) {
+  g_copies = false;
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
+}
+
+int mp_region_adopt(mp_region *r, size_t off, size_t len, void *shadow, mp_live_fn live, void *ctx) {
+  void *at = (void *)(r->base + off);
+  int rc = 0;
+  if (shadow && mremap(shadow, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED) return 0;
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+      MAP_FAILED)
+    rc = -errno; /* never the device: the parent goes on writing it */
+  else if (shadow)
+    live(ctx, copy_extent, &(struct copy_state){.src = (uintptr_t)shadow - off, .dst = r->base});
+  if (shadow) munmap(shadow, len);
+  return rc;
 }
 
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx) {

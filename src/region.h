@@ -64,8 +64,18 @@ typedef void (*mp_live_fn)(void *ctx, mp_bytes_fn emit, void *state);
  * bytes) copied. */
 int mp_region_copy_private(mp_region *r, size_t off, size_t len, mp_live_fn live, void *ctx);
 
+/* A fork child's copy of [off, off+len) that its parent made before fork
+ * (shadow: private anonymous memory of len bytes, shared copy-on-write with
+ * the parent), moved over the range: no byte is copied. Without room for
+ * that, its live extents (live()) are copied from it into anonymous memory
+ * in place. shadow NULL: anonymous zeros. Never read from the device (the
+ * parent does not wait). The shadow is gone after. 0, or -errno: the range
+ * may then be unmapped (the caller maps it read-only). */
+int mp_region_adopt(mp_region *r, size_t off, size_t len, void *shadow, mp_live_fn live, void *ctx);
+
 /* Around a fork child's copies of several ranges of a file: one open of it
- * for all (else each copy opens its own). */
+ * for all, made by the first copy that reads the file (else each copy
+ * opens its own). */
 void mp_region_copies_begin(mp_region *r);
 void mp_region_copies_end(mp_region *r);
 
@@ -81,6 +91,8 @@ void *mp_meta_map(size_t len);
  * (false: the kernel refused the commit, ENOMEM or a RLIMIT_MEMLOCK). */
 void *mp_meta_reserve(size_t len);
 bool mp_meta_commit(void *p, size_t len);
+/* Is the last page of [p, p+len) (p page-aligned) resident? One mincore call. */
+bool mp_meta_resident(void *p, size_t len);
 void mp_meta_unmap(void *p, size_t len);
 
 #endif

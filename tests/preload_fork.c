@@ -34,6 +34,52 @@ static void *churn(void *arg) {
 enum { NB = 88 };
 static size_t size_of_block(int i) { return i < 64 ? 1000 + (size_t)i * 37 : 9000 + (size_t)(i - 64) * 10500; }
 
+/* Forks one after another from a process whose blocks change in between
+ * (small and range blocks rewritten, freed, allocated anew): every child
+ * sees each block as it was at its own fork, in private memory (not a
+ * mapping of the device: the parent's snapshot moved in place, which the
+ * parent keeps and brings up to date for the next fork), and allocates
+ * device memory of its own. */
+static void forks_in_a_row(void) {
+  enum { N = 40 };
+  char *blk[N];
+  size_t len[N];
+  for (int i = 0; i < N; i++) {
+    len[i] = i % 4 == 0 ? 20000 + (size_t)i * 100 : 24 + (size_t)i * 9;
+    blk[i] = malloc(len[i]);
+    fill(blk[i], len[i], (unsigned)i);
+  }
+  for (unsigned round = 0; round < 6; round++) {
+    for (int i = (int)round % 3; i < N; i += 3) {
+      if (round % 2) {
+        free(blk[i]);
+        blk[i] = malloc(len[i]);
+      }
+      fill(blk[i], len[i], round * 100u + (unsigned)i);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      int bad = 0;
+      for (int i = 0; i < N; i++) {
+        unsigned seed = (unsigned)i;
+        for (unsigned r = 0; r <= round; r++)
+          if ((i - (int)r % 3) % 3 == 0 && i >= (int)r % 3) seed = r * 100u + (unsigned)i;
+        bad |= !verify(blk[i], len[i], seed);
+        bad |= in_region(blk[i]) << 1;
+      }
+      char *mine = malloc(3000);
+      bad |= (!mine || !in_region(mine)) << 2;
+      _exit(bad ? 10 + bad : 0);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %u: child status %#x", round, st);
+  }
+  for (int i = 0; i < N; i++) {
+    CHECK(in_region(blk[i]), "parent block %d left the device", i);
+    free(blk[i]);
+  }
+}
+
 int main(void) {
   alarm(120); /* a deadlock fails the test instead of hanging it */
   char *b[NB];
@@ -59,6 +105,8 @@ int main(void) {
   void *fresh = malloc(5000);
   CHECK(in_region(fresh), "parent allocation after fork");
   free(fresh);
+
+  forks_in_a_row();
 
   /* What the parent writes right after fork() never reaches the child, even
    * when the child's copy of the pool takes a while (a 24 MiB block first). */

@@ -474,7 +474,9 @@ static size_t dec_medium(reader *r) {
 
 /* A size: mostly small, sometimes up to 8 KiB / 64 KiB, often medium (see
  * dec_medium), log-uniform up to the region, at an edge of the region or of
- * the small classes, rarely from half the region to twice it. Large blocks
+ * the small classes, rarely from half the region to twice it or the largest
+ * free range but up to 23 units of 64 KiB (a region then tight for spans: the
+ * exhaustion path, range blocks where a class was due). Large blocks
  * are costly (fills, copies, page faults): 1 in 8 sizes is log-uniform, 1
  * in 256 above half the region. */
 static size_t dec_size(reader *r) {
@@ -502,9 +504,14 @@ static size_t dec_size(reader *r) {
       break;
     }
     default:
-      if (b == 0xFF)
+      if (b == 0xFF) {
         n = R / 2 + u24(r) % (3 * R / 2 + 1); /* half the region .. twice it */
-      else if (b & 1)
+      } else if (b == 0xFE) {                 /* the largest free range but a few spans' worth: what is left is tight */
+        mp_pool_info in;
+        mp_pool_get_info(P, &in);
+        size_t less = (size_t)(u8(r) % 24) * MP_SPAN_SIZE + (size_t)(u8(r) % 4) * 16;
+        n = in.largest_free > less ? in.largest_free - less : 0;
+      } else if (b & 1)
         n = dec_medium(r);
       else
         n = u8(r) | (u8(r) & 0x3f) << 8; /* < 16 KiB */

@@ -510,7 +510,7 @@ static size_t dec_size(reader *r) {
         mp_pool_info in;
         mp_pool_get_info(P, &in);
         size_t less = (size_t)(u8(r) % 24) * MP_SPAN_SIZE + (size_t)(u8(r) % 4) * 16;
-        n = in.largest_free > less ? in.largest_free - less : 0;
+        return in.largest_free > less ? in.largest_free - less : 0; /* from the pool: not held to LIVE_CAP */
       } else if (b & 1)
         n = dec_medium(r);
       else

@@ -9,20 +9,34 @@
  *     on the command line (a libFuzzer crash-* file, or a file this program
  *     wrote when a check failed).
  *
- * Two pools live in the process, both on "anon" memory, opened once:
+ * Three pools live in the process, all on "anon" memory (pages are touched
+ * only when used), opened once:
  *   - a 1 MiB pool served by ranges only;
- *   - a 16 MiB pool with mp_pool_enable_small (spans and the thread cache;
- *     small objects can be enabled for one pool per process only).
- * Bit 0 of an input's first byte picks the pool; bit 1 asks for a full check
- * after every operation (otherwise every CHECK_EVERY operations).
+ *   - a 16 MiB pool with mp_pool_enable_small (spans and the thread cache up
+ *     to MP_HIT_MAX; the medium sizes are range blocks in a region this small);
+ *   - a pool of MP_MEDIUM_MIN_REGION + 40 KiB + 48 bytes (a partial 64 KiB
+ *     unit at its end) with small objects: the medium classes up to
+ *     MP_SMALL_MAX too. A thread's cache belongs to one pool (tcache.h: the
+ *     hit paths take no pool), so this pool's inputs run on a thread of
+ *     their own, which lives as long as the process (its cache with it), the
+ *     calling thread waiting for each.
+ * Bit 0 of an input's first byte picks the 1 MiB pool (clear: the cheapest
+ * inputs, half of them) or one with small objects, bit 2 then the medium
+ * (set) or the 16 MiB pool; bit 1 asks for a check after every operation
+ * (otherwise every CHECK_EVERY operations): the statistics against the
+ * model, and mp_pool_check after every operation, in the medium pool after
+ * every 8 (it costs about 1 ms there: it visits every span's granules).
  *
  * The rest of the input is a sequence of operations on 128 slots (see
  * run_op): malloc, calloc (and its overflow), realloc (grow, shrink, to 0,
  * reallocarray), aligned allocations (posix_memalign, aligned_alloc,
  * memalign, valloc, pvalloc; alignments 1 B .. 64 KiB and non powers of
  * two), free, malloc_usable_size (and a write of the usable slack), sizes
- * above PTRDIFF_MAX. Sizes are biased small, sometimes up to twice the
- * region, sometimes at its edges.
+ * above PTRDIFF_MAX; realloc across MP_HIT_MAX and MP_SMALL_MAX, and by
+ * halves and doublings. Sizes are biased small, often in the medium range
+ * (8 KiB .. 256 KiB and above) and at the classes' edges (a class size, one
+ * byte or a granule either side), sometimes up to twice the region,
+ * sometimes at its edges.
  *
  * Model and checks:
  *   - every block holds a pattern derived from its id (dense up to 64 KiB,
@@ -31,6 +45,18 @@
  *   - calloc memory reads as zero; usable size >= requested, and for pool
  *     blocks exactly the granule-rounded size (ranges) or the class size
  *     (spans); the alignment asked for;
+ *   - which class serves a request (the model's: the smallest class that
+ *     holds the size and whose size is a multiple of the alignment, up to
+ *     MP_HIT_MAX, or MP_SMALL_MAX in a region of MP_MEDIUM_MIN_REGION, and
+ *     no class for an alignment above 4 KiB): a block in a span (judged by
+ *     the pool's span table) is of that class; a fresh block outside the
+ *     spans where a class was due only when no span of it could have been
+ *     had (no free range that surely holds one, unless the exhaustion path
+ *     released spans meanwhile); realloc: a small object stays exactly when
+ *     the size still belongs near its class, a range block when it shrinks
+ *     or stays within its last quarter, and a block the pool moves while
+ *     growing is of class(size), class(size + size / 4) (its extra room)
+ *     or a range block, never a medium object (pool.c: GROWS);
  *   - no two live blocks overlap ([p, p + usable)); pool blocks lie inside
  *     the region; mp_pool_owns is consistent (fallback blocks in neither
  *     region, blocks larger than the region never in it);
@@ -51,6 +77,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +98,7 @@
 #define LIVE_CAP    (96ull << 20) /* keep the live requested bytes below this */
 #define PLAIN_SIZE  (1u << 20)
 #define SMALL_SIZE  (16u << 20)
+#define MEDIUM_SIZE (MP_MEDIUM_MIN_REGION + (40u << 10) + 48u)
 
 typedef struct block {
   uint8_t *p;
@@ -82,11 +110,25 @@ typedef struct block {
   bool small;    /* in a small-object span */
 } block;
 
-static mp_pool g_plain, g_small;
+enum { PLAIN, SMALL, MEDIUM, NPOOLS };
+static const struct pool_def {
+  const char *name;
+  size_t size;
+  bool small;      /* mp_pool_enable_small */
+  bool own_thread; /* its inputs run on the worker thread (its cache's owner) */
+  int full_every;  /* with the check after every operation: mp_pool_check after every this many */
+} pool_def[NPOOLS] = {
+    [PLAIN] = {"1 MiB plain", PLAIN_SIZE, false, false, 1},
+    [SMALL] = {"16 MiB small", SMALL_SIZE, true, false, 1},
+    [MEDIUM] = {"128 MiB medium", MEDIUM_SIZE, true, true, 8},
+};
+static mp_pool g_pool[NPOOLS];
 static bool g_open;
 
 /* Per input. */
-static mp_pool *P, *other;
+static mp_pool *P;
+static int cur_pool;
+static uint64_t used_before; /* P's region_used before the allocation being made */
 static block slots[SLOTS];
 static uint64_t next_id;
 static int op_no;
@@ -112,7 +154,7 @@ static void save_input(void) {
 
 static _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "fuzz_pool: FAIL at op %d (%s pool): ", op_no, P == &g_small ? "16 MiB small" : "1 MiB plain");
+  fprintf(stderr, "fuzz_pool: FAIL at op %d (%s pool): ", op_no, pool_def[cur_pool].name);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
@@ -130,20 +172,18 @@ static _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt
 
 static void open_pools(void) {
   if (g_open) return;
-  char err[320];
-  mp_config c1 = {.device = "anon", .base = 0, .high = PLAIN_SIZE - 1, .sync = true};
-  mp_config c2 = {.device = "anon", .base = 0, .high = SMALL_SIZE - 1, .sync = true};
-  if (mp_pool_open(&g_plain, &c1, err, sizeof err) != 0) {
-    fprintf(stderr, "fuzz_pool: cannot open the 1 MiB pool: %s\n", err);
-    abort();
-  }
-  if (mp_pool_open(&g_small, &c2, err, sizeof err) != 0) {
-    fprintf(stderr, "fuzz_pool: cannot open the 16 MiB pool: %s\n", err);
-    abort();
-  }
-  if (mp_pool_enable_small(&g_small) != 0) {
-    fprintf(stderr, "fuzz_pool: mp_pool_enable_small failed\n");
-    abort();
+  for (int k = 0; k < NPOOLS; k++) {
+    char err[320];
+    const struct pool_def *d = &pool_def[k];
+    mp_config c = {.device = "anon", .base = 0, .high = d->size - 1, .sync = true};
+    if (mp_pool_open(&g_pool[k], &c, err, sizeof err) != 0) {
+      fprintf(stderr, "fuzz_pool: cannot open the %s pool: %s\n", d->name, err);
+      abort();
+    }
+    if (d->small && mp_pool_enable_small(&g_pool[k]) != 0) {
+      fprintf(stderr, "fuzz_pool: mp_pool_enable_small failed for the %s pool\n", d->name);
+      abort();
+    }
   }
   g_open = true;
 }
@@ -226,11 +266,39 @@ static size_t live_owned(void) {
   return n;
 }
 
-/* Fills in owned/small/usable of a new or moved block and checks them. */
-static void check_placement(block *b, int self) {
+/* The model of which class serves size bytes at alignment align (pool.c
+ * small_class): the smallest class holding max(size, align) whose size is a
+ * multiple of align, up to the pool's largest class; -1 for a range block. */
+static size_t model_small_max(const mp_pool *p) {
+  if (!p->small.enabled) return 0;
+  return p->region.size >= MP_MEDIUM_MIN_REGION ? MP_SMALL_MAX : MP_HIT_MAX;
+}
+static int model_class(size_t size, size_t align) {
+  size_t n = size < align ? align : size;
+  if (n > model_small_max(P) || align > 4096) return -1;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
+    if (mp_class_size[c] >= n && mp_class_size[c] % align == 0) return (int)c;
+  return -1;
+}
+
+/* Does a small object of class c stay in place when realloc'd to n bytes?
+ * (pool.c small_stays: while n still belongs near its class.) */
+static bool model_stays(int c, size_t n) {
+  size_t cs = mp_class_size[c];
+  return n <= cs && (n > cs / 2 || model_class(n, 16) == c);
+}
+
+static void snap_used(void) { used_before = P->stats.region_used; }
+
+/* Fills in owned/small/usable of a new or moved block and checks them;
+ * returns the block's class (-1: not in a span). */
+static int check_placement(block *b, int self) {
   uintptr_t a = (uintptr_t)b->p;
+  int cls = -1;
   b->owned = mp_pool_owns(P, b->p);
-  REQUIRE(!mp_pool_owns(other, b->p), "block %p of pool %p lies in the other pool's region", (void *)b->p, (void *)P);
+  for (int k = 0; k < NPOOLS; k++)
+    REQUIRE(&g_pool[k] == P || !mp_pool_owns(&g_pool[k], b->p), "block %p lies in the %s pool's region", (void *)b->p,
+            pool_def[k].name);
   /* 16 for every block (README), jemalloc's blocks included. */
   size_t need = b->align;
   REQUIRE(a % need == 0, "block %p (%zu bytes, %s) not aligned to %zu", (void *)b->p, b->req,
@@ -245,9 +313,16 @@ static void check_placement(block *b, int self) {
     unsigned c = mp_small_class_at(P, off);
     if (c) {
       b->small = true;
-      REQUIRE(b->usable == mp_class_size[c - 1], "small block %p: usable %zu, class size %u", (void *)b->p, b->usable,
-              (unsigned)mp_class_size[c - 1]);
-      REQUIRE(b->req <= MP_SMALL_MAX, "a %zu-byte block in a small span", b->req);
+      cls = (int)mp_span_cls(c);
+      REQUIRE(!(c & MP_SPAN_INHERITED), "small block %p in an inherited span (byte %#x)", (void *)b->p, c);
+      REQUIRE(b->usable == mp_class_size[cls], "small block %p: usable %zu, class size %u", (void *)b->p, b->usable,
+              (unsigned)mp_class_size[cls]);
+      REQUIRE(b->req <= model_small_max(P), "a %zu-byte block in a span of class %d (the pool's classes end at %zu)",
+              b->req, cls, model_small_max(P));
+      size_t in_span = off - ((size_t)P->small.spans[off >> MP_SPAN_SHIFT].head << MP_SPAN_SHIFT);
+      REQUIRE(in_span % mp_class_size[cls] == 0 && in_span + b->usable <= mp_class_span_bytes((unsigned)cls),
+              "small block %p: offset %zu in its span of class %d (%u bytes a span) is not an object's", (void *)b->p,
+              in_span, cls, (unsigned)mp_class_span_bytes((unsigned)cls));
     } else {
       /* Exact, but for a block realloc moved while growing (1/4 more room)
        * or left as it was (the request within its last quarter). */
@@ -264,6 +339,33 @@ static void check_placement(block *b, int self) {
     REQUIRE((uintptr_t)o->p + o->usable <= a || a + b->usable <= (uintptr_t)o->p,
             "block %p+%zu overlaps live block %p+%zu (slot %d)", (void *)b->p, b->usable, (void *)o->p, o->usable, i);
   }
+  return cls;
+}
+
+/* A fresh pool block of class got (-1: a range block) for req bytes at
+ * align: the model's class, or a range block where no span of the model's
+ * class could be had: its refill found no free object and no room for a
+ * new span (a free range of the good fit's size for 64 KiB-aligned span
+ * bytes, with 1/8 for its size classes' rounding: ranges.c find_free),
+ * unless the exhaustion path released spans meanwhile (region_used grew
+ * by less than the block). */
+static void check_class(const block *b, int got) {
+  if (!b->owned) return;
+  int want = model_class(b->req, b->align);
+  if (got >= 0) {
+    REQUIRE(got == want, "%zu bytes aligned to %zu: an object of class %d (%u bytes), want %s %d", b->req, b->align,
+            got, (unsigned)mp_class_size[got], want < 0 ? "a range block, not class" : "class", want);
+    return;
+  }
+  if (want < 0 || P->stats.region_used != used_before + b->usable) return;
+  mp_pool_info in;
+  mp_pool_get_info(P, &in);
+  uint64_t fit = ((uint64_t)mp_class_span_bytes((unsigned)want) + MP_SPAN_SIZE - MP_GRANULE) * 9 / 8;
+  REQUIRE(in.largest_free < fit,
+          "%zu bytes aligned to %zu: a range block %p, not an object of class %d (%u bytes), yet a free range of %lu "
+          "bytes holds a span of it (%u bytes)",
+          b->req, b->align, (void *)b->p, want, (unsigned)mp_class_size[want], (unsigned long)in.largest_free,
+          (unsigned)mp_class_span_bytes((unsigned)want));
 }
 
 /* A fresh block in slot i (from an allocation, not a realloc). */
@@ -273,7 +375,7 @@ static void adopt(int i, void *p, size_t req, size_t align, bool zeroed) {
    * fits in the region (granule-rounded, plus the worst alignment lead). */
   bool must = P->region.size >= round16(req) + (align > 16 ? align - 16 : 0) && live_owned() == 0;
   *b = (block){.p = p, .req = req, .align = align, .id = ++next_id};
-  check_placement(b, i);
+  check_class(b, check_placement(b, i));
   REQUIRE(b->owned || !must, "the empty pool did not serve %zu bytes aligned to %zu (got %p)", req, align, p);
   if (zeroed) {
     size_t bad = pattern(b->p, 0, req, req, DO_ZERO);
@@ -295,9 +397,11 @@ static void release(int i, const char *why) {
   memset(b, 0, sizeof *b);
 }
 
-static void check_pool(const char *when) {
+/* The statistics against the model, and with full the invariants
+ * (mp_pool_check: O(region) with spans, about 1 ms in the medium pool). */
+static void check_pool_as(const char *when, bool full) {
   char why[512] = "";
-  int rc = mp_pool_check(P, why, sizeof why);
+  int rc = full ? mp_pool_check(P, why, sizeof why) : 0;
   REQUIRE(rc == 0, "%s: mp_pool_check = %d: %s", when, rc, why);
   mp_pool_info in;
   mp_pool_get_info(P, &in);
@@ -335,6 +439,8 @@ static void check_pool(const char *when) {
           (unsigned long)in.free_bytes);
 }
 
+static void check_pool(const char *when) { check_pool_as(when, true); }
+
 /* ---- input decoding -------------------------------------------------------- */
 
 typedef struct reader {
@@ -347,18 +453,40 @@ static unsigned u8(reader *r) { return r->i < r->n ? r->d[r->i++] : 0; }
 static unsigned u16(reader *r) { return u8(r) | u8(r) << 8; }
 static unsigned u24(reader *r) { return u16(r) | u8(r) << 16; }
 
-/* A size: mostly small, sometimes up to 8 KiB / 64 KiB, log-uniform up to the
- * region, at an edge of the region or of the small classes, rarely from half
- * the region to twice it. Large blocks are costly (fills, copies, page
- * faults): 1 in 8 sizes is log-uniform, 1 in 256 above half the region. */
+/* A size in the medium range or at a class's edge: a class size (of the
+ * last hit classes or a medium one), a byte or a granule either side; an
+ * edge of the hit or the medium sizes; or any size from MP_HIT_MAX to 32 KiB
+ * past MP_SMALL_MAX. */
+static size_t dec_medium(reader *r) {
+  unsigned k = u8(r);
+  if (k < 112) {
+    static const int delta[8] = {-16, -1, 0, 0, 0, 1, 16, 17};
+    unsigned c = MP_HIT_CLASSES - 4 + u8(r) % (MP_MEDIUM_CLASSES + 4);
+    return (size_t)((long)mp_class_size[c] + delta[k & 7]);
+  }
+  if (k < 144) {
+    static const size_t edge[8] = {MP_HIT_MAX - 1,   MP_HIT_MAX,   MP_HIT_MAX + 1,   MP_HIT_MAX + 16,
+                                   MP_SMALL_MAX - 1, MP_SMALL_MAX, MP_SMALL_MAX + 1, MP_SMALL_MAX + 16};
+    return edge[k & 7];
+  }
+  return MP_HIT_MAX + u24(r) % (MP_SMALL_MAX - MP_HIT_MAX + (32u << 10));
+}
+
+/* A size: mostly small, sometimes up to 8 KiB / 64 KiB, often medium (see
+ * dec_medium), log-uniform up to the region, at an edge of the region or of
+ * the small classes, rarely from half the region to twice it or the largest
+ * free range but up to 23 units of 64 KiB (a region then tight for spans: the
+ * exhaustion path, range blocks where a class was due). Large blocks
+ * are costly (fills, copies, page faults): 1 in 8 sizes is log-uniform, 1
+ * in 256 above half the region. */
 static size_t dec_size(reader *r) {
   size_t R = P->region.size;
   unsigned b = u8(r);
   size_t n;
   switch (b >> 5) {
     case 0:
-    case 1:
-    case 2: n = u8(r); break;
+    case 1: n = u8(r); break;
+    case 2: n = dec_medium(r); break;
     case 3: n = u8(r) | (u8(r) & 0x1f) << 8; break; /* < 8 KiB */
     case 4: n = u16(r); break;                      /* < 64 KiB */
     case 5: {                                       /* log-uniform, up to the region */
@@ -376,8 +504,15 @@ static size_t dec_size(reader *r) {
       break;
     }
     default:
-      if (b == 0xFF)
+      if (b == 0xFF) {
         n = R / 2 + u24(r) % (3 * R / 2 + 1); /* half the region .. twice it */
+      } else if (b == 0xFE) {                 /* the largest free range but a few spans' worth: what is left is tight */
+        mp_pool_info in;
+        mp_pool_get_info(P, &in);
+        size_t less = (size_t)(u8(r) % 24) * MP_SPAN_SIZE + (size_t)(u8(r) % 4) * 16;
+        return in.largest_free > less ? in.largest_free - less : 0; /* from the pool: not held to LIVE_CAP */
+      } else if (b & 1)
+        n = dec_medium(r);
       else
         n = u8(r) | (u8(r) & 0x3f) << 8; /* < 16 KiB */
       break;
@@ -401,13 +536,44 @@ static int pick_live(reader *r) {
 static int pick_slot(reader *r) {
   int i = (int)(u8(r) % SLOTS);
   if (slots[i].p) release(i, "replaced");
+  snap_used();
   return i;
+}
+
+/* Where realloc put old (class old_cls, -1: not in a span) resized to b->req
+ * bytes: b, of class cls (pool.c mp_pool_realloc; see the top). */
+static void check_realloc(const block *old, int old_cls, const block *b, int cls) {
+  size_t n = b->req;
+  bool grows = n > old->usable, moved = b->p != old->p;
+  if (old->owned && old_cls >= 0) {
+    bool stays = model_stays(old_cls, n);
+    REQUIRE(stays == !moved, "realloc of a %u-byte object %p to %zu bytes %s (want %s)",
+            (unsigned)mp_class_size[old_cls], (void *)old->p, n, moved ? "moved" : "stayed",
+            stays ? "in place" : "a move");
+  } else if (old->owned) {
+    size_t g = n ? (n + MP_GRANULE - 1) / MP_GRANULE : 1, og = old->usable / MP_GRANULE;
+    if (g <= og) /* shrinks in place, or stays within its last quarter */
+      REQUIRE(!moved, "realloc of a %zu-byte range block %p to %zu bytes moved it to %p", old->usable, (void *)old->p,
+              n, (void *)b->p);
+  }
+  if (cls < 0 || !moved) return;
+  int want = model_class(n, 16);
+  size_t n2 = n + n / 4;
+  int roomy = old->owned && grows && n2 <= MP_HIT_MAX ? model_class(n2, 16) : -1;
+  REQUIRE(cls == want || cls == roomy,
+          "realloc %p (%zu bytes, %s) -> %zu bytes: an object of class %d (%u bytes), want class %d or %d",
+          (void *)old->p, old->req, old->owned ? "pool" : "jemalloc", n, cls, (unsigned)mp_class_size[cls], want,
+          roomy);
+  REQUIRE(!(old->owned && grows) || mp_class_size[cls] <= MP_HIT_MAX,
+          "realloc %p (%zu usable) grew to %zu bytes into a medium object (class %d, %u bytes), not a range block",
+          (void *)old->p, old->usable, n, cls, (unsigned)mp_class_size[cls]);
 }
 
 static void do_realloc(int i, size_t n, bool array, size_t nmemb) {
   block *b = &slots[i];
   verify_block(b, b->req, "before realloc");
   block old = *b;
+  int old_cls = old.small ? (int)mp_span_cls(mp_small_class_at(P, (uintptr_t)old.p - P->region.base)) : -1;
   errno = 0;
   void *q = array ? mp_reallocarray(P, b->p, nmemb, n / nmemb) : mp_realloc(P, b->p, n);
   if (array) n = nmemb * (n / nmemb);
@@ -422,8 +588,9 @@ static void do_realloc(int i, size_t n, bool array, size_t nmemb) {
   b->req = n;
   b->align = 16;
   live_bytes = live_bytes - old.req + n;
-  check_placement(b, i);
+  int cls = check_placement(b, i);
   if (q == old.p) REQUIRE(b->owned == old.owned, "realloc in place changed the owner");
+  check_realloc(&old, old_cls, b, cls);
   /* The old content (what the old block tracked) is preserved up to min. */
   size_t keep = old.req < n ? old.req : n;
   size_t bad = pattern(b->p, b->id, old.req, keep, DO_CHECK);
@@ -465,6 +632,7 @@ static void run_op(reader *r) {
       int i = (int)(u8(r) % SLOTS);
       size_t n = dec_size(r);
       if (!slots[i].p) {
+        snap_used();
         void *p = mp_realloc(P, NULL, n);
         REQUIRE(p != NULL, "realloc(NULL, %zu) failed", n);
         adopt(i, p, n, 16, false);
@@ -473,20 +641,30 @@ static void run_op(reader *r) {
       }
       break;
     }
-    case 6: { /* realloc to 0, reallocarray, realloc to a size near the current one */
+    case 6: { /* realloc to 0, reallocarray, realloc to a size near the current one, or across an edge */
       int i = pick_live(r);
       unsigned k = u8(r);
       if (i < 0) break;
+      size_t cur = slots[i].req, n;
       if (k % 8 == 0) {
         do_realloc(i, 0, false, 1);
-      } else if (k % 8 < 4) {
+        break;
+      } else if (k % 8 < 3) {
         do_realloc(i, dec_size(r), true, 1 + k % 4);
-      } else { /* small steps: in-place growth and shrink */
-        size_t cur = slots[i].req, d = (k >> 3) * 16;
-        size_t n = (k & 4) ? cur + d : (cur > d ? cur - d : 1);
-        if (n > DENSE && live_bytes + n - cur > LIVE_CAP) n = cur;
-        do_realloc(i, n, false, 1);
+        break;
+      } else if (k % 8 < 6) { /* small steps: in-place growth and shrink */
+        size_t d = (k >> 3) * 16;
+        n = (k & 4) ? cur + d : (cur > d ? cur - d : 1);
+      } else { /* to either side of MP_HIT_MAX or MP_SMALL_MAX, or by a half or a double */
+        unsigned e = u8(r);
+        size_t d = (size_t)(e >> 3) * 64, base = (e & 3) == 0   ? MP_HIT_MAX
+                                                 : (e & 3) == 1 ? MP_SMALL_MAX
+                                                 : (e & 3) == 2 ? 2 * cur
+                                                                : cur / 2;
+        n = (e & 4) ? base + d + 1 : (base > d ? base - d : 1);
       }
+      if (n > DENSE && live_bytes + n - cur > LIVE_CAP) n = cur;
+      do_realloc(i, n, false, 1);
       break;
     }
     case 7:
@@ -614,31 +792,91 @@ static void end_of_input(void) {
   REQUIRE(mp_pool_check(P, why, sizeof why) == 0, "after the whole-region block: %s", why);
 }
 
+/* One input on the pool its first byte picks, on the calling thread. */
+static void run_input(const uint8_t *data, size_t size, int pool, bool paranoid) {
+  reader r = {data, size, 1};
+  P = &g_pool[pool];
+  cur_pool = pool;
+  memset(slots, 0, sizeof slots);
+  next_id = 0;
+  live_bytes = 0;
+  op_no = 0;
+  static bool first[NPOOLS] = {true, true, true}; /* later inputs start where the last one's end checks left the pool */
+  if (first[pool]) {
+    if (model_small_max(P) != (P->small.enabled ? P->small.max_size : 0))
+      fail("the pool's classes end at %u bytes, the model's at %zu", (unsigned)P->small.max_size, model_small_max(P));
+    check_pool("start of the first input");
+  }
+  first[pool] = false;
+  while (more(&r) && op_no < MAX_OPS) {
+    run_op(&r);
+    op_no++;
+    total_ops++;
+    if (paranoid || op_no % CHECK_EVERY == 0)
+      check_pool_as("periodic", !paranoid || op_no % pool_def[pool].full_every == 0);
+  }
+  end_of_input();
+}
+
+/* The worker thread: the medium pool's inputs, one at a time. */
+static pthread_mutex_t w_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t w_cond = PTHREAD_COND_INITIALIZER;
+static struct {
+  const uint8_t *data;
+  size_t size;
+  int pool;
+  bool paranoid, busy;
+} w_job;
+
+static void *worker(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&w_lock);
+  for (;;) {
+    while (!w_job.busy) pthread_cond_wait(&w_cond, &w_lock);
+    pthread_mutex_unlock(&w_lock);
+    run_input(w_job.data, w_job.size, w_job.pool, w_job.paranoid);
+    pthread_mutex_lock(&w_lock);
+    w_job.busy = false;
+    pthread_cond_broadcast(&w_cond);
+  }
+  return NULL;
+}
+
+static void run_on_worker(const uint8_t *data, size_t size, int pool, bool paranoid) {
+  static bool started;
+  if (!started) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, NULL) != 0) {
+      fprintf(stderr, "fuzz_pool: cannot start the worker thread\n");
+      abort();
+    }
+    pthread_detach(t);
+    started = true;
+  }
+  pthread_mutex_lock(&w_lock);
+  w_job.data = data;
+  w_job.size = size;
+  w_job.pool = pool;
+  w_job.paranoid = paranoid;
+  w_job.busy = true;
+  pthread_cond_broadcast(&w_cond);
+  while (w_job.busy) pthread_cond_wait(&w_cond, &w_lock);
+  pthread_mutex_unlock(&w_lock);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   open_pools();
   cur_data = data;
   cur_size = size;
   if (size == 0) return 0;
-  reader r = {data, size, 0};
-  unsigned flags = u8(&r);
-  P = (flags & 1) ? &g_small : &g_plain;
-  other = P == &g_small ? &g_plain : &g_small;
+  unsigned flags = data[0];
+  int pool = !(flags & 1) ? PLAIN : (flags & 4) ? MEDIUM : SMALL;
   bool paranoid = flags & 2;
-  memset(slots, 0, sizeof slots);
-  next_id = 0;
-  live_bytes = 0;
-  op_no = 0;
-  static bool first = true; /* later inputs start where the last one's end checks left the pool */
-  if (first) check_pool("start of the first input");
-  first = false;
-  while (more(&r) && op_no < MAX_OPS) {
-    run_op(&r);
-    op_no++;
-    total_ops++;
-    if (paranoid || op_no % CHECK_EVERY == 0) check_pool("periodic");
-  }
-  end_of_input();
+  if (pool_def[pool].own_thread)
+    run_on_worker(data, size, pool, paranoid);
+  else
+    run_input(data, size, pool, paranoid);
   return 0;
 }
 
@@ -668,18 +906,22 @@ static int replay(const char *path) {
 }
 
 int main(int argc, char **argv) {
-  long iters = 2000, maxlen = 2048;
+  long iters = 2000, maxlen = 2048, flags = -1;
   double seconds = 0;
   uint64_t seed = 1;
   int opt;
-  while ((opt = getopt(argc, argv, "n:s:l:t:")) != -1) {
+  while ((opt = getopt(argc, argv, "n:s:l:t:f:")) != -1) {
     switch (opt) {
       case 'n': iters = strtol(optarg, NULL, 0); break;
       case 's': seed = strtoull(optarg, NULL, 0); break;
       case 'l': maxlen = strtol(optarg, NULL, 0); break;
       case 't': seconds = strtod(optarg, NULL); break;
+      case 'f': flags = strtol(optarg, NULL, 0) & 7; break;
       default:
-        fprintf(stderr, "usage: %s [-n INPUTS] [-s SEED] [-l MAXLEN] [-t SECONDS] [FILE...]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s [-n INPUTS] [-s SEED] [-l MAXLEN] [-t SECONDS] [-f FLAGS] [FILE...]\n"
+                "  -f FLAGS: the low 3 bits of every input's first byte (the pool, the check after each operation)\n",
+                argv[0]);
         return 2;
     }
   }
@@ -699,6 +941,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 4; k++) next_rand();
     size_t len = 1 + next_rand() % (uint64_t)maxlen;
     for (size_t k = 0; k < len; k++) buf[k] = (uint8_t)(next_rand() >> 24);
+    if (flags >= 0) buf[0] = (uint8_t)((buf[0] & ~7) | flags);
     LLVMFuzzerTestOneInput(buf, len);
     done++;
     clock_gettime(CLOCK_MONOTONIC, &t1);

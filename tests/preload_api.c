@@ -100,16 +100,18 @@ int main(void) {
   CHECK(r2 && verify(r2, 100, 5), "realloc move keeps content");
   CHECK(r2 != r, "realloc moved past an in-use successor");
   free(blocker);
-  /* Blocks above the small classes (8 KiB) are ranges: they grow in place
-   * into a free successor and shrink in place. */
-  char *a = malloc(10000), *b = malloc(10000), *c = malloc(10000);
-  fill(a, 10000, 9);
+  /* Blocks above the size classes (8 KiB; 256 KiB in a region of 128 MiB
+   * and more, as the VM's) are ranges: they grow in place into a free
+   * successor and shrink in place. */
+  size_t n = region_size() >= (128u << 20) ? 300000 : 10000;
+  char *a = malloc(n), *b = malloc(n), *c = malloc(n);
+  fill(a, n, 9);
   free(b);
-  char *a2 = realloc(a, 18000); /* the next range is free: grows in place */
-  CHECK(a2 == a, "realloc did not grow in place (%p -> %p)", (void *)a, (void *)a2);
-  CHECK(verify(a2, 10000, 9), "in-place growth keeps content");
-  char *a3 = realloc(a2, 9000); /* shrink: in place */
-  CHECK(a3 == a2 && verify(a3, 9000, 9), "realloc shrink in place");
+  char *a2 = realloc(a, n * 9 / 5); /* the next range is free: grows in place */
+  CHECK(a2 == a, "realloc(%zu -> %zu) did not grow in place (%p -> %p)", n, n * 9 / 5, (void *)a, (void *)a2);
+  CHECK(verify(a2, n, 9), "in-place growth keeps content");
+  char *a3 = realloc(a2, n * 9 / 10); /* shrink: in place */
+  CHECK(a3 == a2 && verify(a3, n * 9 / 10, 9), "realloc shrink in place");
   /* A small object stays put while the new size fits its class. */
   char *sm = malloc(100);
   fill(sm, 100, 3);
@@ -117,7 +119,7 @@ int main(void) {
   free(sm);
   errno = 0;
   CHECK(realloc(a3, SIZE_MAX) == NULL && errno == ENOMEM, "realloc huge");
-  CHECK(verify(a3, 9000, 9), "failed realloc keeps the block");
+  CHECK(verify(a3, n * 9 / 10, 9), "failed realloc keeps the block");
   errno = 0;
   CHECK(reallocarray(a3, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM, "reallocarray overflow");
   char *a4 = reallocarray(a3, 10, 10); /* a3 was not freed: the failed calls left it */

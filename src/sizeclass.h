@@ -6,11 +6,19 @@
 
 #include "mp_types.h"
 
-static const uint32_t mp_class_size[MP_SMALL_CLASSES] = {
-    16,    32,    48,    64,    80,    96,    112,   128,    160,    192,    224,    256,    320,
-    384,   448,   512,   640,   768,   896,   1024,  1280,   1536,   1792,   2048,   2560,   3072,
-    3584,  4096,  5120,  6144,  7168,  8192,  10240, 12288,  14336,  16384,  20480,  24576,  28672,
-    32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072, 163840, 196608, 229376, 262144};
+/* The class sizes, once: the size table and the division's reciprocals. */
+/* clang-format off */
+#define MP_CLASS_SIZES(X)                                                                                  \
+  X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128) X(160) X(192) X(224) X(256) X(320) X(384) X(448)       \
+  X(512) X(640) X(768) X(896) X(1024) X(1280) X(1536) X(1792) X(2048) X(2560) X(3072) X(3584) X(4096)      \
+  X(5120) X(6144) X(7168) X(8192) X(10240) X(12288) X(14336) X(16384) X(20480) X(24576) X(28672) X(32768)  \
+  X(40960) X(49152) X(57344) X(65536) X(81920) X(98304) X(114688) X(131072) X(163840) X(196608)            \
+  X(229376) X(262144)
+/* clang-format on */
+#define MP_CLASS_SIZE_ITEM(s) s,
+static const uint32_t mp_class_size[MP_SMALL_CLASSES] = {MP_CLASS_SIZES(MP_CLASS_SIZE_ITEM)};
+#undef MP_CLASS_SIZE_ITEM
+_Static_assert(sizeof mp_class_size / sizeof mp_class_size[0] == MP_SMALL_CLASSES, "a size per class");
 
 /* 64 KiB units of a class's span: the fewest that hold at least four
  * objects with at most 1/8 of the span left over (generated; tests/test_api.c
@@ -63,13 +71,8 @@ static inline uint32_t mp_class_nobj(unsigned cls) { return mp_class_span_bytes(
  * n * size < 2^40 for every class and span). */
 _Static_assert((uint64_t)MP_SPAN_UNITS_MAX *MP_SPAN_SIZE *MP_SMALL_MAX < (1ull << 40), "the division is exact");
 static inline uint32_t mp_class_div(uint32_t n, unsigned cls) {
-  static const uint64_t recip[MP_SMALL_CLASSES] = {
-#define R(s) (((1ull << 40) / (s)) + 1)
-      R(16),    R(32),    R(48),     R(64),     R(80),     R(96),     R(112),    R(128),   R(160),   R(192),   R(224),
-      R(256),   R(320),   R(384),    R(448),    R(512),    R(640),    R(768),    R(896),   R(1024),  R(1280),  R(1536),
-      R(1792),  R(2048),  R(2560),   R(3072),   R(3584),   R(4096),   R(5120),   R(6144),  R(7168),  R(8192),  R(10240),
-      R(12288), R(14336), R(16384),  R(20480),  R(24576),  R(28672),  R(32768),  R(40960), R(49152), R(57344), R(65536),
-      R(81920), R(98304), R(114688), R(131072), R(163840), R(196608), R(229376), R(262144)};
+#define R(s) (((1ull << 40) / (s)) + 1),
+  static const uint64_t recip[MP_SMALL_CLASSES] = {MP_CLASS_SIZES(R)};
 #undef R
   return (uint32_t)(((uint64_t)n * recip[cls]) >> 40);
 }

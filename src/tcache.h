@@ -102,8 +102,9 @@ void mp_tcache_totals(mp_pool *p, uint64_t *allocs, uint64_t *frees, uint64_t *b
 
 /* The owner's hit path begins: the reclaimer's handshake (above). Returns
  * the mark to leave with (a nested call, from a signal handler, leaves
- * what it found: 1). mp_tcache_none's mark is written by every thread
- * without a cache and read by no one. */
+ * what it found: 1; on x86-64 the mark is a count instead, one add and one
+ * subtract). mp_tcache_none's mark is written by every thread without a
+ * cache and read by no one. */
 #if defined(__x86_64__)
 /* One instruction each way: an add to memory is not split by a signal (a
  * nested call's add and subtract come between two instructions), and the

@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) bool mp_free_hit(void *ptr) {
   if (__builtin_expect(off >= tc->size, 0)) return false; /* mp_tcache_none owns nothing */
   size_t c = tc->span_class[off >> MP_SPAN_SHIFT];
   if (__builtin_expect(c - 1 >= MP_SMALL_CLASSES, 0)) return false;
-  mp_pool_free_small_to(tc, NULL, tc->held_by_address, ptr, off, c, "free");
+  mp_pool_free_small_to(tc, NULL, ptr, off, c, "free");
   return true;
 }
 static inline __attribute__((always_inline)) void mp_free(mp_pool *p, void *ptr) {

@@ -165,20 +165,34 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
  * a 256 KiB class's span is 16), each aligned to 64 KiB of region offset.
  * Its state lives out of band: the span table indexed by offset >>
  * MP_SPAN_SHIFT (every unit of a span has its class byte and the index of
- * the span's first unit), and one bitmap over the whole region's granules:
+ * the span's first unit), and the held map over the whole region:
  *   avail bit set  = the object is free in the span (its span's bitmap, by
  *                    object index, changed under the class lock)
- *   held bit set   = the object is held by the user (the region's bitmap, at
- *                    the object's first granule: atomic, any thread frees)
+ *   held byte set  = the object is held by the user (any thread frees):
+ *                    byte off >> s of the held map of its class's level s
+ *                    (sizeclass.h: mp_class_held_shift), where off is the
+ *                    object's start
  *   neither        = the object sits in some thread's cache.
- * The held bit makes double frees and interior pointers detectable in O(1),
- * without a division: an interior granule's bit is never set.
+ * A class's s is the exponent of the largest power of two dividing its
+ * size (16 at most): its objects' offsets are multiples of 2^s, and a 2^s
+ * block holds at most one start. The held byte makes double frees and
+ * interior pointers detectable in O(1), without a division (a pointer that
+ * is not a multiple of 2^s is no start; one that is has the byte of the
+ * object starting there, or a clear one), and it is a plain byte store on
+ * the hit paths (span.h).
  * Classes up to MP_HIT_MAX are looked up by a table (malloc's inlined hit),
  * the medium ones above it by their size's leading bits (malloc's slow path,
  * the same caches). */
-#define MP_SPAN_SHIFT        16u
-#define MP_SPAN_SIZE         (1u << MP_SPAN_SHIFT)
-#define MP_SPAN_WORDS        (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
+#define MP_SPAN_SHIFT     16u
+#define MP_SPAN_SIZE      (1u << MP_SPAN_SHIFT)
+#define MP_SPAN_WORDS     (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
+#define MP_HELD_SHIFT_MIN MP_GRANULE_SHIFT                 /* the held map's levels: 2^4 .. 2^16 bytes a byte */
+#define MP_HELD_SHIFT_MAX 16u
+#define MP_HELD_LEVELS    (MP_HELD_SHIFT_MAX - MP_HELD_SHIFT_MIN + 1)
+/* The region's base address is a multiple of this (region.c): the held
+ * map is then addressed by the objects' addresses, every level's byte
+ * a >> s of its biased base (span.h). */
+#define MP_HELD_BASE_ALIGN   ((uintptr_t)1 << MP_HELD_SHIFT_MAX)
 #define MP_HIT_CLASSES       32u
 #define MP_HIT_MAX           8192u
 #define MP_MEDIUM_CLASSES    20u /* four per doubling, 10 KiB .. 256 KiB */
@@ -186,7 +200,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
 #define MP_SMALL_MAX         (MP_HIT_MAX << (MP_MEDIUM_CLASSES / 4))
 #define MP_SPAN_UNITS_MAX    16u          /* the largest span: 1 MiB, four 256 KiB objects */
 #define MP_MEDIUM_MIN_REGION (128u << 20) /* smaller regions serve the medium sizes as range blocks */
-#define MP_TCACHE_MAX        124u         /* a bin is then 1 KiB: its address is a shift */
+#define MP_TCACHE_MAX        122u         /* a bin is then 1 KiB: its address is a shift */
 _Static_assert(MP_SMALL_MAX == 256u << 10, "the medium classes end at 256 KiB");
 
 typedef struct mp_span {
@@ -209,11 +223,14 @@ typedef struct mp_class {
 } mp_class;
 
 typedef struct mp_tcache_bin {
-  uintptr_t n;            /* a word: the hit's index needs no zero-extension */
-  uint32_t cap;           /* <= MP_TCACHE_MAX; 0 while a reclaimer has the bin (tcache.h) */
   uint64_t allocs, frees; /* this thread's objects of the class (statistics, GC): on the hit's line */
-  void *
-      items[(1024 - 2 * sizeof(uintptr_t) - 2 * sizeof(uint64_t)) / sizeof(void *)]; /* MP_TCACHE_MAX, more on 32-bit */
+  uintptr_t n;            /* a word: the hit's index needs no zero-extension */
+  uintptr_t held;         /* the class's held map, biased (span.h: mp_held_by_address) */
+  uint32_t cap;           /* <= MP_TCACHE_MAX; 0 while a reclaimer has the bin (tcache.h) */
+  uint8_t held_shift;     /* the class's level and its mask (sizeclass.h), copied for the hit paths */
+  uint16_t held_mask;
+  void *items[(1024 - 2 * sizeof(uint64_t) - 2 * sizeof(uintptr_t) - 8) /
+              sizeof(void *)]; /* MP_TCACHE_MAX, more on 32-bit */
 } mp_tcache_bin;
 _Static_assert(sizeof(mp_tcache_bin) == 1024, "a bin's address is the class shifted");
 _Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE_MAX, "a bin holds its cap");
@@ -221,7 +238,6 @@ _Static_assert(sizeof(((mp_tcache_bin *)0)->items) / sizeof(void *) >= MP_TCACHE
 struct mp_pool;
 typedef struct mp_tcache {
   uintptr_t base, size;        /* the pool's region, copied for the hit paths (mp_tcache_none: 0, 0) */
-  uintptr_t held_by_address;   /* the pool's held bitmap, biased (span.h: mp_held_by_address) */
   const uint8_t *span_class;   /* the pool's span table, copied */
   uint32_t busy;               /* the hit path's mark for reclaimers (tcache.h), on the line of the above */
   struct mp_pool *pool;        /* the pool (for the slow paths) */
@@ -244,11 +260,13 @@ typedef struct mp_small {
   uint8_t *span_class; /* per 64 KiB unit of region: 0, or class + 1 for a unit of a span */
   mp_span *spans;      /* per 64 KiB unit of region (lazily touched) */
   size_t nspans;
-  uint64_t *bitmap_arena;           /* span bitmaps, bump-allocated (lazily touched) */
-  size_t bitmap_words, bitmap_used; /* capacity, used (atomic) */
-  size_t bitmap_committed;          /* words usable (atomic; the rest is PROT_NONE) */
-  uint64_t *held;                   /* a bit per granule of the region (PROT_NONE until its span is made) */
-  uint64_t *held_pages;             /* a bit per 64 KiB group of held: committed (atomic) */
+  uint64_t *bitmap_arena;                      /* span bitmaps, bump-allocated (lazily touched) */
+  size_t bitmap_words, bitmap_used;            /* capacity, used (atomic) */
+  size_t bitmap_committed;                     /* words usable (atomic; the rest is PROT_NONE) */
+  uint8_t *held;                               /* the held map, level after level (PROT_NONE until a span needs it) */
+  size_t held_level[MP_HELD_LEVELS];           /* byte offset of each level in held */
+  uintptr_t held_by_address[MP_SMALL_CLASSES]; /* each class's level, biased (span.h) */
+  uint64_t *held_pages;                        /* a bit per 64 KiB group of held: committed (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
   pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;

@@ -144,7 +144,7 @@ void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *cal
 }
 
 void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller) {
-  if (!mp_span_unhold(p, off)) mp_pool_not_held(p, ptr, cls, caller);
+  if (!mp_span_unhold(p, off, cls)) mp_pool_not_held(p, ptr, cls, caller);
   mp_span_give(p, cls, &ptr, 1);
 }
 

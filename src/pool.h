@@ -57,25 +57,28 @@ void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned
 void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *caller) __attribute__((cold, noinline));
 
 /* Frees a small object of p (offset off, span byte span_byte: see span.h)
- * into the calling thread's cache tc (mp_t_tcache), its held bit cleared in
- * p's held bitmap (held_by_address: mp_held_by_address(p), or the cache's
- * copy); an inherited one straight back to its span. free's fast path:
- * always inlined, every other case a tail call. */
-static inline __attribute__((always_inline)) void mp_pool_free_small_to(mp_tcache *tc, mp_pool *p,
-                                                                        uintptr_t held_by_address, void *ptr,
+ * into the calling thread's cache tc (mp_t_tcache), its held byte cleared in
+ * its class's held map (p's, or with p NULL the copy in tc's bin); an
+ * inherited one straight back to its span. free's fast path: always
+ * inlined, every other case a tail call. */
+static inline __attribute__((always_inline)) void mp_pool_free_small_to(mp_tcache *tc, mp_pool *p, void *ptr,
                                                                         uintptr_t off, size_t span_byte,
                                                                         const char *caller) {
   size_t cls = mp_span_cls(span_byte);
   /* p NULL: the cache's own pool, read on the paths that need it only. */
   if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
     return mp_pool_free_inherited_small(p ? p : tc->pool, ptr, off, cls, caller);
-  if (__builtin_expect(!mp_held_clear_at(held_by_address, (uintptr_t)ptr), 0))
+  mp_tcache_bin *b = mp_tcache_bin_of(tc, cls); /* p NULL: the level's copy in tc's bin */
+  uintptr_t held = p ? mp_held_by_address(p, (unsigned)cls) : b->held;
+  unsigned shift = p ? mp_class_held_shift[cls] : b->held_shift;
+  uintptr_t mask = p ? mp_class_held_mask[cls] : b->held_mask;
+  if (__builtin_expect(!mp_held_clear_at(held, shift, mask, (uintptr_t)ptr), 0))
     return mp_pool_not_held(p ? p : tc->pool, ptr, cls, caller);
-  if (__builtin_expect(mp_tcache_push_to(tc, ptr, cls), 1)) return;
+  if (__builtin_expect(mp_tcache_push_bin(tc, b, ptr), 1)) return;
   return mp_tcache_free_slow(p ? p : tc->pool, ptr, cls);
 }
 static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned span_byte, const char *caller) {
-  mp_pool_free_small_to(mp_t_tcache, p, mp_held_by_address(p), ptr, off, span_byte, caller);
+  mp_pool_free_small_to(mp_t_tcache, p, ptr, off, span_byte, caller);
 }
 
 /* fork (the order: forkorder.h): prepare takes the locks (single: only

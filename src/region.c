@@ -380,6 +380,7 @@ int mp_region_open(const mp_config *cfg, mp_region *r, char *err, size_t errlen)
   /* The window's addresses, aligned to the chunk size (a chunk-aligned
    * block is then aligned for any request up to a chunk). */
   size_t align = cfg->chunk > pg ? (size_t)cfg->chunk : pg;
+  if (align < MP_HELD_BASE_ALIGN) align = MP_HELD_BASE_ALIGN; /* the held map's addressing (span.h) */
   char *res = mmap(NULL, r->map_len + align, anon ? PROT_READ | PROT_WRITE : PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (res == MAP_FAILED) {

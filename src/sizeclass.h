@@ -20,6 +20,25 @@ static const uint32_t mp_class_size[MP_SMALL_CLASSES] = {MP_CLASS_SIZES(MP_CLASS
 #undef MP_CLASS_SIZE_ITEM
 _Static_assert(sizeof mp_class_size / sizeof mp_class_size[0] == MP_SMALL_CLASSES, "a size per class");
 
+/* The held map level of a class (mp_types.h): s = the exponent of the
+ * largest power of two dividing its size, 16 at most. Its objects, at
+ * multiples of the size from 64 KiB-aligned spans, then start on multiples
+ * of 2^s, and (the size being at least 2^s) one at most in each 2^s block. */
+#define MP_HELD_SHIFT_OF(s) \
+  ((unsigned)__builtin_ctz(s) < MP_HELD_SHIFT_MAX ? (unsigned)__builtin_ctz(s) : MP_HELD_SHIFT_MAX)
+#define MP_HELD_SHIFT_ITEM(s) MP_HELD_SHIFT_OF(s),
+static const uint8_t mp_class_held_shift[MP_SMALL_CLASSES] = {MP_CLASS_SIZES(MP_HELD_SHIFT_ITEM)};
+#undef MP_HELD_SHIFT_ITEM
+#define MP_HELD_MASK_ITEM(s) (uint16_t)((1u << MP_HELD_SHIFT_OF(s)) - 1),
+static const uint16_t mp_class_held_mask[MP_SMALL_CLASSES] = {MP_CLASS_SIZES(MP_HELD_MASK_ITEM)};
+#undef MP_HELD_MASK_ITEM
+#define MP_HELD_FITS(s)                                                            \
+  ((s) % (1u << MP_HELD_SHIFT_OF(s)) == 0 && (s) >= (1u << MP_HELD_SHIFT_OF(s)) && \
+   MP_HELD_SHIFT_OF(s) >= MP_HELD_SHIFT_MIN) &&
+_Static_assert(MP_CLASS_SIZES(MP_HELD_FITS) 1,
+               "a class's objects start on multiples of its level's 2^s, one in a block");
+#undef MP_HELD_FITS
+
 /* 64 KiB units of a class's span: the fewest that hold at least four
  * objects with at most 1/8 of the span left over (generated; tests/test_api.c
  * checks the rule for every class). */

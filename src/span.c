@@ -10,13 +10,29 @@
 #include "tcache.h"
 
 #define SPAN_GRANULES (MP_SPAN_SIZE >> MP_GRANULE_SHIFT)
-_Static_assert(SPAN_GRANULES == MP_SPAN_WORDS * 64, "a span's held bits are whole words of the region's bitmap");
 
-/* The held bitmap is committed in groups of this many bytes: few mappings
+/* The held map is committed in groups of this many bytes: few mappings
  * (two at most per group, against the kernel's vm.max_map_count) and a
  * multiple of every page size (4, 16, 64 KiB). */
 #define HELD_GROUP (64u << 10)
-_Static_assert(HELD_GROUP % (MP_SPAN_WORDS * 8) == 0, "a span's held bits lie in one group");
+_Static_assert(HELD_GROUP % (MP_SPAN_SIZE >> MP_HELD_SHIFT_MIN) == 0,
+               "a unit's held bytes lie in one group, at every level");
+
+/* A unit's held bytes at level shift: bytes [first, first + count) of the level. */
+static inline size_t unit_held_first(size_t si, unsigned shift) { return si << (MP_SPAN_SHIFT - shift); }
+static inline size_t unit_held_count(unsigned shift) { return (size_t)1 << (MP_SPAN_SHIFT - shift); }
+/* The level (unbiased: byte off >> shift is the object's at off). */
+static inline uint8_t *held_level(const mp_small *sm, unsigned shift) {
+  return sm->held + sm->held_level[shift - MP_HELD_SHIFT_MIN];
+}
+/* The first set byte of h in [i, end), or end: eight at a time where aligned. */
+static size_t held_next(const uint8_t *h, size_t i, size_t end) {
+  for (; i < end; i++) {
+    while (!(i & 7) && i + 8 <= end && !__atomic_load_n((const uint64_t *)(h + i), __ATOMIC_RELAXED)) i += 8;
+    if (i < end && __atomic_load_n(&h[i], __ATOMIC_RELAXED)) return i;
+  }
+  return end;
+}
 
 /* Words of a span's avail bitmap for class cls. */
 static inline uint32_t class_words(unsigned cls) { return (mp_class_nobj(cls) + 63) / 64; }
@@ -29,10 +45,15 @@ int mp_small_init(mp_pool *p) {
   size_t nchunks = (p->region.size + MP_SPAN_SIZE - 1) >> MP_SPAN_SHIFT;
   size_t class_bytes = (nchunks + 4095) & ~(size_t)4095;
   size_t span_bytes = (nspans * sizeof(mp_span) + 4095) & ~(size_t)4095;
-  /* The held bitmap: a bit per granule of every span, committed a group
-   * at a time (HELD_GROUP bytes: 128 spans, 8 MiB of region), and a bit
-   * per group once committed. */
-  size_t held_bytes = (nspans * MP_SPAN_WORDS * 8 + HELD_GROUP - 1) / HELD_GROUP * HELD_GROUP;
+  /* The held map: a level for each shift, a byte per 2^shift bytes of
+   * every unit, each level a whole number of groups, committed a group at
+   * a time (HELD_GROUP bytes: 1 MiB of region at the granule's level), and
+   * a bit per group once committed. */
+  size_t held_bytes = 0;
+  for (unsigned shift = MP_HELD_SHIFT_MIN; shift <= MP_HELD_SHIFT_MAX; shift++) {
+    sm->held_level[shift - MP_HELD_SHIFT_MIN] = held_bytes;
+    held_bytes += (unit_held_first(nspans, shift) + HELD_GROUP - 1) / HELD_GROUP * HELD_GROUP;
+  }
   size_t held_pages_bytes = ((held_bytes / HELD_GROUP + 63) / 64 * 8 + 4095) & ~(size_t)4095;
   /* Avail bitmap blocks are recycled within a class only, so the arena
    * reserves (virtually) what every class could need at once, a block per
@@ -53,9 +74,13 @@ int mp_small_init(mp_pool *p) {
   sm->span_class = (uint8_t *)m;
   sm->spans = (mp_span *)(m + class_bytes);
   sm->held_pages = (uint64_t *)(m + class_bytes + span_bytes);
-  sm->held = (uint64_t *)(m + meta_bytes);
+  sm->held = (uint8_t *)(m + meta_bytes);
   sm->bitmap_arena = (uint64_t *)(m + meta_bytes + held_bytes);
   sm->bitmap_words = words;
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+    unsigned shift = mp_class_held_shift[c];
+    sm->held_by_address[c] = (uintptr_t)held_level(sm, shift) - (p->region.base >> shift);
+  }
   sm->nspans = nspans;
   sm->max_size = p->region.size >= MP_MEDIUM_MIN_REGION ? MP_SMALL_MAX : MP_HIT_MAX;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) pthread_mutex_init(&sm->classes[c].lock, NULL);
@@ -129,21 +154,25 @@ static void partial_remove(mp_small *sm, mp_class *c, uint32_t si) {
   s->prev = s->next = 0;
 }
 
-/* Unit si's held bits usable: their group of the bitmap committed (once;
+/* Unit si's held bytes at level shift usable: their group committed (once;
  * two classes may commit one group at once: harmless). False when the
  * kernel refuses. Its bits are zero: a span goes back with none set. */
-static bool held_commit_unit(mp_small *sm, uint32_t si) {
-  size_t group = (size_t)si * MP_SPAN_WORDS * 8 / HELD_GROUP;
+static bool held_commit_unit(mp_small *sm, uint32_t si, unsigned shift) {
+  size_t group = (sm->held_level[shift - MP_HELD_SHIFT_MIN] + unit_held_first(si, shift)) / HELD_GROUP;
   uint64_t bit = 1ull << (group & 63);
   if (__atomic_load_n(&sm->held_pages[group / 64], __ATOMIC_ACQUIRE) & bit) return true;
-  if (!mp_meta_commit((char *)sm->held + group * HELD_GROUP, HELD_GROUP)) return false;
+  if (!mp_meta_commit(sm->held + group * HELD_GROUP, HELD_GROUP)) return false;
   __atomic_fetch_or(&sm->held_pages[group / 64], bit, __ATOMIC_RELEASE);
   return true;
 }
-static bool held_commit(mp_small *sm, uint32_t si, uint32_t units) {
+static bool held_commit(mp_small *sm, uint32_t si, uint32_t units, unsigned shift) {
   for (uint32_t u = 0; u < units; u++)
-    if (!held_commit_unit(sm, si + u)) return false;
+    if (!held_commit_unit(sm, si + u, shift)) return false;
   return true;
+}
+static bool held_committed(const mp_small *sm, size_t si, unsigned shift) {
+  size_t group = (sm->held_level[shift - MP_HELD_SHIFT_MIN] + unit_held_first(si, shift)) / HELD_GROUP;
+  return (__atomic_load_n(&sm->held_pages[group / 64], __ATOMIC_ACQUIRE) >> (group % 64)) & 1;
 }
 
 /* Every unit of the span at si gets class byte b (0: no span) and its head. */
@@ -160,7 +189,7 @@ static bool span_new(mp_pool *p, unsigned cls) {
   uint64_t *bitmaps = bitmaps_get(sm, cls);
   if (!bitmaps) return false;
   uint32_t units = mp_class_units[cls], g = mp_chunks_span_get(p, units);
-  if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES, units)) {
+  if (g == MP_NONE || !held_commit(sm, g / SPAN_GRANULES, units, mp_class_held_shift[cls])) {
     if (g != MP_NONE) mp_chunks_span_put(p, g);
     bitmaps_put(sm, cls, bitmaps);
     return false;
@@ -187,22 +216,22 @@ static inline bool span_inherited(const mp_pool *p, uint32_t si) { return mp_chu
 void mp_small_emit_held(const mp_pool *p, size_t off, size_t len, mp_bytes_fn emit, void *state) {
   const mp_small *sm = &p->small;
   size_t si = span_head(sm, off), cls = mp_span_cls(sm->span_class[si]), size = mp_class_size[cls];
-  size_t first = si << MP_SPAN_SHIFT, end = off + len;
-  const uint64_t *held = sm->held + si * MP_SPAN_WORDS;
-  size_t run = 0, rlen = 0; /* the run of adjacent held objects being gathered */
-  for (unsigned w = 0; w < MP_SPAN_WORDS * mp_class_units[cls]; w++)
-    for (uint64_t bits = __atomic_load_n(&held[w], __ATOMIC_RELAXED); bits; bits &= bits - 1) {
-      size_t at = first + ((size_t)(w * 64 + (unsigned)__builtin_ctzll(bits)) << MP_GRANULE_SHIFT), to = at + size;
-      at = at < off ? off : at; /* clipped to [off, end) */
-      to = to > end ? end : to;
-      if (at >= to) continue;
-      if (rlen && at == run + rlen) {
-        rlen = to - run;
-        continue;
-      }
-      if (rlen) emit(state, run, rlen);
-      run = at, rlen = to - at;
+  unsigned shift = mp_class_held_shift[cls];
+  const uint8_t *held = held_level(sm, shift);
+  size_t end = off + len, run = 0, rlen = 0; /* the run of adjacent held objects being gathered */
+  size_t last = unit_held_first(si + mp_class_units[cls], shift);
+  for (size_t b = held_next(held, unit_held_first(si, shift), last); b < last; b = held_next(held, b + 1, last)) {
+    size_t at = b << shift, to = at + size;
+    at = at < off ? off : at; /* clipped to [off, end) */
+    to = to > end ? end : to;
+    if (at >= to) continue;
+    if (rlen && at == run + rlen) {
+      rlen = to - run;
+      continue;
     }
+    if (rlen) emit(state, run, rlen);
+    run = at, rlen = to - at;
+  }
   if (rlen) emit(state, run, rlen);
 }
 
@@ -223,6 +252,13 @@ static inline uint32_t object_index(uintptr_t off, uint32_t si, unsigned cls) {
 }
 static inline uintptr_t object_off(uint32_t si, uint32_t i, unsigned cls) {
   return ((uintptr_t)si << MP_SPAN_SHIFT) + (uintptr_t)i * mp_class_size[cls];
+}
+
+void mp_small_twice(const void *obj, const char *where) {
+  mp_fatal(
+      "%s: object %p is in two places at once (held and cached, or cached and free in its span): it was freed "
+      "twice, by two threads whose frees raced",
+      where, obj);
 }
 
 int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) {
@@ -287,6 +323,7 @@ static void give_locked(mp_pool *p, unsigned cls, void *const *objs, uint32_t n)
     uint32_t si = span_head(sm, off);
     mp_span *s = &sm->spans[si];
     uint32_t i = object_index(off, si, cls);
+    if (s->avail[i >> 6] & (1ull << (i & 63))) mp_small_twice(objs[k], "free");
     s->avail[i >> 6] |= 1ull << (i & 63);
     if (span_inherited(p, si)) {
       if (++s->navail == s->nobj) span_release(p, cls, si);
@@ -333,13 +370,13 @@ size_t mp_small_meta_bytes(const mp_pool *p) {
   const mp_small *sm = &p->small;
   if (!sm->enabled) return 0;
   size_t units = 0, caches = 0;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
-    units += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED) * (size_t)mp_class_units[c];
-  for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
-  /* A live span's held words are what of the held bitmap is touched (the
+  /* A live span's held bytes are what of the held map is touched (the
    * rest of a committed group is never written). */
-  return sm->nspans + units * (sizeof(mp_span) + MP_SPAN_WORDS * 8) +
-         __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 + caches * sizeof(mp_tcache);
+  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
+    units += __atomic_load_n(&sm->classes[c].spans, __ATOMIC_RELAXED) * (size_t)mp_class_units[c] *
+             (sizeof(mp_span) + unit_held_count(mp_class_held_shift[c]));
+  for (const mp_tcache *tc = __atomic_load_n(&sm->all_tcaches, __ATOMIC_ACQUIRE); tc; tc = tc->next_all) caches++;
+  return sm->nspans + units + __atomic_load_n(&sm->bitmap_used, __ATOMIC_RELAXED) * 8 + caches * sizeof(mp_tcache);
 }
 
 /* The reclaimers' steal lock, class locks, then the thread-cache list lock
@@ -432,7 +469,7 @@ static int check_partial(mp_pool *p, unsigned cls, char *why, size_t whylen) {
   return 0;
 }
 
-/* The avail and held bits of the span at si (S1, S2). */
+/* The avail bits and held bytes of the span at si (S1, S2). */
 static int check_bits(mp_pool *p, unsigned cls, size_t si, char *why, size_t whylen) {
   const mp_span *s = &p->small.spans[si];
   uint32_t na = 0, size = mp_class_size[cls];
@@ -443,14 +480,17 @@ static int check_bits(mp_pool *p, unsigned cls, size_t si, char *why, size_t why
       VIOLATION("S1: span %llu has bits beyond its %u objects", (unsigned long long)si, s->nobj);
   }
   if (na != s->navail) VIOLATION("S2: span %llu navail %u, bitmap says %u", (unsigned long long)si, s->navail, na);
-  const uint64_t *held = p->small.held + si * MP_SPAN_WORDS;
-  for (uint32_t gi = 0, oi = 0; gi < SPAN_GRANULES * mp_class_units[cls]; gi++) {
-    bool h = (held[gi / 64] >> (gi % 64)) & 1, start = oi < s->nobj && gi * MP_GRANULE == oi * size;
-    if (h && !start)
-      VIOLATION("S1: span %llu: held bit at granule %u, not an object's start", (unsigned long long)si, gi);
-    if (h && ((s->avail[oi / 64] >> (oi % 64)) & 1))
+  unsigned shift = mp_class_held_shift[cls];
+  const uint8_t *held = held_level(&p->small, shift);
+  size_t first = si << MP_SPAN_SHIFT, last = unit_held_first(si + mp_class_units[cls], shift);
+  for (size_t b = held_next(held, unit_held_first(si, shift), last); b < last; b = held_next(held, b + 1, last)) {
+    size_t at = (b << shift) - first;
+    uint32_t oi = (uint32_t)(at / size);
+    if (at % size || oi >= s->nobj)
+      VIOLATION("S1: span %llu: held byte for offset %llu, not an object's start", (unsigned long long)si,
+                (unsigned long long)at);
+    if ((s->avail[oi / 64] >> (oi % 64)) & 1)
       VIOLATION("S1: span %llu: object %u both avail and held", (unsigned long long)si, oi);
-    if (start) oi++;
   }
   return 0;
 }
@@ -500,22 +540,25 @@ static int check_class(mp_pool *p, unsigned cls, char *why, size_t whylen) {
     uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
     uint32_t si = off < p->region.size ? span_head(sm, off) : 0, oi = object_index(off, si, cls);
     if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
-        object_off(si, oi, cls) != off || ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) || mp_span_held_bit(p, off))
+        object_off(si, oi, cls) != off || ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) ||
+        mp_span_held_bit(p, off, cls))
       VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
                 cls);
   }
   return 0;
 }
 
-/* A unit of no span has no held bit (a span goes back with none set). */
+/* A unit of no span has no held byte, at any level (a span goes back with
+ * none set). */
 static int check_free_units(mp_pool *p, char *why, size_t whylen) {
   mp_small *sm = &p->small;
   for (size_t si = 0; si < sm->nspans; si++) {
-    size_t group = si * MP_SPAN_WORDS * 8 / HELD_GROUP;
-    if (sm->span_class[si] || !((sm->held_pages[group / 64] >> (group % 64)) & 1)) continue;
-    for (uint32_t w = 0; w < MP_SPAN_WORDS; w++)
-      if (sm->held[si * MP_SPAN_WORDS + w])
-        VIOLATION("S1: no span at %llu, yet held bits there", (unsigned long long)si);
+    if (sm->span_class[si]) continue;
+    for (unsigned shift = MP_HELD_SHIFT_MIN; shift <= MP_HELD_SHIFT_MAX; shift++) {
+      size_t first = unit_held_first(si, shift), end = first + unit_held_count(shift);
+      if (held_committed(sm, si, shift) && held_next(held_level(sm, shift), first, end) != end)
+        VIOLATION("S1: no span at %llu, yet held bytes there (level %u)", (unsigned long long)si, shift);
+    }
   }
   return 0;
 }

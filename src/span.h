@@ -5,8 +5,9 @@
  * INVARIANTS (checked by mp_small_check):
  *   S1  a span's objects are each in exactly one state: avail (free in the
  *       span), held (by the user), or neither (in a thread cache or its
- *       class's transfer stack, at most MP_XFER_MAX); held bits are set only
- *       at objects' first granules;
+ *       class's transfer stack, at most MP_XFER_MAX); held bytes are set only
+ *       at objects' starts, in their class's level, and none for a unit of
+ *       no span;
  *   S2  navail = popcount(avail); a span is on its class's partial list iff
  *       navail > 0; span_class[] is non-zero exactly for live spans; a
  *       class keeps at most one empty span (mp_class.empty; a fork child's
@@ -17,8 +18,12 @@
  * TIME BOUNDS: take/give O(objects moved + bitmap words); mark O(1).
  * METADATA: 32 bytes per span, a bit per object (512 bytes for a span of
  * 16-byte objects, 32 bytes for 256-byte objects), only for live spans, and
- * the held bitmap: a bit per granule, 512 bytes per span, committed 64 KiB
- * (128 spans) at a time as spans are made.
+ * the held map: a byte per 2^s bytes of a class of level s (1/16 of a span
+ * of 16-, 48-, 80- or 112-byte objects, 1/32 for 32, 96, 160 or 224, 1/64
+ * for 64, 192, 320 or 448, 1/128 for 128, 384, 640 or 896, and so on: at
+ * most a byte per object), committed 64 KiB at a time (per level) as spans
+ * are made, the pages touched only; reserved (not committed) for the
+ * whole region, about 1/8 of its size.
  * Lock order: class lock, then the pool lock (never the reverse).
  */
 #ifndef MP_SPAN_H
@@ -58,76 +63,96 @@ static inline size_t mp_span_cls(size_t span_byte) { return (span_byte & ~(size_
 
 enum { MP_SMALL_OK = 0, MP_SMALL_INTERIOR = -1, MP_SMALL_NOT_HELD = -2 };
 
-/* The held bit's mask in its word, for a region offset or an address (the
- * region's base is aligned to MP_HELD_SPAN: the same bit). */
-#define MP_HELD_BIT(a) (1ull << (((a) >> MP_GRANULE_SHIFT) & 63))
-
 /* Why off is not a held object of class cls (the trap's words): not an
  * object's start, or an object not held (freed twice, never given out). */
 int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) __attribute__((cold, noinline));
 
-/* The held bitmap is addressed by the object's address, through the
- * bitmap's address biased by the region's base (mp_held_by_address; the
- * base is aligned to MP_HELD_SPAN, the region a held word covers).
- * mp_held_set_at: the object at address a passes to the user. */
-#define MP_HELD_SPAN (MP_GRANULE * 64u)
-_Static_assert(MP_HELD_SPAN <= 4096, "a region's base, page-aligned, is aligned to a held word's span");
-static inline uint64_t *mp_held_word(uintptr_t held_by_address, uintptr_t a) {
-  return (uint64_t *)(held_by_address + (a / MP_HELD_SPAN) * sizeof(uint64_t));
+/* The held map is addressed by the object's address a: byte a >> s of its
+ * class's level s, from the level's address biased by the region's base
+ * (mp_held_by_address; the base is a multiple of MP_HELD_BASE_ALIGN, so
+ * that a >> s and the level's bytes line up). A byte is 1 while its object
+ * is held, else 0. Bytes, not bits: the hit paths change them with plain
+ * loads and stores (no lock, no fence: an atomic read-modify-write per
+ * malloc and per free stalled a loop whose frees touch cold memory by ~45
+ * ns, bench churn-4k-100k), and a byte store leaves its neighbours alone. */
+_Static_assert(MP_HELD_BASE_ALIGN % ((uintptr_t)1 << MP_HELD_SHIFT_MAX) == 0, "every level's 2^s divides the base");
+static inline uint8_t *mp_held_byte(uintptr_t held_by_address, unsigned shift, uintptr_t a) {
+  return (uint8_t *)held_by_address + (a >> shift);
 }
+/* The held byte i of map (x86-64: tested and written as base and index,
+ * 3 instructions fewer per call than GCC's address in a register). */
 #if defined(__x86_64__)
-/* bts and btr with a register offset address the bit string itself (the
- * quadword at base + 8 * (offset / 64), offset % 64 in it: the same word and
- * bit as below): 4 instructions fewer per pair than an index and a mask, and
- * 0.3 ns slower per pair here (bench of 2026-12-01). */
-static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
-  __asm__ __volatile__("lock btsq %1, (%0)" ::"r"(held_by_address), "r"(a / MP_GRANULE) : "memory", "cc");
+static inline bool mp_held_byte_set(uint8_t *map, uintptr_t i) {
+  bool set;
+  __asm__ __volatile__("cmpb $0, (%1,%2)" : "=@ccne"(set) : "r"(map), "r"(i) : "memory");
+  return set;
 }
-static inline bool mp_held_bit_clear(uintptr_t held_by_address, uintptr_t a) {
-  bool was;
-  __asm__ __volatile__("lock btrq %2, (%1)" : "=@ccc"(was) : "r"(held_by_address), "r"(a / MP_GRANULE) : "memory");
-  return was;
+#define mp_held_byte_put(map, i, v) mp_held_byte_put_##v(map, i)
+static inline void mp_held_byte_put_0(uint8_t *map, uintptr_t i) {
+  __asm__ __volatile__("movb $0, (%0,%1)" ::"r"(map), "r"(i) : "memory");
+}
+static inline void mp_held_byte_put_1(uint8_t *map, uintptr_t i) {
+  __asm__ __volatile__("movb $1, (%0,%1)" ::"r"(map), "r"(i) : "memory");
 }
 #else
-static inline void mp_held_set_at(uintptr_t held_by_address, uintptr_t a) {
-  __atomic_fetch_or(mp_held_word(held_by_address, a), MP_HELD_BIT(a), __ATOMIC_RELAXED);
-}
-static inline bool mp_held_bit_clear(uintptr_t held_by_address, uintptr_t a) {
-  uint64_t bit = MP_HELD_BIT(a);
-  return __atomic_fetch_and(mp_held_word(held_by_address, a), ~bit, __ATOMIC_RELAXED) & bit;
-}
+static inline bool mp_held_byte_set(uint8_t *map, uintptr_t i) { return __atomic_load_n(&map[i], __ATOMIC_RELAXED); }
+#define mp_held_byte_put(map, i, v) __atomic_store_n(&(map)[i], (uint8_t)(v), __ATOMIC_RELAXED)
 #endif
-static inline uintptr_t mp_held_by_address(const mp_pool *p) {
-  return (uintptr_t)p->small.held - p->region.base / MP_HELD_SPAN * sizeof(uint64_t);
+
+/* The object at address a passes to the user: false when it was held
+ * already (the trap of mp_small_twice: two frees of it raced, below). */
+static inline bool mp_held_set_at(uintptr_t held_by_address, unsigned shift, uintptr_t a) {
+  uint8_t *map = (uint8_t *)held_by_address;
+  uintptr_t i = a >> shift;
+  if (__builtin_expect(mp_held_byte_set(map, i), 0)) return false;
+  mp_held_byte_put(map, i, 1);
+  return true;
 }
-static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off) {
-  mp_held_set_at(mp_held_by_address(p), p->region.base + off);
+/* The user gives the object at address a back (its class's level: biased
+ * map, shift and mask): true, or false when it is not a held object
+ * (mp_span_not_held says why). The mirror of mp_held_set_at: a load, a test
+ * and a store (the byte of a block with no object's start is never set).
+ * Two frees of one object by two threads are told apart when one's store
+ * is visible to the other's load (ordered by anything: a lock, a join, a
+ * queue, or a few nanoseconds); two that race closer than that both pass,
+ * and the object, in two caches, traps at the malloc that would hand it out
+ * a second time or when both copies go back to its span (mp_small_twice). */
+static inline bool mp_held_clear_at(uintptr_t held_by_address, unsigned shift, uintptr_t mask, uintptr_t a) {
+  if (a & mask) return false; /* no start: the base is a multiple of every 2^s */
+  uint8_t *map = (uint8_t *)held_by_address;
+  uintptr_t i = a >> shift;
+  if (__builtin_expect(!mp_held_byte_set(map, i), 0)) return false;
+  mp_held_byte_put(map, i, 0);
+  return true;
 }
-/* The held bit of the object at region offset off (a racy read). */
-static inline bool mp_span_held_bit(const mp_pool *p, uintptr_t off) {
-  return __atomic_load_n(mp_held_word(mp_held_by_address(p), p->region.base + off), __ATOMIC_RELAXED) &
-         MP_HELD_BIT(off);
+/* The trap of an object found in two places: held and about to be handed
+ * out again, or given back to a span that has it free. */
+_Noreturn void mp_small_twice(const void *obj, const char *where) __attribute__((cold));
+
+/* Class cls's level, biased (the value thread caches copy into their bins). */
+static inline uintptr_t mp_held_by_address(const mp_pool *p, unsigned cls) { return p->small.held_by_address[cls]; }
+static inline void mp_span_mark_alloc(mp_pool *p, uintptr_t off, unsigned cls) {
+  uintptr_t a = p->region.base + off;
+  if (!mp_held_set_at(mp_held_by_address(p, cls), mp_class_held_shift[cls], a)) mp_small_twice((void *)a, "malloc");
+}
+/* The held byte of the object of class cls at region offset off (a racy read). */
+static inline bool mp_span_held_bit(const mp_pool *p, uintptr_t off, unsigned cls) {
+  return __atomic_load_n(mp_held_byte(mp_held_by_address(p, cls), mp_class_held_shift[cls], p->region.base + off),
+                         __ATOMIC_RELAXED);
 }
 
-/* Can off be an object's start at all? (Inside a granule it never is; a
- * held bit there would be the granule's object's.) */
-static inline bool mp_span_granule_start(uintptr_t off) { return !(off & (MP_GRANULE - 1)); }
+/* Can off be an object of class cls's start at all? (Off a multiple of its
+ * level's 2^s it never is; a held byte there would be the block's object's.) */
+static inline bool mp_span_object_start(uintptr_t off, size_t cls) { return !(off & mp_class_held_mask[cls]); }
 
-/* The user gives the object at off back: true, or false when it is not a
- * held object (mp_span_not_held says why). The mirror of
- * mp_span_mark_alloc: an atomic and, and a test (an interior granule's bit
- * is never set, so clearing it changes nothing). */
-static inline bool mp_held_clear_at(uintptr_t held_by_address, uintptr_t a) {
-  if (!mp_span_granule_start(a)) return false; /* the base is granule-aligned */
-  return mp_held_bit_clear(held_by_address, a);
-}
-static inline bool mp_span_unhold(mp_pool *p, uintptr_t off) {
-  return mp_held_clear_at(mp_held_by_address(p), p->region.base + off);
+static inline bool mp_span_unhold(mp_pool *p, uintptr_t off, unsigned cls) {
+  return mp_held_clear_at(mp_held_by_address(p, cls), mp_class_held_shift[cls], mp_class_held_mask[cls],
+                          p->region.base + off);
 }
 
 /* Is the object at off held by the user (for usable_size/realloc checks)? */
 static inline int mp_span_check_held(const mp_pool *p, uintptr_t off, unsigned cls) {
-  if (__builtin_expect(mp_span_granule_start(off) && mp_span_held_bit(p, off), 1)) return MP_SMALL_OK;
+  if (__builtin_expect(mp_span_object_start(off, cls) && mp_span_held_bit(p, off, cls), 1)) return MP_SMALL_OK;
   return mp_span_not_held(p, off, cls);
 }
 

@@ -77,12 +77,14 @@ static mp_tcache *tcache_new(mp_pool *p) {
   tc->pool = p;
   tc->base = p->region.base;
   tc->size = p->region.size;
-  tc->held_by_address = mp_held_by_address(p);
   tc->span_class = p->small.span_class;
   tc->next_free = NULL;
   tc->slow_events = 0;
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
     tc->bins[c].n = 0;
+    tc->bins[c].held = mp_held_by_address(p, c);
+    tc->bins[c].held_shift = mp_class_held_shift[c];
+    tc->bins[c].held_mask = mp_class_held_mask[c];
     tc->bins[c].allocs = tc->bins[c].frees = tc->gc_allocs[c] = tc->gc_frees[c] = 0;
     tc->fill[c] = MP_TCACHE_FILL_MIN;
     __atomic_store_n(&tc->bins[c].cap, mp_class_cache_cap(c), __ATOMIC_RELAXED);
@@ -155,7 +157,7 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
   void *obj = NULL;
   if (!tc) { /* no cache for this thread: one object straight from the spans */
     if (mp_span_take(p, cls, &obj, 1) == 0) return NULL;
-    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base);
+    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
     __atomic_fetch_add(&p->small.retired_allocs, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->small.retired_bytes_alloc, mp_class_size[cls], __ATOMIC_RELAXED);
     return obj;
@@ -165,7 +167,7 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
   if (b->n == 0) b->n = mp_span_take(p, cls, b->items, next_fill(tc, cls));
   if (b->n) {
     obj = b->items[--b->n];
-    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base);
+    mp_span_mark_alloc(p, (uintptr_t)obj - p->region.base, cls);
     tc->bins[cls].allocs++;
   }
   gc_tick(p, tc);

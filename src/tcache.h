@@ -154,17 +154,17 @@ static inline void *mp_tcache_pop_from(mp_tcache *tc, size_t cls) {
   if (!obj) __builtin_unreachable(); /* a cached object is never NULL: the caller's test folds */
   b->n = n;
   mp_tcache_leave(tc, busy);
-  mp_held_set_at(tc->held_by_address, (uintptr_t)obj);
+  if (__builtin_expect(!mp_held_set_at(b->held, b->held_shift, (uintptr_t)obj), 0)) mp_small_twice(obj, "malloc");
   tc->bins[cls].allocs++;
   return obj;
 }
 static inline void *mp_tcache_pop(size_t cls) { return mp_tcache_pop_from(mp_t_tcache, cls); }
 
-/* The mirror: obj (its held bit already cleared: mp_span_unhold) into the
- * calling thread's cache; false when the bin is full (or the thread has no
+/* The mirror: obj (its held byte already cleared: mp_span_unhold) into the
+ * calling thread's cache tc, its bin b (mp_tcache_bin_of: the caller had it
+ * for the held map); false when the bin is full (or the thread has no
  * cache, or a reclaimer has it). 14 instructions with the TLS load. */
-static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
-  mp_tcache_bin *b = mp_tcache_bin_of(tc, cls);
+static inline bool mp_tcache_push_bin(mp_tcache *tc, mp_tcache_bin *b, void *obj) {
   uint32_t busy = mp_tcache_enter(tc);
   size_t cap = __atomic_load_n(&b->cap, __ATOMIC_ACQUIRE), n = b->n;
   if (__builtin_expect(n >= cap, 0)) { /* full, or cap is 0: no cache, or a reclaimer has it */
@@ -174,8 +174,11 @@ static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
   b->items[n] = obj;
   b->n = n + 1;
   mp_tcache_leave(tc, busy);
-  tc->bins[cls].frees++;
+  b->frees++;
   return true;
+}
+static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
+  return mp_tcache_push_bin(tc, mp_tcache_bin_of(tc, cls), obj);
 }
 static inline bool mp_tcache_push(void *obj, size_t cls) { return mp_tcache_push_to(mp_t_tcache, obj, cls); }
 

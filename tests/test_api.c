@@ -20,6 +20,7 @@
 #include "alloc.h"
 #include "pool.h"
 #include "sizeclass.h"
+#include "span.h"
 
 static mp_pool pool;
 static char devpath[512];
@@ -535,10 +536,29 @@ static void do_small_double_free(void) {
   mp_free(&pool, v);
 }
 static void do_small_interior(void) { mp_free(&pool, (char *)mp_malloc(&pool, 40) + 16); }
-/* Inside the object's first granule: its held bit is the object's own. */
+/* Inside the object's first granule: its held byte is the object's own. */
 static void do_small_unaligned(void) { mp_free(&pool, (char *)mp_malloc(&pool, 40) + 8); }
 static void do_small_unaligned_usable(void) { mp_malloc_usable_size(&pool, (char *)mp_malloc(&pool, 40) + 4); }
 static void do_small_unaligned_realloc(void) { mp_realloc(&pool, (char *)mp_malloc(&pool, 40) + 1, 20); }
+
+/* Two frees of v that raced on two CPUs both passed the held byte's check
+ * (span.h): v sits in the cache twice. The second malloc that hands it out
+ * finds it held. */
+static void do_small_racing_frees_malloc(void) {
+  char *v = mp_malloc(&pool, 40);
+  mp_free(&pool, v);
+  ck_assert(mp_tcache_push(v, mp_class_of(40))); /* the second, racing free */
+  ck_assert_ptr_eq(mp_malloc(&pool, 40), v);
+  mp_malloc(&pool, 40);
+}
+/* ... or both copies go back to v's span: the second finds it free there. */
+static void do_small_racing_frees_give(void) {
+  char *v = mp_malloc(&pool, 40);
+  mp_free(&pool, v);
+  mp_span_give(&pool, mp_class_of(40), (void **)&v, 1);
+  mp_tcache_flush_current(&pool);
+  mp_small_release_empty(&pool);
+}
 
 START_TEST(trap_small) {
   expect_trap(do_small_double_free, "free(0x");
@@ -547,6 +567,9 @@ START_TEST(trap_small) {
   expect_trap(do_small_unaligned, "invalid pointer");
   expect_trap(do_small_unaligned_usable, "invalid pointer");
   expect_trap(do_small_unaligned_realloc, "invalid pointer");
+  expect_trap(do_small_racing_frees_malloc, "malloc: object 0x");
+  expect_trap(do_small_racing_frees_malloc, "freed twice, by two threads whose frees raced");
+  expect_trap(do_small_racing_frees_give, "free: object 0x");
 }
 END_TEST
 

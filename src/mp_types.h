@@ -95,6 +95,7 @@ typedef struct mp_region {
   ino_t ino;
   bool shared;            /* device-backed: fork must give the child a copy */
   bool is_file;           /* a regular file standing in for a device */
+  bool in_memory;         /* ... on tmpfs: its pages, once there, are its blocks (region.c: give_blocks) */
   bool anon;              /* "anon": no device, no physical addresses */
   uint8_t dma;            /* enum mp_dma */
   uint64_t bus_offset;    /* device offset + bus_offset = the bus address: u-dma-buf phys_addr, dax resource, else 0 */
@@ -212,15 +213,18 @@ typedef struct mp_span {
 
 #define MP_XFER_MAX 128u /* objects a class's transfer stack holds (span.h) */
 
+/* A class's lock and list heads, a cache line of their own (the classes'
+ * 52 in 4 KiB: a fork, which takes and gives back every lock, writes one
+ * page of them, not fourteen); its transfer stack is in mp_small.xfer. */
 typedef struct mp_class {
   pthread_mutex_t lock;
-  uint32_t partial;        /* spans with avail objects (span index + 1) */
-  uint32_t spans;          /* spans of this class */
-  uint32_t empty;          /* the one empty span kept (span index + 1; 0 = none): on the partial list */
-  uint64_t *free_bitmaps;  /* released bitmap blocks of this class's size */
-  uint32_t xfer_n;         /* objects in the transfer stack */
-  void *xfer[MP_XFER_MAX]; /* objects one cache flushed, for the next refill of any */
-} mp_class;
+  uint32_t partial;       /* spans with avail objects (span index + 1) */
+  uint32_t spans;         /* spans of this class */
+  uint32_t empty;         /* the one empty span kept (span index + 1; 0 = none): on the partial list */
+  uint32_t xfer_n;        /* objects in the transfer stack */
+  uint64_t *free_bitmaps; /* released bitmap blocks of this class's size */
+} __attribute__((aligned(64))) mp_class;
+_Static_assert(sizeof(mp_class) == 64, "a class's lock and heads fill one line");
 
 typedef struct mp_tcache_bin {
   uint64_t allocs, frees; /* this thread's objects of the class (statistics, GC): on the hit's line */
@@ -250,6 +254,7 @@ typedef struct mp_tcache {
   bool owned;           /* a live thread's (atomic): a reclaimer visits it */
   bool reclaiming;      /* locked by the reclaimer of the moment (under the steal lock) */
   uint32_t slow_events; /* refills and flushes since the last GC */
+  uint64_t ready;       /* bins set up (a fresh cache's are, at their first slow path: tcache.c) */
   uint64_t gc_allocs[MP_SMALL_CLASSES], gc_frees[MP_SMALL_CLASSES]; /* the counters at the last GC */
   uint8_t fill[MP_SMALL_CLASSES]; /* the next refill's batch: grows by half on each refill, up to cap / 2 */
 } mp_tcache;
@@ -268,6 +273,8 @@ typedef struct mp_small {
   uintptr_t held_by_address[MP_SMALL_CLASSES]; /* each class's level, biased (span.h) */
   uint64_t *held_pages;                        /* a bit per 64 KiB group of held: committed (atomic) */
   mp_class classes[MP_SMALL_CLASSES];
+  void *xfer[MP_SMALL_CLASSES]
+            [MP_XFER_MAX];     /* each class's transfer stack: objects one cache flushed, for the next refill of any */
   pthread_mutex_t tcache_lock; /* guards the cache lists below */
   mp_tcache *all_tcaches, *free_tcaches;
   char *tcache_chunk; /* metadata chunk caches are carved from */

@@ -143,9 +143,13 @@ void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *cal
   mp_pool_trap(p, ptr, caller, mp_span_not_held(p, (uintptr_t)ptr - p->region.base, cls) == MP_SMALL_NOT_HELD);
 }
 
-void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller) {
-  if (!mp_span_unhold(p, off, cls)) mp_pool_not_held(p, ptr, cls, caller);
-  mp_span_give(p, cls, &ptr, 1);
+void mp_pool_free_small_slow(mp_pool *p, void *ptr, uintptr_t off, size_t span_byte, const char *caller) {
+  unsigned cls = (unsigned)mp_span_cls(span_byte);
+  if (!mp_span_unhold(p, off, cls)) return mp_pool_not_held(p, ptr, cls, caller);
+  if (span_byte & MP_SPAN_INHERITED)
+    mp_span_give(p, cls, &ptr, 1);
+  else
+    mp_tcache_free_slow(p, ptr, cls);
 }
 
 /* How pool_alloc serves: TRY, a speculative request (realloc's extra room):

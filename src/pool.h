@@ -47,35 +47,33 @@ void *mp_pool_realloc(mp_pool *p, void *ptr, size_t size, size_t room, size_t *o
  * pointer ...", then abort(). */
 _Noreturn void mp_pool_trap(mp_pool *p, const void *ptr, const char *caller, bool freed) __attribute__((cold));
 
-/* A fork child's inherited small object (offset off) goes straight back to
- * its span, after the same check as any other (a pointer not held traps). */
-void mp_pool_free_inherited_small(mp_pool *p, void *ptr, uintptr_t off, unsigned cls, const char *caller)
-    __attribute__((cold, noinline));
+/* free's slow path for a small object of p (offset off, span byte
+ * span_byte): its held byte checked (a pointer not held traps) and
+ * cleared, then into the thread's cache the slow way (a full bin is
+ * flushed, a first cache made), or, a fork child's inherited object,
+ * straight back to its span. */
+void mp_pool_free_small_slow(mp_pool *p, void *ptr, uintptr_t off, size_t span_byte, const char *caller)
+    __attribute__((noinline));
 /* A pointer in a span of class cls that is not a held object: the trap (a
  * call that returns in the compiler's eyes, so that the callers below can
  * tail-call it and the free fast path needs no frame). */
 void mp_pool_not_held(mp_pool *p, const void *ptr, unsigned cls, const char *caller) __attribute__((cold, noinline));
 
 /* Frees a small object of p (offset off, span byte span_byte: see span.h)
- * into the calling thread's cache tc (mp_t_tcache), its held byte cleared in
- * its class's held map (p's, or with p NULL the copy in tc's bin); an
- * inherited one straight back to its span. free's fast path: always
- * inlined, every other case a tail call. */
+ * into the calling thread's cache tc (mp_t_tcache), its held byte checked
+ * and cleared by the hit (mp_tcache_free_bin) or by the slow path. free's
+ * fast path: always inlined, every other case a tail call. p NULL: the
+ * cache's own pool, read on the paths that need it only. */
 static inline __attribute__((always_inline)) void mp_pool_free_small_to(mp_tcache *tc, mp_pool *p, void *ptr,
                                                                         uintptr_t off, size_t span_byte,
                                                                         const char *caller) {
   size_t cls = mp_span_cls(span_byte);
-  /* p NULL: the cache's own pool, read on the paths that need it only. */
   if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
-    return mp_pool_free_inherited_small(p ? p : tc->pool, ptr, off, cls, caller);
-  mp_tcache_bin *b = mp_tcache_bin_of(tc, cls); /* p NULL: the level's copy in tc's bin */
-  uintptr_t held = p ? mp_held_by_address(p, (unsigned)cls) : b->held;
-  unsigned shift = p ? mp_class_held_shift[cls] : b->held_shift;
-  uintptr_t mask = p ? mp_class_held_mask[cls] : b->held_mask;
-  if (__builtin_expect(!mp_held_clear_at(held, shift, mask, (uintptr_t)ptr), 0))
-    return mp_pool_not_held(p ? p : tc->pool, ptr, cls, caller);
-  if (__builtin_expect(mp_tcache_push_bin(tc, b, ptr), 1)) return;
-  return mp_tcache_free_slow(p ? p : tc->pool, ptr, cls);
+    return mp_pool_free_small_slow(p ? p : tc->pool, ptr, off, span_byte, caller);
+  int r = mp_tcache_free_bin(tc, mp_tcache_bin_of(tc, cls), ptr);
+  if (__builtin_expect(r == MP_FREE_CACHED, 1)) return;
+  if (r == MP_FREE_NOT_HELD) return mp_pool_not_held(p ? p : tc->pool, ptr, cls, caller);
+  return mp_pool_free_small_slow(p ? p : tc->pool, ptr, off, span_byte, caller);
 }
 static inline void mp_pool_free_small(mp_pool *p, void *ptr, uintptr_t off, unsigned span_byte, const char *caller) {
   mp_pool_free_small_to(mp_t_tcache, p, ptr, off, span_byte, caller);

@@ -273,16 +273,18 @@ int mp_span_not_held(const mp_pool *p, uintptr_t off, unsigned cls) {
  * transfer cache): a producer-consumer pair moves its objects in O(1) each.
  * In a fork child that inherited chunks nothing enters it (an inherited
  * span's objects go straight back to it). */
-static uint32_t xfer_pop(mp_class *c, void **out, uint32_t want) {
+static uint32_t xfer_pop(mp_small *sm, unsigned cls, void **out, uint32_t want) {
+  mp_class *c = &sm->classes[cls];
   uint32_t k = want < c->xfer_n ? want : c->xfer_n;
   c->xfer_n -= k;
-  memcpy(out, c->xfer + c->xfer_n, k * sizeof *out);
+  memcpy(out, sm->xfer[cls] + c->xfer_n, k * sizeof *out);
   return k;
 }
-static uint32_t xfer_push(const mp_pool *p, mp_class *c, void *const *objs, uint32_t n) {
-  uint32_t room = p->chunks.inherited ? 0 : mp_class_xfer_cap((unsigned)(c - p->small.classes)) - c->xfer_n;
+static uint32_t xfer_push(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
+  mp_class *c = &p->small.classes[cls];
+  uint32_t room = p->chunks.inherited ? 0 : mp_class_xfer_cap(cls) - c->xfer_n;
   uint32_t k = n < room ? n : room;
-  memcpy(c->xfer + c->xfer_n, objs, k * sizeof *objs);
+  memcpy(p->small.xfer[cls] + c->xfer_n, objs, k * sizeof *objs);
   c->xfer_n += k;
   return k;
 }
@@ -292,7 +294,7 @@ uint32_t mp_span_take(mp_pool *p, unsigned cls, void **out, uint32_t want) {
   mp_class *c = &sm->classes[cls];
   uint32_t size = mp_class_size[cls];
   pthread_mutex_lock(&c->lock);
-  uint32_t got = xfer_pop(c, out, want);
+  uint32_t got = xfer_pop(sm, cls, out, want);
   while (got < want) {
     if (!c->partial && !span_new(p, cls)) break;
     uint32_t si = c->partial - 1;
@@ -343,13 +345,13 @@ static void xfer_drain(mp_pool *p, unsigned cls) {
   mp_class *c = &p->small.classes[cls];
   uint32_t n = c->xfer_n;
   c->xfer_n = 0;
-  give_locked(p, cls, c->xfer, n);
+  give_locked(p, cls, p->small.xfer[cls], n);
 }
 
 void mp_span_give(mp_pool *p, unsigned cls, void *const *objs, uint32_t n) {
   mp_class *c = &p->small.classes[cls];
   pthread_mutex_lock(&c->lock);
-  uint32_t k = xfer_push(p, c, objs, n);
+  uint32_t k = xfer_push(p, cls, objs, n);
   give_locked(p, cls, objs + k, n - k);
   pthread_mutex_unlock(&c->lock);
 }
@@ -537,13 +539,12 @@ static int check_class(mp_pool *p, unsigned cls, char *why, size_t whylen) {
   if (sm->classes[cls].xfer_n > mp_class_xfer_cap(cls))
     VIOLATION("S1: class %u's transfer stack holds %u objects", cls, sm->classes[cls].xfer_n);
   for (uint32_t k = 0; k < sm->classes[cls].xfer_n; k++) {
-    uintptr_t off = (uintptr_t)sm->classes[cls].xfer[k] - p->region.base;
+    uintptr_t off = (uintptr_t)sm->xfer[cls][k] - p->region.base;
     uint32_t si = off < p->region.size ? span_head(sm, off) : 0, oi = object_index(off, si, cls);
     if (off >= p->region.size || !sm->span_class[si] || mp_span_cls(sm->span_class[si]) != cls ||
         object_off(si, oi, cls) != off || ((sm->spans[si].avail[oi / 64] >> (oi % 64)) & 1) ||
         mp_span_held_bit(p, off, cls))
-      VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->classes[cls].xfer[k],
-                cls);
+      VIOLATION("S1: transferred object %p of class %u is not a cached object of its span", sm->xfer[cls][k], cls);
   }
   return 0;
 }

@@ -43,13 +43,15 @@ int mp_tcache_init(mp_pool *p) {
   return pthread_key_create(&p->small.key, thread_exit) == 0 ? 0 : -1;
 }
 
-/* A cache of an exited thread, or a fresh one (lock made, listed). */
-static mp_tcache *tcache_take(mp_small *sm) {
+/* A cache of an exited thread, or a fresh one (lock made, listed; *fresh:
+ * all else zero). */
+static mp_tcache *tcache_take(mp_small *sm, bool *fresh) {
   mp_tcache *tc = NULL;
   pthread_mutex_lock(&sm->tcache_lock);
   if (sm->free_tcaches) {
     tc = sm->free_tcaches;
     sm->free_tcaches = tc->next_free;
+    *fresh = false;
   } else {
     if (sm->tcache_chunk_left < sizeof(mp_tcache)) {
       sm->tcache_chunk = mp_meta_map(CHUNK);
@@ -60,6 +62,7 @@ static mp_tcache *tcache_take(mp_small *sm) {
       sm->tcache_chunk += sizeof(mp_tcache);
       sm->tcache_chunk_left -= sizeof(mp_tcache);
       pthread_mutex_init(&tc->lock, NULL);
+      *fresh = true;
       tc->next_all = sm->all_tcaches;
       __atomic_store_n(&sm->all_tcaches, tc, __ATOMIC_RELEASE); /* reclaimers walk it without the lock */
     }
@@ -68,11 +71,29 @@ static mp_tcache *tcache_take(mp_small *sm) {
   return tc;
 }
 
+_Static_assert(MP_SMALL_CLASSES <= 64, "mp_tcache.ready has a bit per class");
+
+/* Bin c of tc serves (tc->lock held, or tc not yet published): its level
+ * of the held map, its first refill's batch, then its cap. */
+static void bin_ready(mp_pool *p, mp_tcache *tc, unsigned c) {
+  tc->bins[c].held = mp_held_by_address(p, c);
+  tc->bins[c].held_shift = mp_class_held_shift[c];
+  tc->bins[c].held_mask = mp_class_held_mask[c];
+  tc->fill[c] = MP_TCACHE_FILL_MIN;
+  __atomic_store_n(&tc->bins[c].cap, mp_class_cache_cap(c), __ATOMIC_RELEASE);
+  tc->ready |= 1ull << c;
+}
+
 static mp_tcache *tcache_new(mp_pool *p) {
-  mp_tcache *tc = tcache_take(&p->small);
+  bool fresh = false;
+  mp_tcache *tc = tcache_take(&p->small, &fresh);
   if (!tc) return NULL;
   /* Reset all but the list links and the lock (a statistics walk may be
-   * following them; a reclaimer that saw the last owner may be waiting). */
+   * following them; a reclaimer that saw the last owner may be waiting). A
+   * fresh cache is zero: its bins (cap 0, so every hit misses) are set up
+   * at their first slow path, so that a new cache writes the pages of the
+   * bins its thread uses only (a fork child's new cache: 12 pages fewer to
+   * copy on write). */
   pthread_mutex_lock(&tc->lock);
   tc->pool = p;
   tc->base = p->region.base;
@@ -80,14 +101,11 @@ static mp_tcache *tcache_new(mp_pool *p) {
   tc->span_class = p->small.span_class;
   tc->next_free = NULL;
   tc->slow_events = 0;
-  for (unsigned c = 0; c < MP_SMALL_CLASSES; c++) {
+  tc->ready = 0;
+  for (unsigned c = 0; !fresh && c < MP_SMALL_CLASSES; c++) {
     tc->bins[c].n = 0;
-    tc->bins[c].held = mp_held_by_address(p, c);
-    tc->bins[c].held_shift = mp_class_held_shift[c];
-    tc->bins[c].held_mask = mp_class_held_mask[c];
     tc->bins[c].allocs = tc->bins[c].frees = tc->gc_allocs[c] = tc->gc_frees[c] = 0;
-    tc->fill[c] = MP_TCACHE_FILL_MIN;
-    __atomic_store_n(&tc->bins[c].cap, mp_class_cache_cap(c), __ATOMIC_RELAXED);
+    bin_ready(p, tc, c);
   }
   __atomic_store_n(&tc->owned, true, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&tc->lock);
@@ -163,6 +181,7 @@ void *mp_tcache_alloc_slow(mp_pool *p, unsigned cls) {
     return obj;
   }
   pthread_mutex_lock(&tc->lock);
+  if (!((tc->ready >> cls) & 1)) bin_ready(p, tc, cls);
   mp_tcache_bin *b = &tc->bins[cls];
   if (b->n == 0) b->n = mp_span_take(p, cls, b->items, next_fill(tc, cls));
   if (b->n) {
@@ -186,6 +205,7 @@ void mp_tcache_free_slow(mp_pool *p, void *obj, unsigned cls) {
     return;
   }
   pthread_mutex_lock(&tc->lock);
+  if (!((tc->ready >> cls) & 1)) bin_ready(p, tc, cls);
   mp_tcache_bin *b = &tc->bins[cls];
   if (b->n >= b->cap) bin_flush(p, b, cls, b->cap / 2); /* the lock holder sees the real cap */
   b->items[b->n++] = obj;
@@ -274,10 +294,12 @@ static bool barrier_all(mp_small *sm) {
   }
 }
 
-/* Every bin's cap 0 (the owner's hits miss) or back to its real value. */
+/* Every bin's cap 0 (the owner's hits miss) or back to its real value (a
+ * bin not set up yet: 0 still). */
 static void caps_set(mp_tcache *tc, bool real) {
   for (unsigned c = 0; c < MP_SMALL_CLASSES; c++)
-    __atomic_store_n(&tc->bins[c].cap, real ? mp_class_cache_cap(c) : 0, real ? __ATOMIC_RELEASE : __ATOMIC_RELAXED);
+    __atomic_store_n(&tc->bins[c].cap, real && ((tc->ready >> c) & 1) ? mp_class_cache_cap(c) : 0,
+                     real ? __ATOMIC_RELEASE : __ATOMIC_RELAXED);
 }
 
 /* Objects in tc's bins, read racily (the owner's hits change n unlocked). */

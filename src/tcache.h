@@ -160,27 +160,43 @@ static inline void *mp_tcache_pop_from(mp_tcache *tc, size_t cls) {
 }
 static inline void *mp_tcache_pop(size_t cls) { return mp_tcache_pop_from(mp_t_tcache, cls); }
 
-/* The mirror: obj (its held byte already cleared: mp_span_unhold) into the
- * calling thread's cache tc, its bin b (mp_tcache_bin_of: the caller had it
- * for the held map); false when the bin is full (or the thread has no
- * cache, or a reclaimer has it). 14 instructions with the TLS load. */
-static inline bool mp_tcache_push_bin(mp_tcache *tc, mp_tcache_bin *b, void *obj) {
+/* The mirror: obj from the user into the calling thread's cache tc, its
+ * bin b (mp_tcache_bin_of), its held byte cleared: MP_FREE_CACHED;
+ * MP_FREE_MISS, obj untouched, when the bin is full (or the thread has no
+ * cache, the bin is not set up yet, or a reclaimer has it: the slow path
+ * checks the byte then); MP_FREE_NOT_HELD when obj is not a held object.
+ * The byte is checked after the cap, so that a bin not set up (zero) is
+ * never used. 19 instructions with the TLS load. */
+enum { MP_FREE_CACHED, MP_FREE_MISS, MP_FREE_NOT_HELD };
+static inline int mp_tcache_free_bin(mp_tcache *tc, mp_tcache_bin *b, void *obj) {
   uint32_t busy = mp_tcache_enter(tc);
   size_t cap = __atomic_load_n(&b->cap, __ATOMIC_ACQUIRE), n = b->n;
-  if (__builtin_expect(n >= cap, 0)) { /* full, or cap is 0: no cache, or a reclaimer has it */
+  if (__builtin_expect(n >= cap, 0)) { /* full, or cap is 0: no cache, not set up, or a reclaimer has it */
     mp_tcache_leave(tc, busy);
-    return false;
+    return MP_FREE_MISS;
+  }
+  if (__builtin_expect(!mp_held_clear_at(b->held, b->held_shift, b->held_mask, (uintptr_t)obj), 0)) {
+    mp_tcache_leave(tc, busy);
+    return MP_FREE_NOT_HELD;
   }
   b->items[n] = obj;
   b->n = n + 1;
   mp_tcache_leave(tc, busy);
   b->frees++;
+  return MP_FREE_CACHED;
+}
+/* obj, its held byte cleared already, into the calling thread's cache as
+ * it is (tests: a free that raced past the check); false when the bin
+ * misses. */
+static inline bool mp_tcache_push(void *obj, size_t cls) {
+  mp_tcache *tc = mp_t_tcache;
+  mp_tcache_bin *b = mp_tcache_bin_of(tc, cls);
+  size_t n = b->n;
+  if (n >= b->cap) return false;
+  b->items[n] = obj;
+  b->n = n + 1;
   return true;
 }
-static inline bool mp_tcache_push_to(mp_tcache *tc, void *obj, size_t cls) {
-  return mp_tcache_push_bin(tc, mp_tcache_bin_of(tc, cls), obj);
-}
-static inline bool mp_tcache_push(void *obj, size_t cls) { return mp_tcache_push_to(mp_t_tcache, obj, cls); }
 
 /* The same, refilling in a batch when the hit misses. */
 static inline void *mp_tcache_alloc(mp_pool *p, unsigned cls) {

@@ -403,7 +403,9 @@ START_TEST(reclaim_busy_cache) {
   ck_assert_uint_eq(skipped, 1);
   ck_assert_uint_eq(objects, 0);
   ck_assert_uint_eq(cached_in(tc), before);
-  for (unsigned k = 0; k < MP_SMALL_CLASSES; k++) ck_assert_uint_eq(tc->bins[k].cap, mp_class_cache_cap(k));
+  ck_assert_uint_ne(tc->ready, 0); /* the bins it used are set up; a fresh cache's others wait for their first use */
+  for (unsigned k = 0; k < MP_SMALL_CLASSES; k++)
+    ck_assert_uint_eq(tc->bins[k].cap, (tc->ready >> k) & 1 ? mp_class_cache_cap(k) : 0);
   tc->busy = 0;
   mp_tcache_reclaim_done(&pool, false);
   ck_assert(!mp_tcache_reclaim_all(&pool, &objects, &skipped)); /* quiet */
@@ -559,6 +561,42 @@ static void do_small_racing_frees_give(void) {
   mp_tcache_flush_current(&pool);
   mp_small_release_empty(&pool);
 }
+
+/* A fresh cache sets a bin up at the bin's first slow path: a thread
+ * whose first call frees another thread's object of a class it never
+ * used frees it right (its bin was zero: the hit must not read its held
+ * map), and a second free of it traps. */
+static mp_tcache *g_fresh;
+static void *free_in_fresh_thread(void *arg) {
+  mp_free(&pool, arg);
+  g_fresh = mp_t_tcache;
+  return NULL;
+}
+static void *free_twice_in_fresh_thread(void *arg) {
+  mp_free(&pool, arg);
+  mp_free(&pool, arg);
+  return NULL;
+}
+static void do_fresh_cache_double_free(void) {
+  pthread_t t;
+  void *v = mp_malloc(&pool, 200);
+  if (pthread_create(&t, NULL, free_twice_in_fresh_thread, v) == 0) pthread_join(t, NULL);
+}
+START_TEST(fresh_cache_bins_lazy) {
+  pthread_t t;
+  void *v = mp_malloc(&pool, 200), *w = mp_malloc(&pool, 200);
+  unsigned cls = mp_class_of(200);
+  ck_assert_int_eq(pthread_create(&t, NULL, free_in_fresh_thread, v), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_ptr_nonnull(g_fresh);
+  ck_assert_uint_eq(g_fresh->ready, 1ull << cls); /* the one bin it used */
+  ck_assert(!mp_span_held_bit(&pool, (uintptr_t)v - pool.region.base, cls));
+  ck_assert(mp_span_held_bit(&pool, (uintptr_t)w - pool.region.base, cls));
+  mp_free(&pool, w);
+  expect_trap(do_fresh_cache_double_free, "double free or use of a freed block");
+  ck_assert_int_eq(mp_small_check(&pool, NULL, 0), 0);
+}
+END_TEST
 
 START_TEST(trap_small) {
   expect_trap(do_small_double_free, "free(0x");
@@ -764,6 +802,7 @@ int main(void) {
   tcase_add_test(ts, reclaim_races_hits);
   tcase_add_test(ts, gc_idle_bin);
   tcase_add_test(ts, trap_small);
+  tcase_add_test(ts, fresh_cache_bins_lazy);
   tcase_add_test(ts, medium_needs_a_large_region);
   tcase_add_test(ts, span_empty_kept);
   suite_add_tcase(s, ts);

@@ -213,9 +213,10 @@ typedef struct mp_span {
 
 #define MP_XFER_MAX 128u /* objects a class's transfer stack holds (span.h) */
 
-/* A class's lock and list heads, a cache line of their own (the classes'
- * 52 in 4 KiB: a fork, which takes and gives back every lock, writes one
- * page of them, not fourteen); its transfer stack is in mp_small.xfer. */
+/* A class's lock and list heads, a cache line of their own (two on
+ * aarch64; the classes' 52 in 4 KiB: a fork, which takes and gives back
+ * every lock, writes one page of them, not fourteen); its transfer stack
+ * is in mp_small.xfer. */
 typedef struct mp_class {
   pthread_mutex_t lock;
   uint32_t partial;       /* spans with avail objects (span index + 1) */
@@ -224,7 +225,8 @@ typedef struct mp_class {
   uint32_t xfer_n;        /* objects in the transfer stack */
   uint64_t *free_bitmaps; /* released bitmap blocks of this class's size */
 } __attribute__((aligned(64))) mp_class;
-_Static_assert(sizeof(mp_class) == 64, "a class's lock and heads fill one line");
+_Static_assert(sizeof(mp_class) == 64 || (sizeof(pthread_mutex_t) > 40 && sizeof(mp_class) == 128),
+               "a class's lock and heads fill one line (two where a mutex is 48 bytes: aarch64)");
 
 typedef struct mp_tcache_bin {
   uint64_t allocs, frees; /* this thread's objects of the class (statistics, GC): on the hit's line */

@@ -186,8 +186,7 @@ typedef void (*mp_bytes_fn)(void *ctx, size_t off, size_t len);
  * the same caches). */
 #define MP_SPAN_SHIFT     16u
 #define MP_SPAN_SIZE      (1u << MP_SPAN_SHIFT)
-#define MP_SPAN_WORDS     (MP_SPAN_SIZE / MP_GRANULE / 64) /* 64 words: 4096 objects of 16 B */
-#define MP_HELD_SHIFT_MIN MP_GRANULE_SHIFT                 /* the held map's levels: 2^4 .. 2^16 bytes a byte */
+#define MP_HELD_SHIFT_MIN MP_GRANULE_SHIFT /* the held map's levels: 2^4 .. 2^16 bytes a byte */
 #define MP_HELD_SHIFT_MAX 16u
 #define MP_HELD_LEVELS    (MP_HELD_SHIFT_MAX - MP_HELD_SHIFT_MIN + 1)
 /* The region's base address is a multiple of this (region.c): the held

@@ -68,9 +68,8 @@ static inline __attribute__((always_inline)) void mp_pool_free_small_to(mp_tcach
                                                                         uintptr_t off, size_t span_byte,
                                                                         const char *caller) {
   size_t cls = mp_span_cls(span_byte);
-  if (__builtin_expect(span_byte & MP_SPAN_INHERITED, 0))
-    return mp_pool_free_small_slow(p ? p : tc->pool, ptr, off, span_byte, caller);
-  int r = mp_tcache_free_bin(tc, mp_tcache_bin_of(tc, cls), ptr);
+  int r = __builtin_expect(span_byte & MP_SPAN_INHERITED, 0) ? MP_FREE_MISS /* never cached */
+                                                             : mp_tcache_free_bin(tc, mp_tcache_bin_of(tc, cls), ptr);
   if (__builtin_expect(r == MP_FREE_CACHED, 1)) return;
   if (r == MP_FREE_NOT_HELD) return mp_pool_not_held(p ? p : tc->pool, ptr, cls, caller);
   return mp_pool_free_small_slow(p ? p : tc->pool, ptr, off, span_byte, caller);

@@ -87,16 +87,14 @@ static inline bool mp_held_byte_set(uint8_t *map, uintptr_t i) {
   __asm__ __volatile__("cmpb $0, (%1,%2)" : "=@ccne"(set) : "r"(map), "r"(i) : "memory");
   return set;
 }
-#define mp_held_byte_put(map, i, v) mp_held_byte_put_##v(map, i)
-static inline void mp_held_byte_put_0(uint8_t *map, uintptr_t i) {
-  __asm__ __volatile__("movb $0, (%0,%1)" ::"r"(map), "r"(i) : "memory");
-}
-static inline void mp_held_byte_put_1(uint8_t *map, uintptr_t i) {
-  __asm__ __volatile__("movb $1, (%0,%1)" ::"r"(map), "r"(i) : "memory");
+static inline void mp_held_byte_write(uint8_t *map, uintptr_t i, uint8_t v) {
+  __asm__ __volatile__("movb %2, (%0,%1)" ::"r"(map), "r"(i), "iq"(v) : "memory");
 }
 #else
 static inline bool mp_held_byte_set(uint8_t *map, uintptr_t i) { return __atomic_load_n(&map[i], __ATOMIC_RELAXED); }
-#define mp_held_byte_put(map, i, v) __atomic_store_n(&(map)[i], (uint8_t)(v), __ATOMIC_RELAXED)
+static inline void mp_held_byte_write(uint8_t *map, uintptr_t i, uint8_t v) {
+  __atomic_store_n(&map[i], v, __ATOMIC_RELAXED);
+}
 #endif
 
 /* The object at address a passes to the user: false when it was held
@@ -105,7 +103,7 @@ static inline bool mp_held_set_at(uintptr_t held_by_address, unsigned shift, uin
   uint8_t *map = (uint8_t *)held_by_address;
   uintptr_t i = a >> shift;
   if (__builtin_expect(mp_held_byte_set(map, i), 0)) return false;
-  mp_held_byte_put(map, i, 1);
+  mp_held_byte_write(map, i, 1);
   return true;
 }
 /* The user gives the object at address a back (its class's level: biased
@@ -122,7 +120,7 @@ static inline bool mp_held_clear_at(uintptr_t held_by_address, unsigned shift, u
   uint8_t *map = (uint8_t *)held_by_address;
   uintptr_t i = a >> shift;
   if (__builtin_expect(!mp_held_byte_set(map, i), 0)) return false;
-  mp_held_byte_put(map, i, 0);
+  mp_held_byte_write(map, i, 0);
   return true;
 }
 /* The trap of an object found in two places: held and about to be handed
